@@ -1,0 +1,87 @@
+"""The `rnngen` command line: a thin Typer app over the library.
+
+The CLI owns the terminal and every file path; the library never prints. Command modules
+import their heavy dependencies (torch, numpy, sentencepiece) inside the command bodies, so
+`rnngen --help` and shell completion never pay for importing torch.
+
+Exit codes: 0 success, 1 a user-fixable error (`error: ...` on stderr, one line, no
+traceback), 2 a usage error (Typer's), 130 interrupted. A closed stdout (`| head`) ends the
+command quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from rnngen import __version__
+from rnngen.errors import RnngenError
+
+
+class RnngenGroup(TyperGroup):
+    """Turns the library's failures into the exit codes above, for every command alike."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RnngenError as e:
+            message = " ".join(str(e).split("\n"))
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            _silence_stdout()
+            ctx.exit(0)
+
+
+def _silence_stdout() -> None:
+    """After the reader of stdout went away, point stdout at /dev/null so the interpreter's
+    final flush cannot raise a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+app = typer.Typer(
+    cls=RnngenGroup,
+    help="Recurrent language models from the command line: tokenize, train, eval, sample.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rnngen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Recurrent language models from the command line.
+
+    stdout carries data only (text, tables, JSON); progress and logs go to stderr.
+    """
+
+
+# Each module adds its command(s) to `app` when imported.
+from rnngen.cli import tokenize as _tokenize  # noqa: E402, F401
+from rnngen.cli import info as _info  # noqa: E402, F401
+
+
+def main() -> None:
+    app(prog_name="rnngen")

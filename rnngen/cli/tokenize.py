@@ -1,0 +1,66 @@
+"""`rnngen tokenize`: a corpus to a directory of token ids and a SentencePiece model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rnngen.cli import app
+from rnngen.cli import corpus_args as args
+from rnngen.cli.console import Reporter
+
+
+@app.command()
+def tokenize(
+    corpus: str = typer.Argument(..., help="Text file to tokenize, or - for stdin."),
+    output: Path = typer.Option(
+        None, "-o", "--output", help="Output directory [default: tokenized/CORPUS-NAME]."
+    ),
+    kind: str = args.Kind,
+    vocab_size: int | None = args.VocabSize,
+    valid: Path = args.Valid,
+    test: Path = args.Test,
+    valid_frac: float = args.ValidFrac,
+    test_frac: float = args.TestFrac,
+    quiet: bool = args.Quiet,
+    json_output: bool = args.Json,
+) -> None:
+    """Train a lossless tokenizer on CORPUS and write the token ids of each split.
+
+    Writes OUTPUT/tokenizer.model (a standard SentencePiece model), OUTPUT/{train,valid,test}.bin
+    (flat uint16 ids, uint32 for vocabularies over 65536) and OUTPUT/meta.json (tokens,
+    characters and bytes per split; tokenizer kind, size and sha256).
+    """
+    from rnngen.data import tokenize_corpus
+    from rnngen.textio import spool_stdin
+
+    reporter = Reporter(quiet)
+    config = args.tokenizer_config(kind, vocab_size)
+    name = "stdin" if corpus == "-" else Path(corpus).stem
+    output = output or Path("tokenized") / name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    source = spool_stdin(output.parent) if corpus == "-" else Path(corpus)
+    try:
+        spans = args.resolve_spans(source, valid, test, valid_frac, test_frac)
+        with reporter.bytes_progress("tokenize") as progress:
+            result = tokenize_corpus(spans, output, config, progress, {"corpus": corpus})
+    finally:
+        if corpus == "-":
+            source.unlink(missing_ok=True)
+    _report(result, json_output)
+    reporter.log(f"wrote {output}/ ({result.tokenizer.kind}, {result.tokenizer.vocab_size} pieces)")
+
+
+def _report(result, json_output: bool) -> None:
+    from rnngen.cli.output import print_json, print_table
+
+    if json_output:
+        print_json({"path": str(result.path), **result.meta})
+        return
+    rows = [
+        [name, s["tokens"], s["chars"], s["bytes"], s["chars"] / max(s["tokens"], 1)]
+        for name, s in result.meta["splits"].items()
+    ]
+    header = ["split", "tokens", "characters", "bytes", "chars/token"]
+    print_table(None, header, rows, numeric={1, 2, 3, 4})

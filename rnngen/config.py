@@ -1,0 +1,122 @@
+"""Frozen configuration dataclasses, stdlib only.
+
+They are the single description of a tokenizer, a model and a training run: the CLI builds
+them from options, the library consumes them, and checkpoints store them as JSON so a model
+can be rebuilt anywhere without the code that trained it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from rnngen.errors import RnngenError
+
+TOKENIZER_KINDS = ("char", "bpe", "unigram", "word")
+DEFAULT_VOCAB_SIZE = 1024
+CELLS = ("lstm", "gru", "rnn")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    kind: str = "bpe"
+    # bpe/unigram/word: an exact size the corpus must support, or None for up to
+    # DEFAULT_VOCAB_SIZE, fewer when the corpus is too small. char uses every character of
+    # the sample (plus 256 byte pieces) and ignores it.
+    vocab_size: int | None = None
+    # The tokenizer trains on at most this much text, so corpora of any size tokenize in
+    # bounded memory and time.
+    sample_bytes: int = 20_000_000
+
+    def __post_init__(self) -> None:
+        if self.kind not in TOKENIZER_KINDS:
+            raise RnngenError(f"unknown tokenizer kind {self.kind!r}; use one of {TOKENIZER_KINDS}")
+        if self.vocab_size is not None and not 1 <= self.vocab_size <= 1_000_000:
+            raise RnngenError(f"--vocab-size must be between 1 and 1000000, got {self.vocab_size}")
+        if self.sample_bytes < 1:
+            raise RnngenError("the tokenizer sample must be at least one byte")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int
+    cell: str = "lstm"
+    layers: int = 2
+    hidden_size: int = 512
+    embed_size: int = 512
+    dropout: float = 0.2
+    embed_dropout: float = 0.05
+    tie: bool = True
+    residual: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise RnngenError(f"unknown cell {self.cell!r}; use one of {CELLS}")
+        _check_range("--layers", self.layers, 1, 64)
+        _check_range("--hidden", self.hidden_size, 1, 65536)
+        _check_range("--embed", self.embed_size, 1, 65536)
+        _check_range("--dropout", self.dropout, 0.0, 0.95)
+        _check_range("embedding dropout", self.embed_dropout, 0.0, 0.95)
+        _check_range("vocabulary size", self.vocab_size, 1, 10_000_000)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 32
+    seq_len: int = 128
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    clip: float = 1.0  # global gradient-norm bound; 0 disables clipping
+    epochs: float | None = None
+    max_steps: int | None = None
+    time_budget: float | None = None  # seconds
+    eval_every: int = 0  # steps between evaluations; 0 picks about 10 per run
+    eval_tokens: int = 0  # cap on validation tokens per evaluation; 0 = all
+    log_every: int = 10
+    seed: int = 1337
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_range("--batch-size", self.batch_size, 1, 1 << 20)
+        _check_range("--seq-len", self.seq_len, 1, 1 << 20)
+        _check_range("--lr", self.lr, 1e-9, 10.0)
+        _check_range("--warmup", self.warmup_steps, 0, 1 << 30)
+        _check_range("--weight-decay", self.weight_decay, 0.0, 10.0)
+        _check_range("--clip", self.clip, 0.0, 1e6)
+        _check_range("--log-every", self.log_every, 1, 1 << 30)
+        if self.epochs is not None:
+            _check_range("--epochs", self.epochs, 1e-6, 1e6)
+        if self.max_steps is not None:
+            _check_range("--max-steps", self.max_steps, 1, 1 << 40)
+        if self.time_budget is not None:
+            _check_range("--time-budget", self.time_budget, 1e-3, 1e8)
+        if self.device not in DEVICES:
+            raise RnngenError(f"unknown device {self.device!r}; use one of {DEVICES}")
+        if self.precision not in PRECISIONS:
+            raise RnngenError(f"unknown precision {self.precision!r}; use one of {PRECISIONS}")
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise RnngenError(f"{name} must be between {low} and {high}, got {value}")
+
+
+T = TypeVar("T")
+
+
+def to_json(config: Any) -> str:
+    return json.dumps(dataclasses.asdict(config), sort_keys=True)
+
+
+def from_json(cls: type[T], text: str) -> T:
+    """Rebuild a config, ignoring fields a newer or older version does not know."""
+    data = json.loads(text)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})

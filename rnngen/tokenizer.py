@@ -1,0 +1,239 @@
+"""A lossless SentencePiece tokenizer, trained in memory.
+
+SentencePiece is the only tokenizer library here (this is its only importer). It is set up so
+that `decode(encode(s)) == s` for every string: identity normalization, no whitespace
+stripping, no dummy prefix, byte fallback for characters the sample never showed, and "\\n" as
+a piece of its own (so a line end is one token and never merges with its neighbours, which
+also lets a corpus be encoded chunk by chunk, cut at line ends).
+
+One hole remains in SentencePiece itself: it writes spaces as U+2581 "▁" and turns every "▁"
+back into a space when decoding, so a literal "▁" in the text would come back as " ". We
+encode a literal "▁" as its three UTF-8 byte pieces instead, which decode to "▁" verbatim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import sentencepiece as spm
+
+from rnngen.config import DEFAULT_VOCAB_SIZE, TokenizerConfig
+from rnngen.errors import RnngenError
+
+SPACE_MARK = "\u2581"  # SentencePiece's visible space
+_BYTE_PIECE = re.compile(r"^<0x([0-9A-F]{2})>$")
+
+
+class Tokenizer:
+    """A trained SentencePiece model plus the lossless encode/decode rules above."""
+
+    def __init__(self, model_proto: bytes, kind: str):
+        self.proto = model_proto
+        self.kind = kind
+        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.vocab_size = self.sp.vocab_size()
+        self.sha256 = hashlib.sha256(model_proto).hexdigest()
+        self.newline_id = self.sp.piece_to_id("\n")
+        self._space_mark_ids = [self.sp.piece_to_id(f"<0x{b:02X}>") for b in SPACE_MARK.encode()]
+        # Per id: the bytes it stands for, so decoding can be incremental and exact.
+        self._piece_bytes = [self._bytes_of(i) for i in range(self.vocab_size)]
+
+    def _bytes_of(self, token_id: int) -> bytes:
+        piece = self.sp.id_to_piece(token_id)
+        match = _BYTE_PIECE.match(piece)
+        if match:
+            return bytes([int(match.group(1), 16)])
+        if self.sp.is_unknown(token_id) or self.sp.is_control(token_id):
+            return b""
+        return piece.replace(SPACE_MARK, " ").encode()
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The smallest unsigned integer type that holds every id."""
+        return np.dtype(np.uint16 if self.vocab_size <= 1 << 16 else np.uint32)
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_batch([text])[0]
+
+    def encode_batch(self, texts: Sequence[str], num_threads: int = -1) -> list[list[int]]:
+        """Encode several independent strings, in parallel threads inside SentencePiece."""
+        if self.kind != "word" and not any(SPACE_MARK in t for t in texts):
+            return self.sp.encode(list(texts), num_threads=num_threads)
+        return [self._encode_escaped(text, num_threads) for text in texts]
+
+    def _encode_escaped(self, text: str, num_threads: int) -> list[int]:
+        """The slow path: literal "▁" as bytes; for word models, line by line as well.
+
+        SentencePiece's word model ignores the "\n" piece and spells an unknown word in byte
+        pieces *including* its own space mark, which would decode to "▁"; since every literal
+        "▁" is split out first, such space-mark bytes are SentencePiece's, and become a space.
+        """
+        lines = text.split("\n") if self.kind == "word" else [text]
+        ids: list[int] = []
+        for line_number, line in enumerate(lines):
+            if line_number:
+                ids.append(self.newline_id)
+            for part_number, part in enumerate(line.split(SPACE_MARK)):
+                if part_number:
+                    ids += self._space_mark_ids
+                part_ids = self.sp.encode(part)
+                ids += self._unmark_spaces(part_ids) if self.kind == "word" else part_ids
+        return ids
+
+    def _unmark_spaces(self, ids: list[int]) -> list[int]:
+        mark, space = self._space_mark_ids, self.sp.piece_to_id("<0x20>")
+        out, i = [], 0
+        while i < len(ids):
+            if ids[i] == mark[0] and ids[i : i + 3] == mark:
+                out.append(space)
+                i += 3
+            else:
+                out.append(ids[i])
+                i += 1
+        return out
+
+    def encode_array(self, text: str, pieces: int = 8) -> np.ndarray:
+        """Encode a long text (a chunk of a corpus) to a flat id array, using every core.
+
+        The text is cut after line ends into a few pieces encoded in parallel; since "\\n" is
+        a piece of its own, this gives exactly the ids of encoding the text whole for char, bpe
+        and word (unigram may break exact Viterbi ties differently; the text is the same).
+        """
+        cuts, step = [0], max(1, len(text) // pieces)
+        while cuts[-1] + step < len(text):
+            nl = text.find("\n", cuts[-1] + step)
+            if nl < 0:
+                break
+            cuts.append(nl + 1)
+        cuts.append(len(text))
+        parts = [text[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+        encoded = self.encode_batch(parts)
+        if not encoded:
+            return np.zeros(0, dtype=self.dtype)
+        return np.concatenate([np.asarray(ids, dtype=self.dtype) for ids in encoded])
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return b"".join(self._piece_bytes[int(i)] for i in ids).decode("utf-8", errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        return self._piece_bytes[token_id]
+
+    def decoder(self) -> IncrementalDecoder:
+        return IncrementalDecoder(self)
+
+    def save(self, path) -> None:
+        with open(path, "wb") as f:
+            f.write(self.proto)
+
+
+class IncrementalDecoder:
+    """Turns ids into text one at a time, never splitting a multi-byte character.
+
+    Byte-fallback pieces may carry a fraction of a character; they wait in a buffer until the
+    character is complete. Used by streaming samplers.
+    """
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+        self.pending = b""
+
+    def feed(self, token_id: int) -> str:
+        self.pending += self.tokenizer.token_bytes(token_id)
+        try:
+            text, self.pending = self.pending.decode("utf-8"), b""
+            return text
+        except UnicodeDecodeError as e:
+            if e.reason == "unexpected end of data":  # an incomplete character: wait for more
+                text = self.pending[: e.start].decode("utf-8")
+                self.pending = self.pending[e.start :]
+                return text
+            text, self.pending = self.pending.decode("utf-8", errors="replace"), b""
+            return text
+
+    def flush(self) -> str:
+        text, self.pending = self.pending.decode("utf-8", errors="replace"), b""
+        return text
+
+
+def train_tokenizer(lines: Iterable[str], config: TokenizerConfig) -> Tokenizer:
+    """Train on a sample of lines (no newlines inside) and return the tokenizer, in memory."""
+    lines = [line for line in lines if line]
+    if not lines:
+        raise RnngenError("the corpus has no text to train a tokenizer on")
+    chars = {c for line in lines for c in line} - {SPACE_MARK}
+    # SentencePiece needs one piece per character it keeps, 256 byte pieces and <unk>, "\n".
+    required = len(chars | {SPACE_MARK}) + 258
+    exact = config.vocab_size is not None and config.kind != "char"
+    vocab_size = config.vocab_size or DEFAULT_VOCAB_SIZE
+    if config.kind == "char":
+        vocab_size = required
+    elif not exact and config.kind in ("bpe", "unigram"):
+        vocab_size = max(vocab_size, required)
+    if config.kind in ("bpe", "unigram") and vocab_size < required:
+        raise RnngenError(
+            f"--vocab-size {vocab_size} is too small for this corpus: it has {len(chars)} "
+            f"distinct characters, and with 256 byte-fallback pieces {config.kind} needs at "
+            f"least {required} (or use --kind char)"
+        )
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=model,
+            model_type=config.kind,
+            vocab_size=vocab_size,
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            add_dummy_prefix=False,
+            byte_fallback=True,
+            character_coverage=1.0,
+            allow_whitespace_only_pieces=True,
+            split_digits=False,
+            user_defined_symbols=["\n"],
+            unk_id=0,
+            bos_id=-1,
+            eos_id=-1,
+            pad_id=-1,
+            max_sentence_length=1 << 20,
+            # An explicit size is exact for bpe/word (unigram may settle below it); the
+            # default is an upper bound, so small corpora work out of the box.
+            hard_vocab_limit=exact and config.kind in ("bpe", "word"),
+            num_threads=2,
+            minloglevel=2,
+        )
+    except RuntimeError as e:
+        raise RnngenError(_explain_training_failure(str(e), config)) from None
+    return Tokenizer(model.getvalue(), config.kind)
+
+
+def _explain_training_failure(message: str, config: TokenizerConfig) -> str:
+    high = re.search(r"Please set it to a value <= (\d+)", message)
+    if high:
+        return (
+            f"--vocab-size {config.vocab_size} is too large for this corpus with --kind "
+            f"{config.kind}; use at most {high.group(1)}"
+        )
+    return f"could not train the {config.kind} tokenizer: {message.strip().splitlines()[-1]}"
+
+
+def load_tokenizer(model_proto: bytes, kind: str) -> Tokenizer:
+    try:
+        return Tokenizer(model_proto, kind)
+    except (RuntimeError, OSError) as e:
+        raise RnngenError(f"the stored tokenizer is not a SentencePiece model ({e})") from None
+
+
+def iter_pieces(tokenizer: Tokenizer, ids: Iterable[int]) -> Iterator[str]:
+    """Decoded text of each id, as it completes (a convenience over IncrementalDecoder)."""
+    decoder = tokenizer.decoder()
+    for token_id in ids:
+        text = decoder.feed(int(token_id))
+        if text:
+            yield text
+    tail = decoder.flush()
+    if tail:
+        yield tail
