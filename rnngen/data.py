@@ -157,7 +157,9 @@ def load_tokenized(path: Path) -> TokenizedCorpus:
             raise ValueError(f"format {meta.get('format')!r}")
         proto = (path / "tokenizer.model").read_bytes()
     except (OSError, ValueError) as e:
-        raise RnngenError(f"{str(path)!r} is not a directory written by rnngen tokenize ({e})")
+        raise RnngenError(
+            f"{str(path)!r} is not a directory written by rnngen tokenize ({e})"
+        ) from None
     return TokenizedCorpus(path, meta, load_tokenizer(proto, meta["tokenizer"]["kind"]))
 
 

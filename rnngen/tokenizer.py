@@ -110,7 +110,7 @@ class Tokenizer:
                 break
             cuts.append(nl + 1)
         cuts.append(len(text))
-        parts = [text[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+        parts = [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
         encoded = self.encode_batch(parts)
         if not encoded:
             return np.zeros(0, dtype=self.dtype)

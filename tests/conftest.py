@@ -14,7 +14,7 @@ TINYSHAKESPEARE = SHARED / "corpora" / "tinyshakespeare"
 
 # A few lines in several scripts, written for these tests.
 MULTILINGUAL = """The quick brown fox jumps over the lazy dog.
-  Indented line with\ttabs\tand   runs of spaces  
+  Indented line with\ttabs\tand   runs of spaces\x20\x20
 Ça va? Déjà vu, naïve façade — «guillemets» and ‘quotes’.
 Grüße aus Köln: Straße, Maß, Fuß.
 Москва — столица России; съешь же ещё этих мягких французских булок.

@@ -31,9 +31,11 @@ def test_nothing_imports_the_cli():
 
 
 def test_train_does_not_save_checkpoints():
-    assert "rnngen.checkpoint" not in imports_of(PACKAGE / "train.py") if (
-        PACKAGE / "train.py"
-    ).exists() else True
+    assert (
+        "rnngen.checkpoint" not in imports_of(PACKAGE / "train.py")
+        if (PACKAGE / "train.py").exists()
+        else True
+    )
 
 
 def test_torch_free_modules():

@@ -85,7 +85,9 @@ def test_vocab_too_small_through_cli(tiny_corpus, tmp_path):
 
 
 def test_bad_fraction(tiny_corpus):
-    assert_one_line_error(run_cli("tokenize", str(tiny_corpus), "--valid-frac", "0.9"), "--valid-frac")
+    assert_one_line_error(
+        run_cli("tokenize", str(tiny_corpus), "--valid-frac", "0.9"), "--valid-frac"
+    )
 
 
 def test_tokenize_writes_everything(tiny_corpus, tmp_path):
@@ -116,7 +118,13 @@ def test_tokenize_stdin_and_given_splits(tiny_corpus, tmp_path):
     valid.write_text("a cat sat.\nthe dog ran.\n")
     out = tmp_path / "tok"
     result = run_cli(
-        "tokenize", "-", "--valid", str(valid), "-o", str(out), "--json",
+        "tokenize",
+        "-",
+        "--valid",
+        str(valid),
+        "-o",
+        str(out),
+        "--json",
         input=tiny_corpus.read_text(),
     )
     assert result.returncode == 0, result.stderr
@@ -148,7 +156,10 @@ def test_info_on_tokenized_dir(tiny_corpus, tmp_path):
 def test_rerun_replaces_output_but_refuses_foreign_dir(tiny_corpus, tmp_path):
     out = tmp_path / "tok"
     assert run_cli("tokenize", str(tiny_corpus), "-o", str(out), "-q").returncode == 0
-    assert run_cli("tokenize", str(tiny_corpus), "-o", str(out), "-q", "--kind", "char").returncode == 0
+    assert (
+        run_cli("tokenize", str(tiny_corpus), "-o", str(out), "-q", "--kind", "char").returncode
+        == 0
+    )
     assert '"char"' in (out / "meta.json").read_text()
     foreign = tmp_path / "mine"
     foreign.mkdir()

@@ -15,7 +15,9 @@ KINDS = {"char": 1, "bpe": 700, "unigram": 700, "word": 300}
 @pytest.fixture(scope="module")
 def tokenizers():
     lines = (tiny_text(300) + MULTILINGUAL).split("\n")
-    return {k: train_tokenizer(lines, TokenizerConfig(kind=k, vocab_size=v)) for k, v in KINDS.items()}
+    return {
+        k: train_tokenizer(lines, TokenizerConfig(kind=k, vocab_size=v)) for k, v in KINDS.items()
+    }
 
 
 # Any text at all: unseen scripts, control characters, surrogate-free code points.
@@ -23,7 +25,9 @@ any_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=any_text)
 def test_round_trip_any_text(tokenizers, kind, text):
     tokenizer = tokenizers[kind]
@@ -38,7 +42,9 @@ def test_round_trip_multilingual(tokenizers, kind):
 
 
 @pytest.mark.parametrize("kind", ["char", "bpe", "word"])
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(lines=st.lists(st.text(max_size=30).filter(lambda s: "\n" not in s), max_size=12))
 def test_chunked_encoding_equals_whole(tokenizers, kind, lines):
     tokenizer, text = tokenizers[kind], "\n".join(lines)
@@ -46,7 +52,9 @@ def test_chunked_encoding_equals_whole(tokenizers, kind, lines):
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=any_text)
 def test_incremental_decoding_matches(tokenizers, kind, text):
     tokenizer = tokenizers[kind]
@@ -77,7 +85,9 @@ def test_unknown_kind():
 
 
 @requires_shared
-@pytest.mark.parametrize("kind,vocab", [("char", 1), ("bpe", 1024), ("unigram", 1024), ("word", 8000)])
+@pytest.mark.parametrize(
+    "kind,vocab", [("char", 1), ("bpe", 1024), ("unigram", 1024), ("word", 8000)]
+)
 def test_tinyshakespeare_round_trips_exactly(kind, vocab):
     text = (TINYSHAKESPEARE / "train.txt").read_text() + (TINYSHAKESPEARE / "valid.txt").read_text()
     tokenizer = train_tokenizer(text.split("\n"), TokenizerConfig(kind=kind, vocab_size=vocab))

@@ -17,7 +17,8 @@ Kind = typer.Option("bpe", "--kind", help=KIND_HELP)
 VocabSize = typer.Option(
     None,
     "--vocab-size",
-    help="Exact vocabulary size for bpe, unigram, word [default: up to 1024, fewer for small corpora].",
+    help="Exact vocabulary size for bpe, unigram, word "
+    "[default: up to 1024, fewer for small corpora].",
 )
 Valid = typer.Option(None, "--valid", help=VALID_HELP)
 Test = typer.Option(None, "--test", help=TEST_HELP)
