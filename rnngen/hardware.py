@@ -1,0 +1,56 @@
+"""Which device and precision to run on, and the autocast context for them.
+
+`auto` picks cuda, then mps, then cpu. Precision `auto`: bf16 autocast on GPUs that support
+it, fp16 with a gradient scaler on older GPUs, bf16 autocast on CPUs with native bf16 matrix
+units (AMX or AVX512-BF16, where nn.LSTM trains 3-4x faster than in fp32), fp32 elsewhere.
+Master weights stay fp32 in every case; only the matrix products run in low precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from rnngen.errors import RnngenError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RnngenError("--device cuda: no CUDA GPU is available here (try --device auto)")
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise RnngenError("--device mps: Apple's Metal backend is not available here")
+    return torch.device(name)
+
+
+def cpu_has_native_bf16() -> bool:
+    cpu = getattr(torch._C, "_cpu", None)
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks if cpu is not None)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if device.type == "cpu" and cpu_has_native_bf16():
+            return "bf16"
+        return "fp32"
+    if name == "fp16" and device.type == "cpu":
+        raise RnngenError("--precision fp16 needs a GPU; on a CPU use bf16 or fp32")
+    return name
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)

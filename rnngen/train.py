@@ -1,0 +1,326 @@
+"""Training: truncated BPTT over contiguous streams, clipping, schedule, rollback, resume.
+
+`Trainer.run()` yields events (steps, evaluations, rollbacks, the end) and never prints or
+writes files: the CLI draws progress from the events and saves a checkpoint whenever an
+evaluation is the best so far. `Trainer.resume_state()` is everything needed to continue
+bit for bit: weights, optimizer moments, RNG, the carried hidden state and data position.
+
+The length of a run is `progress` in [0, 1]: the largest of steps / max-steps,
+steps / (epochs x steps per epoch) and elapsed / time budget. The learning rate follows a
+linear warm-up and a cosine decay in `progress`, so a time-boxed run ends with a fully
+decayed learning rate just as a step-counted one does.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnngen.config import TrainConfig
+from rnngen.data import batchify
+from rnngen.errors import RnngenError
+from rnngen.evaluate import model_logprobs
+from rnngen.hardware import autocast
+from rnngen.model import RNNLM, detach_state, state_from_tensors, state_tensors
+
+DEFAULT_EPOCHS = 10
+EVALS_PER_RUN = 10
+MAX_ROLLBACKS = 8
+
+
+@dataclass(frozen=True)
+class Step:
+    step: int
+    epoch: int
+    loss: float  # nats per token of this batch
+    grad_norm: float  # before clipping
+    lr: float
+    tokens_per_second: float
+    progress: float
+    elapsed: float  # training seconds (evaluations excluded)
+    clipped_share: float  # share of steps so far whose norm exceeded --clip
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    step: int
+    valid_loss: float  # nats per token
+    valid_tokens: int
+    best_loss: float
+    is_best: bool
+    progress: float
+    seconds: float  # time the evaluation took
+
+
+@dataclass(frozen=True)
+class Rollback:
+    step: int
+    reason: str
+    lr_scale: float
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """Training stopped on request (Ctrl-C) at a step boundary; resume_state() is exact."""
+
+    step: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    step: int
+    elapsed: float
+    best_loss: float
+    clipped_share: float
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: RNNLM,
+        train_ids: np.ndarray,
+        valid_ids: np.ndarray,
+        config: TrainConfig,
+        device: torch.device,
+        precision: str,
+        resume: tuple[dict[str, torch.Tensor], dict] | None = None,
+    ):
+        self.model, self.config, self.device, self.precision = model, config, device, precision
+        self.streams = batchify(train_ids, config.batch_size)  # (B, N)
+        need = config.batch_size * (config.seq_len + 1)
+        if self.streams.shape[1] < config.seq_len + 1:
+            raise RnngenError(
+                f"the training text has {len(train_ids)} tokens, fewer than one window of "
+                f"--batch-size {config.batch_size} x (--seq-len {config.seq_len} + 1) = {need}; "
+                "use a smaller --batch-size or --seq-len"
+            )
+        if len(valid_ids) < 2:
+            raise RnngenError("the validation text is too short to score (under 2 tokens)")
+        self.valid_ids = valid_ids
+        self.steps_per_epoch = math.ceil((self.streams.shape[1] - 1) / config.seq_len)
+        self.total_steps = self._total_steps()
+        decay, no_decay = [], []
+        for param in model.parameters():
+            (decay if param.dim() >= 2 else no_decay).append(param)
+        groups = [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.step = self.epoch = self.position = self.clipped_steps = self.rollbacks = 0
+        self.elapsed, self.best_loss, self.lr_scale = 0.0, math.inf, 1.0
+        self.next_eval = 1
+        self.hidden = None
+        self._stop = False
+        if resume is not None:
+            self._load(*resume)
+        self._good = self._snapshot()
+
+    def _total_steps(self) -> int | None:
+        c = self.config
+        counts = [c.max_steps] if c.max_steps else []
+        if c.epochs:
+            counts.append(math.ceil(c.epochs * self.steps_per_epoch))
+        if not counts and not c.time_budget:
+            counts.append(DEFAULT_EPOCHS * self.steps_per_epoch)
+        return min(counts) if counts else None
+
+    @property
+    def progress(self) -> float:
+        parts = [0.0]
+        if self.total_steps:
+            parts.append(self.step / self.total_steps)
+        if self.config.time_budget:
+            parts.append(self.elapsed / self.config.time_budget)
+        return min(1.0, max(parts))
+
+    def learning_rate(self) -> float:
+        c = self.config
+        warmup = min(1.0, (self.step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+        cosine = 0.5 * (1 + math.cos(math.pi * self.progress))
+        return c.lr * self.lr_scale * warmup * (c.min_lr_ratio + (1 - c.min_lr_ratio) * cosine)
+
+    def request_stop(self) -> None:
+        """Ask the run to stop at the next step boundary (safe to call from a signal handler)."""
+        self._stop = True
+
+    def run(self) -> Iterator[Step | Evaluation | Rollback | Stopped | Finished]:
+        model, c = self.model, self.config
+        model.train()
+        window_tokens, window_start = 0, time.perf_counter()
+        while self.progress < 1.0:
+            if self._stop:
+                yield Stopped(self.step)
+                return
+            started = time.perf_counter()
+            result = self._train_step()
+            self.elapsed += time.perf_counter() - started
+            if isinstance(result, Rollback):
+                yield result
+                continue
+            loss, norm, tokens = result
+            window_tokens += tokens
+            if self.step % c.log_every == 0 or self.progress >= 1.0:
+                now = time.perf_counter()
+                yield Step(
+                    self.step, self.epoch, loss, norm, self.learning_rate(),
+                    window_tokens / max(now - window_start, 1e-9), self.progress,
+                    self.elapsed, self.clipped_steps / self.step,
+                )  # fmt: skip
+                window_tokens, window_start = 0, time.perf_counter()
+            if self._eval_due():
+                yield self._evaluate()
+                window_tokens, window_start = 0, time.perf_counter()
+        if self.next_eval <= EVALS_PER_RUN:  # the last evaluation always happens
+            yield self._evaluate()
+        clipped_share = self.clipped_steps / max(self.step, 1)
+        yield Finished(self.step, self.elapsed, self.best_loss, clipped_share)
+
+    def _train_step(self):
+        c, model = self.config, self.model
+        if self.position >= self.streams.shape[1] - 1:  # a new epoch starts from a fresh state
+            self.epoch, self.position, self.hidden = self.epoch + 1, 0, None
+        length = min(c.seq_len, self.streams.shape[1] - 1 - self.position)
+        window = self.streams[:, self.position : self.position + length + 1].astype(np.int64)
+        batch = torch.from_numpy(window).to(self.device)  # (B, T+1)
+        x, y = batch[:, :-1], batch[:, 1:]  # (B, T) each
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
+        with autocast(self.device, self.precision):
+            logits, hidden = model(x, self.hidden)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        if not torch.isfinite(loss) or loss.item() > 2 * math.log(logits.shape[-1]) + 2:
+            return self._roll_back(f"loss {loss.item():.3g}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        bound = c.clip if c.clip > 0 else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), bound))
+        if not math.isfinite(norm) and self.precision != "fp16":
+            return self._roll_back(f"gradient norm {norm}")
+        self.scaler.step(self.optimizer)  # fp16: skips the step when the norm is inf/nan
+        self.scaler.update()
+        self.clipped_steps += int(c.clip > 0 and norm > c.clip)
+        self.hidden = detach_state(hidden)
+        self.position += length
+        self.step += 1
+        return loss.item(), norm, x.numel()
+
+    def _eval_due(self) -> bool:
+        """About EVALS_PER_RUN evaluations spread over the run, or one every --eval-every."""
+        every = self.config.eval_every
+        due = self.progress * EVALS_PER_RUN >= self.next_eval or (every and self.step % every == 0)
+        if due:
+            self.next_eval = math.floor(self.progress * EVALS_PER_RUN) + 1
+        return bool(due)
+
+    def _evaluate(self) -> Evaluation:
+        started = time.perf_counter()
+        ids = self.valid_ids
+        if self.config.eval_tokens and len(ids) > self.config.eval_tokens:
+            ids = ids[: self.config.eval_tokens]
+        logp = model_logprobs(self.model, ids, self.device, self.precision, streams=8)
+        loss = float(-logp.mean())
+        is_best = loss < self.best_loss
+        self.best_loss = min(self.best_loss, loss)
+        if math.isfinite(loss):
+            self._good = self._snapshot()
+        seconds = time.perf_counter() - started
+        return Evaluation(
+            self.step, loss, len(logp), self.best_loss, is_best, self.progress, seconds
+        )
+
+    # -- rollback ---------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict:
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "hidden": detach_state(self.hidden),
+            "counters": (self.step, self.epoch, self.position, self.elapsed, self.next_eval),
+        }
+
+    def _roll_back(self, reason: str) -> Rollback:
+        """Return to the last good state with half the learning rate, instead of aborting."""
+        self.rollbacks += 1
+        if self.rollbacks > MAX_ROLLBACKS:
+            raise RnngenError(
+                f"training diverged {MAX_ROLLBACKS} times even after lowering the learning "
+                f"rate ({reason}); try a smaller --lr or --clip"
+            )
+        good = self._good
+        self.model.load_state_dict(good["model"])
+        self.optimizer.load_state_dict(good["optimizer"])
+        self.hidden = detach_state(good["hidden"])
+        elapsed = self.elapsed
+        self.step, self.epoch, self.position, _, self.next_eval = good["counters"]
+        self.elapsed = elapsed  # time spent is spent: a budget still ends on time
+        self.lr_scale *= 0.5
+        self.optimizer.zero_grad(set_to_none=True)
+        return Rollback(self.step, reason, self.lr_scale)
+
+    # -- resume -----------------------------------------------------------------------------
+
+    def resume_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optim = self.optimizer.state_dict()
+        for index, moments in optim["state"].items():
+            for name, value in moments.items():
+                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        tensors.update(state_tensors(self.hidden))
+        info = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "elapsed": self.elapsed,
+            "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
+            "lr_scale": self.lr_scale,
+            "clipped_steps": self.clipped_steps,
+            "next_eval": self.next_eval,
+            "rollbacks": self.rollbacks,
+            "batch_size": self.config.batch_size,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+        }
+        return tensors, info
+
+    def _load(self, tensors: dict[str, torch.Tensor], info: dict) -> None:
+        if info.get("batch_size") != self.config.batch_size:
+            raise RnngenError(
+                f"--resume needs the same --batch-size as the run it continues "
+                f"({info.get('batch_size')})"
+            )
+        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(weights)
+        optim = self.optimizer.state_dict()
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value.to(self.device)
+        for moments in state.values():  # AdamW keeps `step` on the CPU
+            if "step" in moments:
+                moments["step"] = moments["step"].cpu()
+        optim["state"] = state
+        self.optimizer.load_state_dict(optim)
+        torch.set_rng_state(tensors["rng.cpu"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.hidden = state_from_tensors(tensors, self.model.config.cell, self.device)
+        self.step, self.epoch, self.position = info["step"], info["epoch"], info["position"]
+        self.elapsed, self.lr_scale = info["elapsed"], info["lr_scale"]
+        self.best_loss = math.inf if info["best_loss"] is None else info["best_loss"]
+        self.clipped_steps, self.next_eval = info["clipped_steps"], info["next_eval"]
+        self.rollbacks = info.get("rollbacks", 0)
+        if info.get("scaler"):
+            self.scaler.load_state_dict(info["scaler"])
