@@ -32,9 +32,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def cpu_has_native_bf16() -> bool:
-    cpu = getattr(torch._C, "_cpu", None)
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks if cpu is not None)
+    """AMX or AVX512-BF16, read from the CPU flags (torch has no public query for them)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

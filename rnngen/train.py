@@ -197,7 +197,7 @@ class Trainer:
         with autocast(self.device, self.precision):
             logits, hidden = model(x, self.hidden)  # (B, T, V)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-        if not torch.isfinite(loss) or loss.item() > 2 * math.log(logits.shape[-1]) + 2:
+        if not torch.isfinite(loss) or self._exploded(loss.item()):
             return self._roll_back(f"loss {loss.item():.3g}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -213,6 +213,17 @@ class Trainer:
         self.position += length
         self.step += 1
         return loss.item(), norm, x.numel()
+
+    def _exploded(self, loss: float) -> bool:
+        """A loss far above the recent average (after a few steps to learn that average)."""
+        average = getattr(self, "_loss_average", None)
+        if average is None or self.step < 20:
+            self._loss_average = loss if average is None else 0.9 * average + 0.1 * loss
+            return False
+        if loss > 3 * average + 1:
+            return True
+        self._loss_average = 0.9 * average + 0.1 * loss
+        return False
 
     def _eval_due(self) -> bool:
         """About EVALS_PER_RUN evaluations spread over the run, or one every --eval-every."""
@@ -289,6 +300,7 @@ class Trainer:
             "clipped_steps": self.clipped_steps,
             "next_eval": self.next_eval,
             "rollbacks": self.rollbacks,
+            "loss_average": getattr(self, "_loss_average", None),
             "batch_size": self.config.batch_size,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
         }
@@ -322,5 +334,6 @@ class Trainer:
         self.best_loss = math.inf if info["best_loss"] is None else info["best_loss"]
         self.clipped_steps, self.next_eval = info["clipped_steps"], info["next_eval"]
         self.rollbacks = info.get("rollbacks", 0)
+        self._loss_average = info.get("loss_average")
         if info.get("scaler"):
             self.scaler.load_state_dict(info["scaler"])

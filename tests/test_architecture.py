@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rnngen"
-TORCH_FREE = {"ngram", "config", "errors", "textio", "synth", "__init__", "__main__"}
+TORCH_FREE = {
+    "ngram", "ngram_estimate", "ngram_kenlm", "config", "errors", "textio", "__init__",
+    "__main__", "synth", "synth_choice", "synth_grammar", "synth_tables", "synth_lexicon",
+}  # fmt: skip
 
 
 def imports_of(path: Path) -> set[str]:

@@ -81,6 +81,7 @@ def _root(
 # Each module adds its command(s) to `app` when imported.
 from rnngen.cli import info as _info  # noqa: E402, F401
 from rnngen.cli import tokenize as _tokenize  # noqa: E402, F401
+from rnngen.cli import train as _train  # noqa: E402, F401
 
 
 def main() -> None:

@@ -1,0 +1,132 @@
+"""`rnngen train`: tokenize (cached), train, and checkpoint whenever validation improves."""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+from pathlib import Path
+
+import typer
+
+from rnngen.cli import app
+from rnngen.cli import corpus_args as args
+from rnngen.cli.console import Reporter
+from rnngen.config import ModelConfig, TrainConfig
+from rnngen.errors import RnngenError
+
+M, T = ModelConfig(vocab_size=1), TrainConfig()  # the defaults, stated once in config.py
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'180', '90s', '3m', '1h30m' -> seconds."""
+    if text is None:
+        return None
+    match = re.fullmatch(
+        r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text
+    )
+    if not text.strip() or not match or not any(match.groups()):
+        raise RnngenError(f"--time-budget {text!r} is not a duration such as 180, 90s, 3m or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@app.command()
+def train(
+    corpus: str = typer.Argument(
+        None, help="Text file, a directory from rnngen tokenize, or - for stdin."
+    ),
+    valid: Path = args.Valid,
+    test: Path = args.Test,
+    valid_frac: float = args.ValidFrac,
+    test_frac: float = args.TestFrac,
+    output: Path = typer.Option(
+        None, "-o", "--output", help="Checkpoint [default: checkpoints/CORPUS-NAME.safetensors]."
+    ),
+    kind: str = args.Kind,
+    vocab_size: int | None = args.VocabSize,
+    cell: str = typer.Option(M.cell, help="Recurrent cell: lstm, gru, or rnn (vanilla tanh)."),
+    layers: int = typer.Option(M.layers, help="Stacked recurrent layers."),
+    hidden: int = typer.Option(M.hidden_size, help="Hidden units per layer."),
+    embed: int = typer.Option(M.embed_size, help="Embedding size."),
+    dropout: float = typer.Option(M.dropout, help="Dropout between layers and on the output."),
+    embed_dropout: float = typer.Option(
+        M.embed_dropout, help="Share of word types dropped from the embedding per batch."
+    ),
+    tie: bool = typer.Option(M.tie, "--tie/--no-tie", help="Tie input and output embeddings."),
+    residual: bool = typer.Option(
+        M.residual, "--residual/--no-residual", help="Skip connections between stacked layers."
+    ),
+    clip: float = typer.Option(T.clip, help="Global gradient-norm bound (0: no clipping)."),
+    lr: float = typer.Option(T.lr, help="Peak learning rate (AdamW)."),
+    warmup: int = typer.Option(T.warmup_steps, help="Linear warm-up steps."),
+    min_lr_ratio: float = typer.Option(T.min_lr_ratio, help="Cosine decay ends at lr x this."),
+    weight_decay: float = typer.Option(T.weight_decay, help="AdamW weight decay on matrices."),
+    batch_size: int = typer.Option(T.batch_size, help="Parallel streams per batch."),
+    seq_len: int = typer.Option(T.seq_len, help="Tokens per window of truncated BPTT."),
+    epochs: float = typer.Option(None, help="Passes over the training text [default: 10]."),
+    max_steps: int = typer.Option(None, help="Stop after this many steps."),
+    time_budget: str = typer.Option(
+        None, help="Training time, e.g. 180, 3m, 1h: the schedule spans it exactly."
+    ),
+    eval_every: int = typer.Option(0, help="Steps between evaluations [default: 10 a run]."),
+    eval_tokens: int = typer.Option(0, help="Validation tokens per evaluation (0: all)."),
+    log_every: int = typer.Option(T.log_every, help="Steps between logged metrics."),
+    seed: int = typer.Option(T.seed, help="Random seed."),
+    device: str = typer.Option(T.device, help="auto, cpu, cuda or mps."),
+    precision: str = typer.Option(T.precision, help="auto, fp32, bf16 or fp16."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run saved at -o exactly."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint at -o."),
+    quiet: bool = args.Quiet,
+    json_output: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Train a stacked LSTM/GRU language model on CORPUS.
+
+    Writes OUTPUT (the best model so far, self-contained: weights, configs, tokenizer,
+    metrics), OUTPUT.state.safetensors (for --resume) and OUTPUT.metrics.jsonl. Ctrl-C saves
+    the state and exits 130; run again with --resume to continue.
+    """
+    train_config = TrainConfig(
+        batch_size=batch_size, seq_len=seq_len, lr=lr, min_lr_ratio=min_lr_ratio,
+        warmup_steps=warmup, weight_decay=weight_decay, clip=clip, epochs=epochs,
+        max_steps=max_steps, time_budget=parse_duration(time_budget), eval_every=eval_every,
+        eval_tokens=eval_tokens, log_every=log_every, seed=seed, device=device,
+        precision=precision,
+    )  # fmt: skip
+    model_options = dict(
+        cell=cell, layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout,
+        embed_dropout=embed_dropout, tie=tie, residual=residual,
+    )  # fmt: skip
+    ModelConfig(vocab_size=1, **model_options)  # check the options before any work
+    reporter = Reporter(quiet)
+    if corpus is None:
+        raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
+    from rnngen.cli.training_run import TrainingRun
+
+    run = TrainingRun(reporter, train_config, model_options, json_output)
+    run.prepare_output(output, corpus, resume, force)
+    run.load_data(corpus, valid, test, valid_frac, test_frac, kind, vocab_size)
+    run.build(resume)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(signum, frame):  # first Ctrl-C: finish the step and save; second: abort now
+        run.trainer.request_stop()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        code = run.train()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if code:
+        raise typer.Exit(code)
+
+
+def format_eval(evaluation, chars_per_token: float) -> str:
+    bpc = evaluation.valid_loss / (math.log(2) * chars_per_token)
+    star = " *" if evaluation.is_best else ""
+    return (
+        f"step {evaluation.step}: valid loss {evaluation.valid_loss:.4f} "
+        f"ppl {math.exp(min(evaluation.valid_loss, 700)):.2f} bpc {bpc:.4f} "
+        f"({evaluation.valid_tokens} tokens, best {evaluation.best_loss:.4f}){star}"
+    )
