@@ -1,0 +1,259 @@
+"""Interpolated modified Kneser-Ney n-gram model over integer token ids, as KenLM computes it.
+
+This is the baseline rnngen compares its RNNs with. It estimates exactly what KenLM's `lmplz`
+does (shared/reference/kenlm-semantics.md), so its numbers can be checked against a standard
+tool, but over token-id streams, with numpy only (no torch) and vectorized throughout.
+
+Modes
+-----
+* stream (`KneserNey.fit`): the ids are one long stream; context crosses line ends; there is no
+  <s> or </s>. `logprobs(ids)` scores ids[1:] given up to order-1 preceding ids of the same
+  array: exactly the targets an RNN predicts with x = ids[:-1], y = ids[1:].
+* sentence (`rnngen.ngram_kenlm.fit_sentences`): KenLM's whitespace-word sentences, used to
+  verify this module against KenLM's own numbers. `rnngen.ngram_kenlm` also writes ARPA files.
+
+Both share one estimator, `rnngen.ngram_estimate` (counts, adjusted counts, discounts,
+interpolation); this module looks its results up, scores, samples, saves and loads. A stream may
+contain the sentence-start marker BOS, whose id is `vocab_size` (one past the last predictable
+id): it is context only, never predicted. Stream mode puts one BOS before the training stream,
+so an n-gram at the very start counts one distinct left context (as a sentence's first word does
+after <s> in KenLM), then drops the n-grams that start with BOS: stream scoring never asks for
+them.
+
+Representation
+--------------
+The n-grams of order k have ids 0..n_k-1 in lexicographic order. A k-gram (k >= 2) is stored as
+one int64 key, prefix_id * radix + last_token, with prefix_id the id of its (k-1)-gram prefix and
+radix = vocab_size + 1 (unigram ids are the token ids themselves). The key fits in 64 bits for
+any order, since n_{k-1} <= number of training tokens; sorted keys are sorted n-grams, all
+continuations of one context are one contiguous slice, and a lookup is a `searchsorted`.
+Counting is an argsort of the keys built at every position at once; memory is O(tokens) while
+building and O(distinct n-grams) after.
+
+Stored per order, as an ARPA file would hold them: ln p(last | prefix), interpolated, for every
+n-gram; and ln gamma(n-gram as a context), 0 where it never is one. Scoring finds the longest
+known n-gram at each position and adds the backoffs of the longer contexts, which equals the
+interpolated formula because an unseen n-gram's probability is gamma(h) p(x | h').
+
+API
+---
+    KneserNey.fit(train_ids, order, vocab_size) -> KneserNey        # stream mode
+    model.logprobs(ids) -> (len(ids)-1,) float64, ln p of ids[1:]
+    model.distribution(context) -> (vocab_size,) float64, sums to 1
+    model.save(path); KneserNey.load(path)                           # safetensors, atomic
+    model.stats: NGramStats       # sizes, discounts, fallback_orders, build_seconds, ...
+    model.ngram_table(k)          # order k's n-grams and log-probabilities, for export
+    model.order, model.vocab_size, model.bos
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from rnngen.errors import RnngenError
+from rnngen.ngram_estimate import NGramStats, OrderTable, estimate
+
+__all__ = ["FORMAT", "MAX_ORDER", "KneserNey", "NGramStats"]
+
+MAX_ORDER = 9
+FORMAT = "rnngen-ngram/1"  # the `format` metadata of saved models
+
+
+class KneserNey:
+    """A fitted model; build it with `fit` (or `ngram_kenlm.fit_sentences`) or `load`."""
+
+    def __init__(self, stats: NGramStats, unigram: OrderTable, levels: list[OrderTable]):
+        self.stats = stats
+        self.order = stats.order
+        self.vocab_size = stats.vocab_size
+        self.bos = stats.vocab_size  # context-only sentence start (sentence mode)
+        self._radix = stats.vocab_size + 1
+        self._unigram = unigram  # dense, indexed by id 0..vocab_size; BOS logprob 0, never asked
+        self._levels = levels  # orders 2..order
+        # ids a caller may pass: BOS only where a model has sentence starts
+        self._id_limit = self._radix if stats.sentence_mode else stats.vocab_size
+        self._unigram_prob = np.exp(unigram.logprob[: self.vocab_size])  # (V,) p(x)
+
+    @classmethod
+    def fit(cls, train_ids: np.ndarray, order: int, vocab_size: int) -> KneserNey:
+        """Estimate from one token stream (stream mode); ids must lie in [0, vocab_size)."""
+        _check_order(order)
+        if vocab_size < 1:
+            raise RnngenError(f"n-gram vocabulary size must be at least 1, not {vocab_size}")
+        ids = _as_ids(train_ids, vocab_size, "training ids")
+        stream = np.concatenate(([vocab_size], ids))  # (T+1,) one BOS: see module docstring
+        return cls(*estimate(stream, order, vocab_size, sentence_mode=False))
+
+    def logprobs(self, ids: np.ndarray) -> np.ndarray:
+        """ln p(ids[t] | up to order-1 preceding ids) for t >= 1, shape (len(ids)-1,).
+
+        A BOS in ids (sentence mode) is context only: its position scores 0.0 (given, not
+        predicted), so the sum over a stream of sentences is their total log-probability.
+        """
+        ids = _as_ids(ids, self._id_limit, "ids")
+        if ids.size < 2:
+            return np.zeros(0)
+        targets = ids[1:]  # (T-1,)
+        logp = self._unigram.logprob[targets]  # (T-1,) best so far: the longest known n-gram
+        backoff = np.zeros(targets.size)  # (T-1,) sum of ln gamma of contexts longer than it
+        gram = ids  # (T,) id of the (k-1)-gram ending at each position, -1 if unknown
+        for k, level in enumerate(self._levels, start=2):
+            if level.keys.size == 0:
+                break  # no k-gram known: no context of length k-1 has a continuation
+            context = gram[:-1]  # (T-1,) the (k-1)-gram ending just before each target
+            lower = self._unigram if k == 2 else self._levels[k - 3]
+            context_bo = np.where(context >= 0, lower.logbackoff[np.maximum(context, 0)], 0.0)
+            found = self._lookup(level, context, targets)  # (T-1,)
+            known = found >= 0
+            logp = np.where(known, level.logprob[np.maximum(found, 0)], logp)
+            backoff = np.where(known, 0.0, backoff + context_bo)
+            gram = np.concatenate(([-1], found))
+        result = logp + backoff
+        result[targets == self.bos] = 0.0
+        return result
+
+    def distribution(self, context: np.ndarray) -> np.ndarray:
+        """p(x | context) for every x < vocab_size, shape (vocab_size,); used for sampling.
+
+        Only the last order-1 ids of context matter. Each known suffix h of the context, from
+        short to long, scales the lower-order distribution by gamma(h) and overwrites the
+        continuations seen after h with their stored interpolated probabilities.
+        """
+        context = _as_ids(context, self._id_limit, "context")
+        context = context[max(context.size - self.order + 1, 0) :]  # (c,) c <= order-1
+        probs = self._unigram_prob.copy()  # (V,)
+        if self.order == 1 or context.size == 0:
+            return probs
+        gram = context  # (c,) id of the j-gram ending at each position of context
+        for j in range(1, context.size + 1):
+            if j > 1:
+                gram = np.concatenate(
+                    ([-1], self._lookup(self._levels[j - 2], gram[:-1], context[1:]))
+                )
+            suffix_id = int(gram[-1])  # id of context[-j:]
+            level = self._levels[j - 1]
+            if suffix_id < 0:
+                continue  # unseen context: passes all its mass down
+            lo, hi = np.searchsorted(
+                level.keys, [suffix_id * self._radix, (suffix_id + 1) * self._radix]
+            )
+            if lo == hi:
+                continue
+            lower = self._unigram if j == 1 else self._levels[j - 2]
+            probs *= np.exp(lower.logbackoff[suffix_id])
+            probs[level.keys[lo:hi] % self._radix] = np.exp(level.logprob[lo:hi])
+        return probs
+
+    def ngram_table(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Order k's n-grams as an ARPA file lists them, for export: (prefix, last, lnp, lnbo).
+
+        prefix indexes order k-1's table (for k = 2 it is a token id; for k = 1, -1) and last is
+        the final token id, so n-gram i of order k is the prefix's n-gram followed by last[i].
+        lnp is ln p(last | prefix), interpolated; lnbo is ln gamma of the n-gram as a context,
+        0 where it is never one. Unigrams cover every id < vocab_size, plus BOS (lnp -inf) in
+        sentence mode. All arrays have shape (n_k,).
+        """
+        if k == 1:
+            n = self.vocab_size + int(self.stats.sentence_mode)
+            logprob = self._unigram.logprob[:n].copy()
+            logprob[self.vocab_size :] = -np.inf  # <s> is never predicted
+            return np.full(n, -1), np.arange(n), logprob, self._unigram.logbackoff[:n]
+        level = self._levels[k - 2]
+        top = level.logbackoff.size == 0
+        return (
+            level.keys // self._radix,
+            level.keys % self._radix,
+            level.logprob,
+            np.zeros(level.keys.size) if top else level.logbackoff,
+        )
+
+    def _lookup(self, level: OrderTable, prefix: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """Ids of the n-grams (prefix id, token) in level, -1 where absent; shapes (m,)."""
+        if level.keys.size == 0:
+            return np.full(prefix.size, -1, dtype=np.int64)
+        query = prefix * self._radix + tokens  # (m,) garbage where prefix < 0, masked below
+        pos = np.minimum(np.searchsorted(level.keys, query), level.keys.size - 1)
+        return np.where((prefix >= 0) & (level.keys[pos] == query), pos, -1)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write one safetensors file (never pickle) via a temporary file and os.replace."""
+        from safetensors.numpy import save_file
+
+        tensors = {
+            "unigram_logprob": self._unigram.logprob,
+            "unigram_logbackoff": self._unigram.logbackoff,
+        }
+        for k, level in enumerate(self._levels, start=2):
+            tensors |= {
+                f"keys_{k}": level.keys,
+                f"logprob_{k}": level.logprob,
+                f"logbackoff_{k}": level.logbackoff,
+            }
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            save_file(
+                tensors,
+                str(tmp),
+                metadata={"format": FORMAT, "stats": json.dumps(asdict(self.stats))},
+            )
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> KneserNey:
+        """Read a file written by `save`; a missing, foreign or damaged file is an RnngenError."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = f.metadata() or {}
+                names = f.keys()  # noqa: SIM118 (safe_open objects are not iterable)
+                tensors = {name: f.get_tensor(name) for name in names}
+        except Exception as exc:  # OSError, or SafetensorError for a file that is not one
+            raise RnngenError(f"cannot read n-gram model {path}: {exc}") from None
+        if meta.get("format") != FORMAT:
+            raise RnngenError(
+                f"{path} is not an rnngen n-gram model (format {meta.get('format')!r})"
+            )
+        try:
+            raw = json.loads(meta["stats"])
+            raw["ngram_counts"] = {int(k): v for k, v in raw["ngram_counts"].items()}
+            raw["discounts"] = {int(k): tuple(v) for k, v in raw["discounts"].items()}
+            stats = NGramStats(**raw)
+            unigram = OrderTable(
+                np.arange(0), tensors["unigram_logprob"], tensors["unigram_logbackoff"]
+            )
+            levels = [
+                OrderTable(
+                    tensors[f"keys_{k}"], tensors[f"logprob_{k}"], tensors[f"logbackoff_{k}"]
+                )
+                for k in range(2, stats.order + 1)
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RnngenError(f"n-gram model {path} is damaged: {exc!r}") from None
+        return cls(stats, unigram, levels)
+
+
+def _check_order(order: int) -> None:
+    if not isinstance(order, (int, np.integer)) or not 1 <= order <= MAX_ORDER:
+        raise RnngenError(f"n-gram order must be between 1 and {MAX_ORDER}, not {order}")
+
+
+def _as_ids(ids: np.ndarray, limit: int, what: str) -> np.ndarray:
+    """ids as a 1-D int64 array, checked to lie in [0, limit)."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
+        raise RnngenError(f"{what} must be a 1-D array of integer token ids")
+    ids = ids.astype(np.int64, copy=False)
+    if ids.size and (ids.min() < 0 or ids.max() >= limit):
+        raise RnngenError(f"{what} must lie in [0, {limit}); found {ids.min()}..{ids.max()}")
+    return ids
