@@ -179,14 +179,29 @@ def cached_tokenize(
     an edited corpus or a different --kind never reuses stale ids.
     """
     sources = {str(s.path): file_sha256(s.path) for s in spans.values()}
-    key_parts = [to_json(config), json.dumps(sorted(sources.items()))]
-    key_parts += [f"{name}:{s.path}:{s.start}:{s.end}" for name, s in sorted(spans.items())]
-    key = hashlib.sha256("\n".join(key_parts).encode()).hexdigest()[:24]
-    path = cache_root() / "tokens" / key
+    bounds = {name: (str(s.path), s.start, s.end) for name, s in spans.items()}
+    path = cache_path(to_json(config), sources, bounds)
     if is_tokenized_dir(path):
         return load_tokenized(path)
     provenance = {"sources_sha256": sources}
     return tokenize_corpus(spans, path, config, on_progress, provenance)
+
+
+def cache_path(config_json: str, sources: dict[str, str], bounds: dict[str, tuple]) -> Path:
+    """Where `cached_tokenize` keeps the ids of these spans of these files (by content)."""
+    parts = [config_json, json.dumps(sorted(sources.items()))]
+    parts += [f"{name}:{p}:{start}:{end}" for name, (p, start, end) in sorted(bounds.items())]
+    return cache_root() / "tokens" / hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def cached_dir_of(meta: dict) -> Path | None:
+    """The cache directory a tokenized meta.json came from, if it came from the cache."""
+    sources = meta.get("provenance", {}).get("sources_sha256")
+    if not sources:
+        return None
+    config_json = json.dumps(meta["tokenizer"]["config"], sort_keys=True)
+    bounds = {n: (s["source"], s["start"], s["end"]) for n, s in meta["splits"].items()}
+    return cache_path(config_json, sources, bounds)
 
 
 def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:

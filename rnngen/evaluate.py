@@ -96,3 +96,44 @@ def model_logprobs(
         flat = np.concatenate([flat, tail])
     model.train(was_training)
     return flat
+
+
+@torch.inference_mode()
+def sequence_logprobs(
+    model: RNNLM,
+    sequences: list[list[int]],
+    context: list[int],
+    device: torch.device,
+    precision: str = "fp32",
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Total ln p of each id sequence, each scored after the same `context` ids.
+
+    Sequences are padded into batches and masked, so many short texts (lines to score,
+    agreement probes) cost a few forward passes. Returns (len(sequences),) float64.
+    """
+    was_training = model.training
+    model.eval()
+    totals = np.zeros(len(sequences), dtype=np.float64)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))  # similar lengths
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        length = max(len(sequences[i]) for i in chunk)
+        if length == 0:
+            continue
+        full = np.zeros((len(chunk), len(context) + length), dtype=np.int64)  # (B, C+L)
+        mask = np.zeros((len(chunk), length), dtype=bool)  # (B, L)
+        for row, i in enumerate(chunk):
+            full[row, : len(context)] = context
+            full[row, len(context) : len(context) + len(sequences[i])] = sequences[i]
+            mask[row, : len(sequences[i])] = True
+        x = torch.from_numpy(full[:, :-1]).to(device)  # (B, C+L-1)
+        with autocast(device, precision):
+            logits, _ = model(x)  # (B, C+L-1, V)
+        logits = logits[:, len(context) - 1 :].float()  # (B, L, V): predicts the sequence
+        y = torch.from_numpy(full[:, len(context) :]).to(device)  # (B, L)
+        logp = F.log_softmax(logits, dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        logp = logp.double().cpu().numpy() * mask
+        totals[chunk] = logp.sum(axis=1)
+    model.train(was_training)
+    return totals

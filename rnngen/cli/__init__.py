@@ -82,6 +82,9 @@ def _root(
 from rnngen.cli import info as _info  # noqa: E402, F401
 from rnngen.cli import tokenize as _tokenize  # noqa: E402, F401
 from rnngen.cli import train as _train  # noqa: E402, F401
+from rnngen.cli import synth as _synth  # noqa: E402, F401
+from rnngen.cli import eval as _eval  # noqa: E402, F401
+from rnngen.cli import ngram as _ngram  # noqa: E402, F401
 
 
 def main() -> None:

@@ -44,7 +44,9 @@ def resolve_spans(
     """The byte spans of train/valid/test: given files, else the corpus's last lines."""
     from rnngen.textio import Span, check_file, split_tail
 
-    check_file(corpus)
+    corpus = check_file(corpus).resolve()  # provenance must work from any directory
+    valid = valid.resolve() if valid is not None else None
+    test = test.resolve() if test is not None else None
     if valid is not None:
         check_file(valid, "validation file")
     if test is not None:

@@ -1,0 +1,151 @@
+"""`rnngen ngram`: the Kneser-Ney baseline on its own (and KenLM's sentence mode)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import typer
+
+from rnngen.cli import app
+from rnngen.cli import corpus_args as args
+from rnngen.cli.console import Reporter
+from rnngen.errors import RnngenError
+
+
+@app.command()
+def ngram(
+    train: Path = typer.Argument(..., help="Training text."),
+    test: Path = typer.Option(..., "--test", help="Text to compute perplexity on."),
+    order: int = typer.Option(5, "--order", help="n-gram order, 1 to 9."),
+    words: bool = typer.Option(
+        False, "--words", help="KenLM's sentence mode: whitespace words, <s> ... </s> per line."
+    ),
+    kind: str = args.Kind,
+    vocab_size: int | None = args.VocabSize,
+    arpa: Path = typer.Option(None, "--arpa", help="Also write the model in ARPA format."),
+    quiet: bool = args.Quiet,
+    json_output: bool = args.Json,
+) -> None:
+    """Build an interpolated modified Kneser-Ney n-gram on TRAIN and report perplexity on TEST.
+
+    Without --words, the tokens are those of a tokenizer trained on TRAIN (--kind,
+    --vocab-size, as in tokenize), the context crosses line ends, and there are no OOVs.
+    With --words, it computes what KenLM's lmplz and query do, to their numbers.
+    """
+    from rnngen.textio import check_file
+
+    if not 1 <= order <= 9:
+        raise RnngenError(f"--order must be between 1 and 9, got {order}")
+    check_file(train, "training file")
+    check_file(test, "test file")
+    reporter = Reporter(quiet)
+    report = (_words if words else _tokens)(train, test, order, kind, vocab_size, arpa)
+    for stats_order in report.pop("fallback_orders"):
+        reporter.warn(
+            f"order {stats_order}: too little data to estimate discounts; used (0.5, 1, 1.5)"
+        )
+    if arpa:
+        reporter.log(f"wrote {arpa}")
+    if json_output:
+        from rnngen.cli.output import print_json
+
+        print_json(report)
+        return
+    _print(report)
+
+
+def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
+    from rnngen.ngram_kenlm import fit_sentences, score_sentences, write_arpa
+
+    started = time.perf_counter()
+    with open(train, encoding="utf-8", newline="\n") as f:
+        model, words = fit_sentences(f, order)
+    build_seconds = time.perf_counter() - started
+    with open(test, encoding="utf-8", newline="\n") as f:
+        result = score_sentences(model, words, f)
+    if arpa:
+        write_arpa(model, arpa, words)
+    return {
+        "mode": "words",
+        **_stats(model, build_seconds),
+        "tokens": result.tokens,
+        "oovs": result.oovs,
+        "ppl_including_oov": result.ppl_including_oov,
+        "ppl_excluding_oov": result.ppl_excluding_oov,
+        "logprob_nats": result.total_logprob_nats,
+    }
+
+
+def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
+    from rnngen.comparison import span_text, with_context
+    from rnngen.ngram import KneserNey
+    from rnngen.ngram_kenlm import write_arpa
+    from rnngen.textio import Span, sample_lines
+    from rnngen.tokenizer import train_tokenizer
+
+    config = args.tokenizer_config(kind, vocab_size)
+    tokenizer = train_tokenizer(sample_lines(train, config.sample_bytes), config)
+    train_ids = tokenizer.encode_array(span_text(Span(train, 0, train.stat().st_size)))
+    test_text = span_text(Span(test, 0, test.stat().st_size))
+    started = time.perf_counter()
+    model = KneserNey.fit(train_ids, order, tokenizer.vocab_size)
+    build_seconds = time.perf_counter() - started
+    logp = model.logprobs(with_context(tokenizer, tokenizer.encode_array(test_text)))
+    if arpa:
+        write_arpa(
+            model,
+            arpa,
+            [_arpa_name(tokenizer.sp.id_to_piece(i)) for i in range(tokenizer.vocab_size)],
+        )
+    ppl = math.exp(-logp.mean()) if len(logp) else float("nan")
+    return {
+        "mode": "tokens",
+        "tokenizer": {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size},
+        **_stats(model, build_seconds),
+        "tokens": len(logp),
+        "oovs": 0,
+        "ppl_including_oov": ppl,
+        "ppl_excluding_oov": ppl,
+        "logprob_nats": float(logp.sum()),
+        "bits_per_char": float(-logp.sum() / (math.log(2) * max(len(test_text), 1))),
+    }
+
+
+def _arpa_name(piece: str) -> str:
+    """ARPA words cannot hold whitespace: write such characters as <U+XXXX>."""
+    return "".join(f"<U+{ord(c):04X}>" if c.isspace() else c for c in piece)
+
+
+def _stats(model, build_seconds: float) -> dict:
+    stats = model.stats
+    return {
+        "order": stats.order,
+        "vocab_size": stats.vocab_size,
+        "train_tokens": stats.train_tokens,
+        "ngram_counts": stats.ngram_counts,
+        "discounts": {k: dict(zip(("D1", "D2", "D3+"), v, strict=True)) for k, v in stats.discounts.items()},
+        "fallback_orders": stats.fallback_orders,
+        "build_seconds": round(build_seconds, 3),
+    }  # fmt: skip
+
+
+def _print(report: dict) -> None:
+    from rnngen.cli.output import print_table
+
+    rows = [
+        ["tokens", report["tokens"]],
+        ["OOVs", report["oovs"]],
+        ["perplexity (incl. OOVs)", report["ppl_including_oov"]],
+        ["perplexity (excl. OOVs)", report["ppl_excluding_oov"]],
+    ]
+    if "bits_per_char" in report:
+        rows.append(["bits per character", report["bits_per_char"]])
+    rows += [["build seconds", report["build_seconds"]]]
+    rows += [[f"{k}-grams", n] for k, n in report["ngram_counts"].items()]
+    for k, d in report["discounts"].items():
+        rows.append([f"discounts order {k}", ", ".join(f"{n} {v:.4f}" for n, v in d.items())])
+    print_table(
+        f"Kneser-Ney {report['order']}-gram ({report['mode']})", ["", "value"], rows, numeric={1}
+    )

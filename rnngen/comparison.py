@@ -1,0 +1,140 @@
+"""Finding what a checkpoint was trained and held out on, and the cached n-gram baseline.
+
+A checkpoint records where its data came from (files, byte spans, sha256s, the tokenizer
+config). `eval` needs that data again: the training tokens for the n-gram, and the held-out
+text. In order of preference: what the user names (--train, --data), the token cache or
+tokenized directory (still there even if the corpus moved; its ids decode losslessly to the
+exact text), the source files if their sha256 still matches. Otherwise a clear error saying
+what to pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnngen.data import cache_root, cached_dir_of, is_tokenized_dir, load_tokenized
+from rnngen.errors import RnngenError
+from rnngen.ngram import KneserNey
+from rnngen.textio import Span, check_file, file_sha256, iter_text
+from rnngen.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text with where it came from, for reports."""
+
+    text: str
+    source: str
+
+    @property
+    def chars(self) -> int:
+        return len(self.text)
+
+    @property
+    def bytes(self) -> int:
+        return len(self.text.encode())
+
+
+def span_text(span: Span) -> str:
+    return "".join(text for text, _ in iter_text(span))
+
+
+def stored_ids(provenance: dict, tokenizer: Tokenizer, split: str) -> np.ndarray | None:
+    """The ids of a split from the tokenized directory or cache that training used."""
+    meta = provenance.get("tokenized_meta") or {}
+    candidates = [Path(provenance["tokenized"])] if provenance.get("tokenized") else []
+    if meta:
+        cached = cached_dir_of(meta)
+        candidates += [cached] if cached else []
+    for directory in candidates:
+        if is_tokenized_dir(directory):
+            corpus = load_tokenized(directory)
+            if corpus.tokenizer.sha256 == tokenizer.sha256 and split in corpus.splits:
+                return np.asarray(corpus.ids(split))
+    return None
+
+
+def source_text(provenance: dict, split: str) -> str | None:
+    """The text of a split re-read from its source file, if the file is unchanged."""
+    meta = provenance.get("tokenized_meta") or {}
+    info = meta.get("splits", {}).get(split)
+    if not info:
+        return None
+    path = Path(info["source"])
+    expected = meta.get("provenance", {}).get("sources_sha256", {}).get(info["source"])
+    if not path.is_file() or (expected and file_sha256(path) != expected):
+        return None
+    return span_text(Span(path, info["start"], info["end"]))
+
+
+def heldout_split(provenance: dict) -> str:
+    splits = (provenance.get("tokenized_meta") or {}).get("splits", {})
+    return "test" if "test" in splits else "valid"
+
+
+def heldout_text(provenance: dict, tokenizer: Tokenizer, data: Path | None) -> Text:
+    if data is not None:
+        return Text(
+            span_text(Span(check_file(data, "--data file"), 0, data.stat().st_size)), str(data)
+        )
+    split = heldout_split(provenance)
+    ids = stored_ids(provenance, tokenizer, split)
+    if ids is not None:
+        return Text(tokenizer.decode(ids), f"held-out {split} split")
+    text = source_text(provenance, split)
+    if text is None:
+        raise RnngenError(
+            f"the checkpoint's {split} text is gone (its corpus moved or changed and the token "
+            "cache is cleared); give --data FILE"
+        )
+    return Text(text, f"held-out {split} split")
+
+
+def training_ids(
+    provenance: dict, tokenizer: Tokenizer, train: Path | None
+) -> tuple[np.ndarray, str]:
+    if train is not None:
+        path = check_file(train, "--train file")
+        return encode_text(tokenizer, span_text(Span(path, 0, path.stat().st_size))), str(train)
+    ids = stored_ids(provenance, tokenizer, "train")
+    if ids is not None:
+        return ids, "the checkpoint's training tokens"
+    text = source_text(provenance, "train")
+    if text is None:
+        source = (provenance.get("tokenized_meta") or {}).get("splits", {}).get("train", {})
+        raise RnngenError(
+            f"the checkpoint's training corpus {source.get('source', '?')!r} has moved or "
+            "changed since training; give --train FILE for the n-gram baseline"
+        )
+    return encode_text(tokenizer, text), "the checkpoint's training corpus"
+
+
+def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
+    return tokenizer.encode_array(text)
+
+
+def with_context(tokenizer: Tokenizer, ids: np.ndarray) -> np.ndarray:
+    """Prefix one newline: held-out text starts a line, so every token of it is a target."""
+    return np.concatenate([np.array([tokenizer.newline_id], dtype=ids.dtype), ids])
+
+
+def cached_ngram(
+    train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha256: str
+) -> tuple[KneserNey, bool]:
+    """The n-gram of these training tokens, tokenizer and order, built once and cached."""
+    digest = hashlib.sha256(np.ascontiguousarray(train_ids).tobytes())
+    digest.update(f"{tokenizer_sha256}:{order}:{vocab_size}".encode())
+    path = cache_root() / "ngram" / f"{digest.hexdigest()[:24]}.safetensors"
+    if path.is_file():
+        try:
+            return KneserNey.load(path), True
+        except RnngenError:
+            path.unlink(missing_ok=True)
+    model = KneserNey.fit(train_ids, order, vocab_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return model, False
