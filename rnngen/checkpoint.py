@@ -85,6 +85,9 @@ def read_meta(path: Path) -> dict[str, str]:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise RnngenError(f"{str(path)!r} is not a readable safetensors checkpoint ({e})") from None
+    if meta.get("format") == STATE_FORMAT:
+        model = str(path).replace(".state.safetensors", ".safetensors")
+        raise RnngenError(f"{str(path)!r} is a resume file, not a model; use {model!r}")
     if meta.get("format") != FORMAT:
         raise RnngenError(
             f"{str(path)!r} is not an rnngen checkpoint (format {meta.get('format')!r})"

@@ -21,7 +21,10 @@ def print_table(title: str | None, header: list[str], rows: list[list], numeric=
         table.add_column(name, justify="right" if i in numeric else "left")
     for row in rows:
         table.add_row(*[_cell(v) for v in row])
-    Console(highlight=False, soft_wrap=True).print(table)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a pipe or file: never wrap a cell, so each row is one line
+        console.width = 250
+    console.print(table)
     sys.stdout.flush()
 
 
