@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -96,16 +97,20 @@ class Tokenizer:
                 i += 1
         return out
 
-    def encode_array(self, text: str, pieces: int = 8) -> np.ndarray:
+    def encode_array(self, text: str, piece_chars: int = 16_000) -> np.ndarray:
         """Encode a long text (a chunk of a corpus) to a flat id array, using every core.
 
-        The text is cut after line ends into a few pieces encoded in parallel; since "\\n" is
-        a piece of its own, this gives exactly the ids of encoding the text whole for char, bpe
-        and word (unigram may break exact Viterbi ties differently; the text is the same).
+        The text is cut after line ends into pieces encoded in parallel threads; since "\\n"
+        is a piece of its own, this gives exactly the ids of encoding the text whole for char,
+        bpe and word (unigram may break exact Viterbi ties differently; the text is the same).
+        SentencePiece's BPE slows down on long inputs, so for bpe the pieces are single lines
+        (measured: about twice as fast); for the others, pieces of about `piece_chars`.
         """
-        cuts, step = [0], max(1, len(text) // pieces)
-        while cuts[-1] + step < len(text):
-            nl = text.find("\n", cuts[-1] + step)
+        if self.kind == "bpe" and SPACE_MARK not in text:
+            return self._encode_lines(text)
+        cuts = [0]
+        while cuts[-1] + piece_chars < len(text):
+            nl = text.find("\n", cuts[-1] + piece_chars)
             if nl < 0:
                 break
             cuts.append(nl + 1)
@@ -115,6 +120,16 @@ class Tokenizer:
         if not encoded:
             return np.zeros(0, dtype=self.dtype)
         return np.concatenate([np.asarray(ids, dtype=self.dtype) for ids in encoded])
+
+    def _encode_lines(self, text: str) -> np.ndarray:
+        lines = text.split("\n")
+        encoded = self.sp.encode(lines, num_threads=-1)
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        flat = np.fromiter(
+            itertools.chain.from_iterable(encoded), dtype=self.dtype, count=int(lengths.sum())
+        )
+        ends = np.cumsum(lengths)[:-1]  # where each line's "\n" goes
+        return np.insert(flat, ends, self.newline_id)
 
     def decode(self, ids: Iterable[int]) -> str:
         return b"".join(self._piece_bytes[int(i)] for i in ids).decode("utf-8", errors="replace")
