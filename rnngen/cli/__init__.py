@@ -56,6 +56,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # paragraphs reflow; "[default: ...]" stays literal text
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -85,6 +86,7 @@ from rnngen.cli import train as _train  # noqa: E402, F401
 from rnngen.cli import synth as _synth  # noqa: E402, F401
 from rnngen.cli import eval as _eval  # noqa: E402, F401
 from rnngen.cli import ngram as _ngram  # noqa: E402, F401
+from rnngen.cli import sample as _sample  # noqa: E402, F401
 
 
 def main() -> None:
