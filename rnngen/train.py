@@ -9,6 +9,13 @@ The length of a run is `progress` in [0, 1]: the largest of steps / max-steps,
 steps / (epochs x steps per epoch) and elapsed / time budget. The learning rate follows a
 linear warm-up and a cosine decay in `progress`, so a time-boxed run ends with a fully
 decayed learning rate just as a step-counted one does.
+
+Under torchrun (a `Group` of several processes) each rank trains on its own contiguous share
+of the streams through DistributedDataParallel, whose all-reduce leaves every rank the same
+gradient: the mean over the global batch, so clipping its norm is global clipping and the
+weights stay identical on every rank. Everything that steers the loop is agreed on through
+a collective: the loss that decides a rollback, the clock of a time budget, a stop request
+and the validation loss that decides the best model. Without a Group nothing changes.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch.nn.functional as F
 
 from rnngen.config import TrainConfig
 from rnngen.data import batchify
+from rnngen.distributed import Group
 from rnngen.errors import RnngenError
 from rnngen.evaluate import model_logprobs
 from rnngen.hardware import autocast
@@ -91,9 +99,13 @@ class Trainer:
         device: torch.device,
         precision: str,
         resume: tuple[dict[str, torch.Tensor], dict] | None = None,
+        group: Group | None = None,
     ):
         self.model, self.config, self.device, self.precision = model, config, device, precision
-        self.streams = batchify(train_ids, config.batch_size)  # (B, N)
+        self.group = group or Group()  # a single process: every collective is a no-op
+        self.stream_range = self.group.stream_range(config.batch_size)
+        start, stop = self.stream_range
+        self.streams = batchify(train_ids, config.batch_size)[start:stop]  # (B / ranks, N)
         need = config.batch_size * (config.seq_len + 1)
         if self.streams.shape[1] < config.seq_len + 1:
             raise RnngenError(
@@ -104,6 +116,10 @@ class Trainer:
         if len(valid_ids) < 2:
             raise RnngenError("the validation text is too short to score (under 2 tokens)")
         self.valid_ids = valid_ids
+        self.network = model  # what the training step calls: the model, or its DDP wrapper
+        if self.group.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            self.network = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self.steps_per_epoch = math.ceil((self.streams.shape[1] - 1) / config.seq_len)
         self.total_steps = self._total_steps()
         decay, no_decay = [], []
@@ -119,7 +135,7 @@ class Trainer:
         self.elapsed, self.best_loss, self.lr_scale = 0.0, math.inf, 1.0
         self.next_eval = 1
         self.hidden = None
-        self._stop = False
+        self._stop = self._stop_agreed = False
         if resume is not None:
             self._load(*resume)
         self._good = self._snapshot()
@@ -149,20 +165,36 @@ class Trainer:
         return c.lr * self.lr_scale * warmup * (c.min_lr_ratio + (1 - c.min_lr_ratio) * cosine)
 
     def request_stop(self) -> None:
-        """Ask the run to stop at the next step boundary (safe to call from a signal handler)."""
+        """Ask the run to stop at the next step boundary (safe to call from a signal handler).
+
+        With several ranks the request reaches the others at the next agreement, so all of
+        them stop at the same step even when only one was asked.
+        """
         self._stop = True
+
+    def _agree(self) -> None:
+        """Ranks adopt the slowest clock and any rank's stop request, so the time budget,
+        the schedule, evaluations and a stop fall on the same step everywhere."""
+        if self.group.enabled:
+            stop, self.elapsed = self.group.max([float(self._stop), self.elapsed])
+            self._stop_agreed = stop > 0
+
+    def _stopping(self) -> bool:
+        return self._stop_agreed if self.group.enabled else self._stop
 
     def run(self) -> Iterator[Step | Evaluation | Rollback | Stopped | Finished]:
         model, c = self.model, self.config
         model.train()
         window_tokens, window_start = 0, time.perf_counter()
+        self._agree()
         while self.progress < 1.0:
-            if self._stop:
+            if self._stopping():
                 yield Stopped(self.step)
                 return
             started = time.perf_counter()
             result = self._train_step()
             self.elapsed += time.perf_counter() - started
+            self._agree()
             if isinstance(result, Rollback):
                 yield result
                 continue
@@ -195,14 +227,19 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
         with autocast(self.device, self.precision):
-            logits, hidden = model(x, self.hidden)  # (B, T, V)
+            logits, hidden = self.network(x, self.hidden)  # (B, T, V)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-        if not torch.isfinite(loss) or self._exploded(loss.item()):
-            return self._roll_back(f"loss {loss.item():.3g}")
+        # The mean over ranks is the global batch's loss (equal token counts); every rank
+        # sees the same value, so all of them roll back, or none, before DDP's backward.
+        loss_value = self.group.mean(loss)
+        if not math.isfinite(loss_value) or self._exploded(loss_value):
+            return self._roll_back(f"loss {loss_value:.3g}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         bound = c.clip if c.clip > 0 else math.inf
+        # After DDP's all-reduce every rank holds the same global-mean gradient, so this norm,
+        # the clipping and the finiteness test below are global and identical on all ranks.
         norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), bound))
         if not math.isfinite(norm) and self.precision != "fp16":
             return self._roll_back(f"gradient norm {norm}")
@@ -212,7 +249,7 @@ class Trainer:
         self.hidden = detach_state(hidden)
         self.position += length
         self.step += 1
-        return loss.item(), norm, x.numel()
+        return loss_value, norm, x.numel() * self.group.world_size
 
     def _exploded(self, loss: float) -> bool:
         """A loss far above the recent average (after a few steps to learn that average)."""
@@ -239,7 +276,9 @@ class Trainer:
         if self.config.eval_tokens and len(ids) > self.config.eval_tokens:
             ids = ids[: self.config.eval_tokens]
         logp = model_logprobs(self.model, ids, self.device, self.precision, streams=8)
-        loss = float(-logp.mean())
+        # Every rank scores the same text with the same weights; rank 0's figure decides, so
+        # the best-model decision cannot split even if hardware rounds differently.
+        loss = self.group.broadcast_float(float(-logp.mean()))
         is_best = loss < self.best_loss
         self.best_loss = min(self.best_loss, loss)
         if math.isfinite(loss):
@@ -286,10 +325,11 @@ class Trainer:
         for index, moments in optim["state"].items():
             for name, value in moments.items():
                 tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
-        tensors["rng.cpu"] = torch.get_rng_state()
+        own = {"rng.cpu": torch.get_rng_state()}  # what differs between ranks
         if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        tensors.update(state_tensors(self.hidden))
+            own["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        own.update(state_tensors(self.hidden))
+        tensors.update(self.group.gather_tensors(own))  # several ranks: rank{K}.rng.cpu, ...
         info = {
             "step": self.step,
             "epoch": self.epoch,
@@ -302,6 +342,7 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "loss_average": getattr(self, "_loss_average", None),
             "batch_size": self.config.batch_size,
+            "world_size": self.group.world_size,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
         }
         return tensors, info
@@ -311,6 +352,12 @@ class Trainer:
             raise RnngenError(
                 f"--resume needs the same --batch-size as the run it continues "
                 f"({info.get('batch_size')})"
+            )
+        saved_world = info.get("world_size", 1)
+        if saved_world != self.group.world_size:
+            raise RnngenError(
+                f"--resume needs the same number of processes as the run it continues "
+                f"({saved_world}); this run has {self.group.world_size}"
             )
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(weights)
@@ -325,10 +372,11 @@ class Trainer:
                 moments["step"] = moments["step"].cpu()
         optim["state"] = state
         self.optimizer.load_state_dict(optim)
-        torch.set_rng_state(tensors["rng.cpu"])
-        if self.device.type == "cuda" and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        self.hidden = state_from_tensors(tensors, self.model.config.cell, self.device)
+        own = self.group.own_tensors(tensors)
+        torch.set_rng_state(own["rng.cpu"])
+        if self.device.type == "cuda" and "rng.cuda" in own:
+            torch.cuda.set_rng_state(own["rng.cuda"], self.device)
+        self.hidden = state_from_tensors(own, self.model.config.cell, self.device)
         self.step, self.epoch, self.position = info["step"], info["epoch"], info["position"]
         self.elapsed, self.lr_scale = info["elapsed"], info["lr_scale"]
         self.best_loss = math.inf if info["best_loss"] is None else info["best_loss"]

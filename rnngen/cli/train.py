@@ -1,4 +1,8 @@
-"""`rnngen train`: tokenize (cached), train, and checkpoint whenever validation improves."""
+"""`rnngen train`: tokenize (cached), train, and checkpoint whenever validation improves.
+
+`torchrun --nproc_per_node N -m rnngen train ...` runs this same command in N processes that
+train data-parallel (rnngen/distributed.py); torchrun's environment variables are all it takes.
+"""
 
 from __future__ import annotations
 
@@ -84,7 +88,8 @@ def train(
 
     Writes OUTPUT (the best model so far, self-contained: weights, configs, tokenizer,
     metrics), OUTPUT.state.safetensors (for --resume) and OUTPUT.metrics.jsonl. Ctrl-C saves
-    the state and exits 130; run again with --resume to continue.
+    the state and exits 130; run again with --resume to continue. Under torchrun the
+    processes train data-parallel, each on batch-size / processes of the streams.
     """
     train_config = TrainConfig(
         batch_size=batch_size, seq_len=seq_len, lr=lr, min_lr_ratio=min_lr_ratio,
@@ -102,24 +107,43 @@ def train(
     if corpus is None:
         raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
     from rnngen.cli.training_run import TrainingRun
+    from rnngen.distributed import Group
 
-    run = TrainingRun(reporter, train_config, model_options, json_output)
-    run.prepare_output(output, corpus, resume, force)
-    run.load_data(corpus, valid, test, valid_frac, test_frac, kind, vocab_size)
-    run.build(resume)
+    group = Group.from_env()  # a single process unless torchrun started this one
+    group.stream_range(batch_size)  # an uneven split fails before any work
+    run = TrainingRun(reporter, train_config, model_options, json_output, group)
+    try:
+        run.prepare_output(output, corpus, resume, force)
+        run.connect()
+        run.load_data(corpus, valid, test, valid_frac, test_frac, kind, vocab_size)
+        run.build(resume)
+        code = train_until_interrupted(run, group.enabled)
+    finally:
+        group.close()
+    if code:
+        raise typer.Exit(code)
+
+
+def train_until_interrupted(run, distributed: bool) -> int:
+    """Train; Ctrl-C finishes the step, saves and exits 130.
+
+    Alone, a second Ctrl-C aborts at once. Under torchrun every SIGINT only asks for the
+    collective stop: a rank that aborted mid-step would leave the others waiting in a
+    collective, and torchrun already ends the job by SIGKILL once its --shutdown-timeout
+    (30 s by default) has passed after it forwarded the signal.
+    """
     previous = signal.getsignal(signal.SIGINT)
 
-    def stop(signum, frame):  # first Ctrl-C: finish the step and save; second: abort now
+    def stop(signum, frame):
         run.trainer.request_stop()
-        signal.signal(signal.SIGINT, previous)
+        if not distributed:
+            signal.signal(signal.SIGINT, previous)
 
     signal.signal(signal.SIGINT, stop)
     try:
-        code = run.train()
+        return run.train()
     finally:
         signal.signal(signal.SIGINT, previous)
-    if code:
-        raise typer.Exit(code)
 
 
 def format_eval(evaluation, chars_per_token: float) -> str:
