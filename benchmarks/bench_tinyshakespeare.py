@@ -29,8 +29,21 @@ def main() -> None:
     extra = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "ts.safetensors"
-        cmd = [sys.executable, "-m", "rnngen", "train", str(DATA / "train.txt"), "--valid",
-               str(DATA / "valid.txt"), "--time-budget", budget, "-o", str(out), "--json", *extra]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "rnngen",
+            "train",
+            str(DATA / "train.txt"),
+            "--valid",
+            str(DATA / "valid.txt"),
+            "--time-budget",
+            budget,
+            "-o",
+            str(out),
+            "--json",
+            *extra,
+        ]
         started = time.perf_counter()
         result = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - started
@@ -41,18 +54,24 @@ def main() -> None:
             json.loads(line) for line in out.with_name("ts.metrics.jsonl").read_text().splitlines()
         ]
         evals = [e for e in evals if e["event"] == "eval"]
-    print(json.dumps({
-        "date": time.strftime("%Y-%m-%d"),
-        "options": extra,
-        "best_valid_bpc": round(summary["best_valid_bpc"], 4),
-        "best_valid_nats_per_char": round(summary["best_valid_bpc"] * 0.6931471805599453, 4),
-        "target_bpc": 2.09,
-        "train_seconds": summary["train_seconds"],
-        "wall_seconds": round(wall, 1),
-        "steps": summary["steps"],
-        "tokens_per_second": round(summary["tokens_per_second"] or 0),
-        "valid_bpc_curve": [round(e["valid_bpc"], 3) for e in evals],
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "options": extra,
+                "best_valid_bpc": round(summary["best_valid_bpc"], 4),
+                "best_valid_nats_per_char": round(
+                    summary["best_valid_bpc"] * 0.6931471805599453, 4
+                ),
+                "target_bpc": 2.09,
+                "train_seconds": summary["train_seconds"],
+                "wall_seconds": round(wall, 1),
+                "steps": summary["steps"],
+                "tokens_per_second": round(summary["tokens_per_second"] or 0),
+                "valid_bpc_curve": [round(e["valid_bpc"], 3) for e in evals],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -51,8 +50,10 @@ def run_tokenize(corpus: Path, out: Path, *options: str) -> dict:
 
 def main() -> None:
     big_mb = float(os.environ.get("BENCH_TOKENIZE_MB", "200"))
-    figures: dict = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-                     "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    figures: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if SHARED.is_dir():

@@ -17,7 +17,6 @@ import os
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from rnngen.config import ModelConfig, TrainConfig
@@ -106,8 +105,12 @@ def curves_agree(steps: int = 300) -> dict:
 def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     peak = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
-    figures: dict = {"date": time.strftime("%Y-%m-%d"), "threads": torch.get_num_threads(),
-                     "gemm_peak_tflops": {k: round(v, 3) for k, v in peak.items()}, "models": []}  # fmt: skip
+    figures: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": torch.get_num_threads(),
+        "gemm_peak_tflops": {k: round(v, 3) for k, v in peak.items()},
+        "models": [],
+    }
     for layers, hidden, vocab, batch in SIZES:
         row = {"layers": layers, "hidden": hidden, "vocab": vocab, "batch": batch}
         flops = flops_per_token(layers, hidden, vocab)

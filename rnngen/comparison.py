@@ -99,7 +99,7 @@ def training_ids(
 ) -> tuple[np.ndarray, str]:
     if train is not None:
         path = check_file(train, "--train file")
-        return encode_text(tokenizer, span_text(Span(path, 0, path.stat().st_size))), str(train)
+        return tokenizer.encode_array(span_text(Span(path, 0, path.stat().st_size))), str(train)
     ids = stored_ids(provenance, tokenizer, "train")
     if ids is not None:
         return ids, "the checkpoint's training tokens"
@@ -110,11 +110,7 @@ def training_ids(
             f"the checkpoint's training corpus {source.get('source', '?')!r} has moved or "
             "changed since training; give --train FILE for the n-gram baseline"
         )
-    return encode_text(tokenizer, text), "the checkpoint's training corpus"
-
-
-def encode_text(tokenizer: Tokenizer, text: str) -> np.ndarray:
-    return tokenizer.encode_array(text)
+    return tokenizer.encode_array(text), "the checkpoint's training corpus"
 
 
 def with_context(tokenizer: Tokenizer, ids: np.ndarray) -> np.ndarray:

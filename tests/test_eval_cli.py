@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -11,8 +10,19 @@ import pytest
 
 from conftest import TINYSHAKESPEARE, requires_shared, run_cli
 
-SMALL = ["--hidden", "48", "--embed", "48", "--layers", "1", "--batch-size", "8",
-         "--seq-len", "32", "--quiet"]  # fmt: skip
+SMALL = [
+    "--hidden",
+    "48",
+    "--embed",
+    "48",
+    "--layers",
+    "1",
+    "--batch-size",
+    "8",
+    "--seq-len",
+    "32",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +101,13 @@ def test_eval_errors(trained, tmp_path):
 
 def test_score_streams_one_json_line_per_input_line(trained):
     process = subprocess.Popen(
-        [sys.executable, "-m", "rnngen", "score"], cwd=trained, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [sys.executable, "-m", "rnngen", "score"],
+        cwd=trained,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     process.stdin.write("the cat is here.\n")
     process.stdin.flush()
     first = json.loads(process.stdout.readline())  # answered before stdin closes: streaming
@@ -123,8 +137,18 @@ def test_ngram_words_mode_and_arpa(tmp_path):
     test = tmp_path / "test.txt"
     test.write_text("a b c\ne f")  # an unseen word, no final newline
     arpa = tmp_path / "m.arpa"
-    result = run_cli("ngram", str(train), "--test", str(test), "--words", "--order", "3",
-                     "--json", "--arpa", str(arpa))  # fmt: skip
+    result = run_cli(
+        "ngram",
+        str(train),
+        "--test",
+        str(test),
+        "--words",
+        "--order",
+        "3",
+        "--json",
+        "--arpa",
+        str(arpa),
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["tokens"] == 7 and report["oovs"] == 2  # a b c </s> e f </s>
@@ -148,8 +172,16 @@ def test_ngram_matches_kenlm_through_the_cli():
     reference = json.loads(
         (TINYSHAKESPEARE.parents[1] / "reference" / "kenlm-tinyshakespeare.json").read_text()
     )
-    result = run_cli("ngram", str(TINYSHAKESPEARE / "train.txt"), "--test",
-                     str(TINYSHAKESPEARE / "valid.txt"), "--words", "--order", "3", "--json")  # fmt: skip
+    result = run_cli(
+        "ngram",
+        str(TINYSHAKESPEARE / "train.txt"),
+        "--test",
+        str(TINYSHAKESPEARE / "valid.txt"),
+        "--words",
+        "--order",
+        "3",
+        "--json",
+    )
     report = json.loads(result.stdout)
     expected = reference["orders"]["3"]
     assert report["ppl_including_oov"] == pytest.approx(expected["ppl_including_oov"], rel=1e-4)

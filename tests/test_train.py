@@ -28,10 +28,16 @@ CPU = torch.device("cpu")
 def tiny_model(cell="lstm", layers=2, residual=False, vocab=20, **kw):
     torch.manual_seed(0)
     config = ModelConfig(
-        vocab_size=vocab, cell=cell, layers=layers, hidden_size=32, embed_size=32,
-        dropout=kw.pop("dropout", 0.0), embed_dropout=kw.pop("embed_dropout", 0.0),
-        residual=residual, **kw,
-    )  # fmt: skip
+        vocab_size=vocab,
+        cell=cell,
+        layers=layers,
+        hidden_size=32,
+        embed_size=32,
+        dropout=kw.pop("dropout", 0.0),
+        embed_dropout=kw.pop("embed_dropout", 0.0),
+        residual=residual,
+        **kw,
+    )
     return RNNLM(config)
 
 
@@ -96,8 +102,9 @@ def config(**kw):
 
 def test_trainer_reports_and_improves():
     pattern = (np.arange(4000) % 7).astype(np.uint16)  # fully predictable after one token
-    trainer = Trainer(tiny_model(), pattern, pattern[:300], config(max_steps=80, lr=1e-2),
-                      CPU, "fp32")  # fmt: skip
+    trainer = Trainer(
+        tiny_model(), pattern, pattern[:300], config(max_steps=80, lr=1e-2), CPU, "fp32"
+    )
     events = run_to_end(trainer)
     evals = [e for e in events if isinstance(e, Evaluation)]
     assert len(evals) == 10 and isinstance(events[-1], Finished)
@@ -121,8 +128,15 @@ def test_resume_is_bitwise_identical():
             break
     tensors, info = first.resume_state()
     torch.manual_seed(999)  # the saved RNG state must win over whatever comes before
-    second = Trainer(tiny_model(dropout=0.3, embed_dropout=0.1), ids, valid, cfg, CPU, "fp32",
-                     resume=(tensors, json.loads(json.dumps(info))))  # fmt: skip
+    second = Trainer(
+        tiny_model(dropout=0.3, embed_dropout=0.1),
+        ids,
+        valid,
+        cfg,
+        CPU,
+        "fp32",
+        resume=(tensors, json.loads(json.dumps(info))),
+    )
     assert second.step == info["step"] > 0
     run_to_end(second)
     for (name, a), b in zip(
@@ -132,8 +146,9 @@ def test_resume_is_bitwise_identical():
 
 
 def test_nan_rolls_back_and_lowers_lr():
-    trainer = Trainer(tiny_model(), random_ids(), random_ids(300, seed=1), config(max_steps=40),
-                      CPU, "fp32")  # fmt: skip
+    trainer = Trainer(
+        tiny_model(), random_ids(), random_ids(300, seed=1), config(max_steps=40), CPU, "fp32"
+    )
     events, poisoned = [], False
     for event in trainer.run():
         events.append(event)
@@ -154,8 +169,8 @@ def test_corpus_shorter_than_one_window():
 
 def test_atomic_save_survives_failure_mid_write(tmp_path, monkeypatch):
     path = tmp_path / "m.safetensors"
-    from rnngen.tokenizer import train_tokenizer
     from rnngen.config import TokenizerConfig
+    from rnngen.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(tiny_text(50).split("\n"), TokenizerConfig(kind="char"))
     model = tiny_model(vocab=tokenizer.vocab_size)
@@ -190,8 +205,19 @@ def test_atomic_write_interrupted(tmp_path, monkeypatch):
 
 # -- the command ------------------------------------------------------------------------------
 
-SMALL = ["--hidden", "32", "--embed", "32", "--layers", "1", "--batch-size", "4",
-         "--seq-len", "16", "--quiet"]  # fmt: skip
+SMALL = [
+    "--hidden",
+    "32",
+    "--embed",
+    "32",
+    "--layers",
+    "1",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "16",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -214,23 +240,91 @@ def test_every_option_reaches_the_config(corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(tr, "TrainingRun", Capture)
     from rnngen.cli import app
 
-    result = CliRunner().invoke(app, [
-        "train", str(corpus), "-o", str(tmp_path / "x.safetensors"), "--cell", "gru",
-        "--layers", "3", "--hidden", "40", "--embed", "24", "--dropout", "0.3",
-        "--embed-dropout", "0.2", "--no-tie", "--residual", "--clip", "0.7", "--lr", "0.01",
-        "--warmup", "7", "--min-lr-ratio", "0.2", "--weight-decay", "0.05", "--batch-size", "3",
-        "--seq-len", "9", "--epochs", "2.5", "--max-steps", "11", "--time-budget", "1m30s",
-        "--eval-every", "4", "--eval-tokens", "100", "--log-every", "2", "--seed", "7",
-        "--device", "cpu", "--precision", "fp32", "--quiet",
-    ])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(corpus),
+            "-o",
+            str(tmp_path / "x.safetensors"),
+            "--cell",
+            "gru",
+            "--layers",
+            "3",
+            "--hidden",
+            "40",
+            "--embed",
+            "24",
+            "--dropout",
+            "0.3",
+            "--embed-dropout",
+            "0.2",
+            "--no-tie",
+            "--residual",
+            "--clip",
+            "0.7",
+            "--lr",
+            "0.01",
+            "--warmup",
+            "7",
+            "--min-lr-ratio",
+            "0.2",
+            "--weight-decay",
+            "0.05",
+            "--batch-size",
+            "3",
+            "--seq-len",
+            "9",
+            "--epochs",
+            "2.5",
+            "--max-steps",
+            "11",
+            "--time-budget",
+            "1m30s",
+            "--eval-every",
+            "4",
+            "--eval-tokens",
+            "100",
+            "--log-every",
+            "2",
+            "--seed",
+            "7",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert seen["model"] == dict(cell="gru", layers=3, hidden_size=40, embed_size=24,
-                                 dropout=0.3, embed_dropout=0.2, tie=False, residual=True)  # fmt: skip
+    assert seen["model"] == dict(
+        cell="gru",
+        layers=3,
+        hidden_size=40,
+        embed_size=24,
+        dropout=0.3,
+        embed_dropout=0.2,
+        tie=False,
+        residual=True,
+    )
     assert seen["train"] == TrainConfig(
-        batch_size=3, seq_len=9, lr=0.01, min_lr_ratio=0.2, warmup_steps=7, weight_decay=0.05,
-        clip=0.7, epochs=2.5, max_steps=11, time_budget=90.0, eval_every=4, eval_tokens=100,
-        log_every=2, seed=7, device="cpu", precision="fp32",
-    )  # fmt: skip
+        batch_size=3,
+        seq_len=9,
+        lr=0.01,
+        min_lr_ratio=0.2,
+        warmup_steps=7,
+        weight_decay=0.05,
+        clip=0.7,
+        epochs=2.5,
+        max_steps=11,
+        time_budget=90.0,
+        eval_every=4,
+        eval_tokens=100,
+        log_every=2,
+        seed=7,
+        device="cpu",
+        precision="fp32",
+    )
 
 
 def test_train_writes_a_self_contained_checkpoint(corpus, tmp_path):
@@ -308,8 +402,20 @@ def test_output_under_a_file_is_an_error(corpus, tmp_path):
 
 def test_ctrl_c_saves_state_exits_130_and_resumes(corpus, tmp_path):
     out = tmp_path / "m.safetensors"
-    cmd = [sys.executable, "-m", "rnngen", "train", str(corpus), "-o", str(out),
-           "--time-budget", "5m", "--eval-every", "5", *SMALL[:-1]]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnngen",
+        "train",
+        str(corpus),
+        "-o",
+        str(out),
+        "--time-budget",
+        "5m",
+        "--eval-every",
+        "5",
+        *SMALL[:-1],
+    ]
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not out.exists() and time.time() < deadline:
@@ -319,6 +425,16 @@ def test_ctrl_c_saves_state_exits_130_and_resumes(corpus, tmp_path):
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "--resume" in stderr and stdout == ""
     load_model(out)  # the last good checkpoint is loadable
-    result = run_cli("train", str(corpus), "-o", str(out), "--resume", "--time-budget", "5m",
-                     "--max-steps", "30", *SMALL)  # fmt: skip
+    result = run_cli(
+        "train",
+        str(corpus),
+        "-o",
+        str(out),
+        "--resume",
+        "--time-budget",
+        "5m",
+        "--max-steps",
+        "30",
+        *SMALL,
+    )
     assert result.returncode == 0, result.stderr

@@ -47,10 +47,22 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, o
 
     config = model.config
     rows = [
-        Score(f"{config.cell} {config.layers}x{config.hidden_size}", -rnn_logp.sum(), len(rnn_logp), heldout.chars, heldout.bytes),
-        Score(f"kneser-ney {order}-gram", -ngram_logp.sum(), len(ngram_logp), heldout.chars, heldout.bytes),
+        Score(
+            f"{config.cell} {config.layers}x{config.hidden_size}",
+            -rnn_logp.sum(),
+            len(rnn_logp),
+            heldout.chars,
+            heldout.bytes,
+        ),
+        Score(
+            f"kneser-ney {order}-gram",
+            -ngram_logp.sum(),
+            len(ngram_logp),
+            heldout.chars,
+            heldout.bytes,
+        ),
         Score("unigram", -unigram_logp.sum(), len(unigram_logp), heldout.chars, heldout.bytes),
-    ]  # fmt: skip
+    ]
     agreement = _synth_rows(heldout.text, rows, model, tokenizer, ngram, device, precision)
     report = {
         "checkpoint": str(path),
@@ -59,8 +71,12 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, o
         "characters": heldout.chars,
         "bytes": heldout.bytes,
         "rows": [row.as_dict() for row in rows],
-        "ngram": {"order": order, "discounts": ngram.stats.discounts, "fallback_orders": ngram.stats.fallback_orders},
-    }  # fmt: skip
+        "ngram": {
+            "order": order,
+            "discounts": ngram.stats.discounts,
+            "fallback_orders": ngram.stats.fallback_orders,
+        },
+    }
     if agreement is not None:
         report["agreement"] = {"items": agreement.counts, "accuracy": agreement.accuracy}
     if json_out:
@@ -78,11 +94,15 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, o
             "subject-verb agreement: share of verbs where the right form is more probable",
             ["distance (words)", "items", *names],
             [
-                [label, agreement.counts[label], *[_percent(agreement.accuracy[n][label]) for n in names]]
+                [
+                    label,
+                    agreement.counts[label],
+                    *[_percent(agreement.accuracy[n][label]) for n in names],
+                ]
                 for label in agreement.counts
             ],
             numeric=set(range(1, 2 + len(names))),
-        )  # fmt: skip
+        )
 
 
 def _synth_rows(text, rows, model, tokenizer, ngram, device, precision):

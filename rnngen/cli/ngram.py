@@ -125,10 +125,12 @@ def _stats(model, build_seconds: float) -> dict:
         "vocab_size": stats.vocab_size,
         "train_tokens": stats.train_tokens,
         "ngram_counts": stats.ngram_counts,
-        "discounts": {k: dict(zip(("D1", "D2", "D3+"), v, strict=True)) for k, v in stats.discounts.items()},
+        "discounts": {
+            k: dict(zip(("D1", "D2", "D3+"), v, strict=True)) for k, v in stats.discounts.items()
+        },
         "fallback_orders": stats.fallback_orders,
         "build_seconds": round(build_seconds, 3),
-    }  # fmt: skip
+    }
 
 
 def _print(report: dict) -> None:
