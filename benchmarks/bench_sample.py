@@ -12,8 +12,9 @@ Figures:
   torch, loading the checkpoint) to the first sampled character on its stdout; median of 3.
 - {one,batch16}_{tokens,chars}_per_s: generation alone (checkpoint loaded), from the first
   event to the last, with `rnngen.sample.generate` and the command's default of one thread;
-  chars counts the characters of all samples. bf16_*: with bf16 weights (what
-  `--precision auto` picks on CPUs with native bf16), the others fp32.
+  chars counts the characters of all samples; median of 3. bf16_*: with bf16 weights (what
+  `--precision auto` picks on CPUs with native bf16), the others fp32. threads2_*: bf16 with
+  two threads (`--threads 2`).
 - chars_per_token: of the samples (compare corpus_chars_per_token).
 
     python benchmarks/bench_sample.py [--tokens N]
@@ -41,6 +42,8 @@ from rnngen.model import RNNLM
 from rnngen.sample import Piece, SampleConfig, generate
 from rnngen.synth import generate_lines
 from rnngen.tokenizer import train_tokenizer
+
+REPEATS = 3
 
 
 def build_checkpoint(path: Path) -> float:
@@ -70,16 +73,17 @@ def first_char_seconds(path: Path) -> float:
     return elapsed
 
 
-def throughput(path: Path, samples: int, tokens: int, precision: str) -> dict:
-    torch.set_num_threads(1)  # as `rnngen sample` does by default
-    model, tokenizer, _ = load_model(path)
+def throughput(model, tokenizer, samples: int, tokens: int, precision: str) -> dict:
     config = SampleConfig(max_tokens=tokens, num_samples=samples, seed=1)
     list(generate(model, tokenizer, "", SampleConfig(max_tokens=20), precision=precision))
-    chars, start = 0, time.perf_counter()
-    for event in generate(model, tokenizer, "", config, precision=precision):
-        if isinstance(event, Piece):
-            chars += len(event.text)
-    elapsed = time.perf_counter() - start
+    runs = []
+    for _ in range(REPEATS):
+        chars, start = 0, time.perf_counter()
+        for event in generate(model, tokenizer, "", config, precision=precision):
+            if isinstance(event, Piece):
+                chars += len(event.text)
+        runs.append((time.perf_counter() - start, chars))
+    elapsed, chars = sorted(runs)[len(runs) // 2]  # the median run
     return {
         "tokens_per_s": samples * tokens / elapsed,
         "chars_per_s": chars / elapsed,
@@ -98,18 +102,22 @@ def main() -> None:
             "first_char_s": statistics.median(first_char_seconds(path) for _ in range(3)),
             "corpus_chars_per_token": corpus_chars_per_token,
         }
-        for precision, prefix in (("fp32", ""), ("bf16", "bf16_")):
+        model, tokenizer, _ = load_model(path)
+        runs = [(1, "fp32", ""), (1, "bf16", "bf16_"), (2, "bf16", "threads2_bf16_")]
+        for threads, precision, prefix in runs:
+            torch.set_num_threads(threads)  # 1 is what `rnngen sample` does by default
             for samples, name in ((1, "one"), (16, "batch16")):
                 tokens = options.tokens if samples == 1 else max(options.tokens // 4, 1)
-                result = throughput(path, samples, tokens, precision)
+                result = throughput(model, tokenizer, samples, tokens, precision)
                 figures[f"{prefix}{name}_tokens_per_s"] = result["tokens_per_s"]
                 figures[f"{prefix}{name}_chars_per_s"] = result["chars_per_s"]
                 if not prefix and samples == 1:
                     figures["chars_per_token"] = result["chars_per_token"]
+    c = model.config
     figures.update(
-        model="2x lstm 512, tied, vocab 1024 bpe", threads=torch.get_num_threads(),
-        cpus=os.cpu_count(), machine=platform.processor() or platform.machine(),
-        python=platform.python_version(), torch=torch.__version__,
+        model=f"{c.layers}x {c.cell} {c.hidden_size}, embed {c.embed_size}, tied {c.tie}, "
+        f"{tokenizer.kind} vocab {tokenizer.vocab_size}",
+        cpus=os.cpu_count(), python=platform.python_version(), torch=torch.__version__,
     )  # fmt: skip
     rounded = {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
     print(json.dumps(rounded))
