@@ -66,23 +66,28 @@ def model_logprobs(
     precision: str = "fp32",
     streams: int = 1,
     window: int = 512,
+    warmup: int = 256,
 ) -> np.ndarray:
     """ln p of each target ids[1:] given what precedes it, the state carried throughout.
 
     With `streams` > 1 the targets are cut into that many contiguous pieces scored side by
-    side, each starting from a fresh state: faster, and each target is still scored exactly
-    once, but the first tokens of each piece see less context. `rnngen eval` uses 1.
+    side, each target still exactly once. Every piece but the first starts from the state
+    after reading the `warmup` tokens before it (not scored), so it sees nearly the context a
+    single pass would: several times faster for a tiny difference. `rnngen eval` uses 1.
     Returns (len(ids) - 1,) float64.
     """
     was_training = model.training
     model.eval()
     n_targets = len(ids) - 1
-    streams = max(1, min(streams, n_targets))
+    if n_targets // max(streams, 1) < max(warmup, 1):  # too short to split: one exact pass
+        streams = 1
     inputs = batchify(np.asarray(ids[:-1]), streams)  # (S, N)
     targets = batchify(np.asarray(ids[1:]), streams)  # (S, N)
     used = inputs.shape[1] * streams
     out = np.empty((streams, inputs.shape[1]), dtype=np.float64)
-    state = None
+    state = _warm_state(
+        model, np.asarray(ids[:-1]), inputs.shape[1], streams, warmup, device, precision
+    )
     for start in range(0, inputs.shape[1], window):
         x = torch.from_numpy(inputs[:, start : start + window].astype(np.int64)).to(device)
         y = torch.from_numpy(targets[:, start : start + window].astype(np.int64)).to(device)
@@ -92,10 +97,34 @@ def model_logprobs(
         out[:, start : start + window] = logp.double().cpu().numpy()
     flat = out.reshape(-1)
     if used < n_targets:  # the remainder batchify dropped: score it as one more stream
-        tail = model_logprobs(model, ids[used:], device, precision, 1, window)
+        tail = model_logprobs(
+            model,
+            ids[used - warmup :] if used > warmup else ids[used:],
+            device,
+            precision,
+            1,
+            window,
+        )[warmup if used > warmup else 0 :]
         flat = np.concatenate([flat, tail])
     model.train(was_training)
     return flat
+
+
+def _warm_state(model, inputs, length, streams, warmup, device, precision):
+    """Initial state per stream: zero for the first, after `warmup` prior tokens for the rest."""
+    if streams == 1 or warmup == 0 or length == 0:
+        return None
+    warmup = min(warmup, length)
+    starts = np.arange(1, streams) * length  # where streams 1.. begin in `inputs`
+    context = np.stack([inputs[s - warmup : s] for s in starts])  # (S-1, W)
+    with autocast(device, precision):
+        _, warm = model(torch.from_numpy(context.astype(np.int64)).to(device))
+    state = []
+    for layer in warm:  # prepend stream 0's zero state: (1, S-1, H) -> (1, S, H)
+        parts = layer if isinstance(layer, tuple) else (layer,)
+        joined = tuple(torch.cat([torch.zeros_like(p[:, :1]), p], dim=1) for p in parts)
+        state.append(joined if isinstance(layer, tuple) else joined[0])
+    return state
 
 
 @torch.inference_mode()

@@ -24,7 +24,6 @@ import copy
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,56 +36,14 @@ from rnngen.errors import RnngenError
 from rnngen.evaluate import model_logprobs
 from rnngen.hardware import autocast
 from rnngen.model import RNNLM, detach_state, state_from_tensors, state_tensors
+from rnngen.train_events import Evaluation, Finished, Rollback, Step, Stopped
+from rnngen.train_state import load_optimizer_tensors, optimizer_tensors
+
+__all__ = ["Trainer", "Step", "Evaluation", "Rollback", "Stopped", "Finished"]
 
 DEFAULT_EPOCHS = 10
 EVALS_PER_RUN = 10
 MAX_ROLLBACKS = 8
-
-
-@dataclass(frozen=True)
-class Step:
-    step: int
-    epoch: int
-    loss: float  # nats per token of this batch
-    grad_norm: float  # before clipping
-    lr: float
-    tokens_per_second: float
-    progress: float
-    elapsed: float  # training seconds (evaluations excluded)
-    clipped_share: float  # share of steps so far whose norm exceeded --clip
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    step: int
-    valid_loss: float  # nats per token
-    valid_tokens: int
-    best_loss: float
-    is_best: bool
-    progress: float
-    seconds: float  # time the evaluation took
-
-
-@dataclass(frozen=True)
-class Rollback:
-    step: int
-    reason: str
-    lr_scale: float
-
-
-@dataclass(frozen=True)
-class Stopped:
-    """Training stopped on request (Ctrl-C) at a step boundary; resume_state() is exact."""
-
-    step: int
-
-
-@dataclass(frozen=True)
-class Finished:
-    step: int
-    elapsed: float
-    best_loss: float
-    clipped_share: float
 
 
 class Trainer:
@@ -321,10 +278,7 @@ class Trainer:
 
     def resume_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        optim = self.optimizer.state_dict()
-        for index, moments in optim["state"].items():
-            for name, value in moments.items():
-                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
+        tensors.update(optimizer_tensors(self.optimizer))
         own = {"rng.cpu": torch.get_rng_state()}  # what differs between ranks
         if self.device.type == "cuda":
             own["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -361,17 +315,7 @@ class Trainer:
             )
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(weights)
-        optim = self.optimizer.state_dict()
-        state: dict[int, dict] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, index, name = key.split(".", 2)
-                state.setdefault(int(index), {})[name] = value.to(self.device)
-        for moments in state.values():  # AdamW keeps `step` on the CPU
-            if "step" in moments:
-                moments["step"] = moments["step"].cpu()
-        optim["state"] = state
-        self.optimizer.load_state_dict(optim)
+        load_optimizer_tensors(self.optimizer, tensors, self.device)
         own = self.group.own_tensors(tensors)
         torch.set_rng_state(own["rng.cpu"])
         if self.device.type == "cuda" and "rng.cuda" in own:

@@ -11,7 +11,7 @@ from conftest import run_cli
 from rnngen.config import TokenizerConfig
 from rnngen.ngram import KneserNey
 from rnngen.synth import generate_lines, oracle
-from rnngen.synth_eval import agreement_accuracy, agreement_probes
+from rnngen.agreement import agreement_accuracy, agreement_probes
 from rnngen.tokenizer import train_tokenizer
 
 
