@@ -199,3 +199,16 @@ def test_synth_is_deterministic_and_validates(tmp_path):
     assert 2000 <= len(stdout) < 4000 and stdout.endswith("\n")
     assert run_cli("synth", "--size", "lots").returncode == 1
     assert run_cli("synth", "-o", str(tmp_path)).returncode == 1
+
+
+def test_info_on_a_checkpoint(trained):
+    model = trained / "checkpoints" / "synth.safetensors"
+    result = run_cli("info", str(model), "--json")
+    assert result.returncode == 0, result.stderr
+    fields = json.loads(result.stdout)
+    assert fields["format"] == "rnngen/1" and fields["parameters"] > 0
+    assert fields["model_config"]["hidden_size"] == 48 and fields["tokenizer_kind"] == "char"
+    table = run_cli("info", str(model)).stdout
+    assert "parameters" in table and "best validation" in table
+    result = run_cli("info", str(trained / "checkpoints" / "synth.state.safetensors"))
+    assert result.returncode == 1 and "resume file" in result.stderr

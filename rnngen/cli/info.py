@@ -1,7 +1,9 @@
-"""`rnngen info`: what a tokenized directory (or a checkpoint) holds."""
+"""`rnngen info`: what a tokenized directory or a checkpoint holds."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import typer
@@ -17,13 +19,22 @@ def info(
     json_output: bool = args.Json,
 ) -> None:
     """Show what a tokenized corpus directory or a checkpoint holds."""
-    from rnngen.cli.output import print_json, print_table
-    from rnngen.data import is_tokenized_dir, load_tokenized
+    from rnngen.data import is_tokenized_dir
 
     if not path.exists():
         raise RnngenError(f"{str(path)!r} does not exist")
-    if not is_tokenized_dir(path):
+    if is_tokenized_dir(path):
+        _tokenized(path, json_output)
+    elif path.is_file():
+        _checkpoint(path, json_output)
+    else:
         raise RnngenError(f"{str(path)!r} is not a tokenized directory or an rnngen checkpoint")
+
+
+def _tokenized(path: Path, json_output: bool) -> None:
+    from rnngen.cli.output import print_json, print_table
+    from rnngen.data import load_tokenized
+
     meta = load_tokenized(path).meta
     if json_output:
         print_json({"path": str(path), **meta})
@@ -35,3 +46,52 @@ def info(
         [[n, s["tokens"], s["chars"], s["bytes"], s["source"]] for n, s in meta["splits"].items()],
         numeric={1, 2, 3},
     )
+
+
+def _checkpoint(path: Path, json_output: bool) -> None:
+    """Only metadata and tensor shapes are read, never the weights, so any size is quick."""
+    from safetensors import safe_open
+
+    from rnngen.checkpoint import read_meta
+    from rnngen.cli.output import print_json, print_table
+
+    meta = read_meta(path)
+    with safe_open(str(path), framework="numpy") as f:
+        names = f.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
+        parameters = sum(math.prod(f.get_slice(name).get_shape()) for name in names)
+    fields = {k: _parse(v) for k, v in meta.items() if k != "tokenizer"}
+    fields["parameters"] = parameters
+    if json_output:
+        print_json({"path": str(path), **fields})
+        return
+    model, metrics = fields.get("model_config", {}), fields.get("metrics", {})
+    train = fields.get("train_config", {})
+    splits = fields.get("provenance", {}).get("tokenized_meta", {}).get("splits", {})
+    rows = [
+        ["format", fields["format"]],
+        ["model", f"{model.get('layers')}x{model.get('cell')} {model.get('hidden_size')}, "
+                  f"embed {model.get('embed_size')}, tied {model.get('tie')}, "
+                  f"residual {model.get('residual')}"],
+        ["parameters", f"{parameters:,}"],
+        ["tokenizer", f"{fields['tokenizer_kind']}, {model.get('vocab_size')} pieces, "
+                      f"sha256 {fields['tokenizer_sha256'][:12]}"],
+        ["best validation", f"loss {metrics.get('valid_loss', float('nan')):.4f} nats/token, "
+                            f"{metrics.get('valid_bpc', float('nan')):.4f} bits/char "
+                            f"at step {metrics.get('step')}"],
+        ["training", f"lr {train.get('lr')}, batch {train.get('batch_size')} x "
+                     f"{train.get('seq_len')}, clip {train.get('clip')}, "
+                     f"precision {fields.get('precision')}"],
+    ]  # fmt: skip
+    rows += [
+        [f"{name} split", f"{s['tokens']:,} tokens from {s['source']}"]
+        for name, s in splits.items()
+    ]
+    rows.append(["versions", ", ".join(f"{k} {v}" for k, v in fields.get("versions", {}).items())])
+    print_table(str(path), ["", ""], rows)
+
+
+def _parse(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
