@@ -1,4 +1,4 @@
-"""How fast the CLI starts: `rnngen --help` never imports torch, so shells and completion stay quick.
+"""How fast the CLI starts: `rnngen --help` never imports torch, so shells stay quick.
 
 Prints one JSON line: the median wall time of `rnngen --help` and `rnngen train --help`, and,
 for scale, of a bare `python -c "import torch"`, over several runs each.
