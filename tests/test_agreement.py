@@ -71,10 +71,12 @@ def test_a_char_ngram_is_near_chance_beyond_its_order(corpus):
 
 @pytest.mark.slow
 def test_lstm_stays_far_above_the_ngram_at_long_distances(tmp_path):
-    """The picture issue 6 promises, on a real (one-minute) run with default settings."""
+    """The picture issue 6 promises, on a real run with default settings. Measured: after
+    150 s the LSTM is at 87-98% in every bucket and the 5-gram at 52-73%; after 40 s the LSTM
+    has learned the text (0.86 vs 0.98 bits/char) but not yet agreement."""
     corpus = tmp_path / "synth.txt"
     assert run_cli("synth", "-o", str(corpus), "-q").returncode == 0
-    result = run_cli("train", str(corpus), "--time-budget", "60", "-q", cwd=tmp_path)
+    result = run_cli("train", str(corpus), "--time-budget", "150", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(run_cli("eval", "--json", "-q", cwd=tmp_path).stdout)
     rnn, kn = (report["agreement"]["accuracy"][row["name"]] for row in report["rows"][:2])
