@@ -11,6 +11,7 @@ command quietly.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -79,14 +80,10 @@ def _root(
     """
 
 
-# Each module adds its command(s) to `app` when imported.
-from rnngen.cli import info as _info  # noqa: E402, F401
-from rnngen.cli import tokenize as _tokenize  # noqa: E402, F401
-from rnngen.cli import train as _train  # noqa: E402, F401
-from rnngen.cli import synth as _synth  # noqa: E402, F401
-from rnngen.cli import eval as _eval  # noqa: E402, F401
-from rnngen.cli import ngram as _ngram  # noqa: E402, F401
-from rnngen.cli import sample as _sample  # noqa: E402, F401
+# Each module adds its command(s) to `app` when imported; this order is the order of --help,
+# the order a user meets them in.
+for _command in ("synth", "tokenize", "train", "eval", "sample", "ngram", "info"):
+    importlib.import_module(f"rnngen.cli.{_command}")
 
 
 def main() -> None:

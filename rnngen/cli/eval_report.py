@@ -107,9 +107,9 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, o
 
 def _synth_rows(text, rows, model, tokenizer, ngram, device, precision):
     """On text from `rnngen synth`: an oracle row in `rows`, and agreement accuracy."""
+    from rnngen.agreement import agreement_accuracy
     from rnngen.evaluate import Score, sequence_logprobs
     from rnngen.synth import looks_generated, oracle
-    from rnngen.agreement import agreement_accuracy
 
     if not looks_generated(text[:20000]):
         return None
