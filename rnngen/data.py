@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -212,13 +212,3 @@ def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
     """
     n = len(ids) // batch_size
     return np.asarray(ids[: n * batch_size]).reshape(batch_size, n)  # (B, N)
-
-
-def windows(streams: np.ndarray, seq_len: int, start: int = 0) -> Iterator[tuple[int, int]]:
-    """(start, length) of each window over (B, N) streams: x = [s, s+len), y shifted by one."""
-    n = streams.shape[1]
-    position = start
-    while position < n - 1:
-        length = min(seq_len, n - 1 - position)
-        yield position, length
-        position += length

@@ -17,7 +17,7 @@ import hashlib
 import io
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -240,15 +240,3 @@ def load_tokenizer(model_proto: bytes, kind: str) -> Tokenizer:
         return Tokenizer(model_proto, kind)
     except (RuntimeError, OSError) as e:
         raise RnngenError(f"the stored tokenizer is not a SentencePiece model ({e})") from None
-
-
-def iter_pieces(tokenizer: Tokenizer, ids: Iterable[int]) -> Iterator[str]:
-    """Decoded text of each id, as it completes (a convenience over IncrementalDecoder)."""
-    decoder = tokenizer.decoder()
-    for token_id in ids:
-        text = decoder.feed(int(token_id))
-        if text:
-            yield text
-    tail = decoder.flush()
-    if tail:
-        yield tail

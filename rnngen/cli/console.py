@@ -6,7 +6,6 @@ file, CI); nothing at all with --quiet. Rich honours NO_COLOR by itself.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -97,7 +96,3 @@ class Reporter:
                 progress.update(task, completed=completed, description=description)
 
             yield update
-
-
-def flush_stdout() -> None:
-    sys.stdout.flush()
