@@ -61,10 +61,7 @@ def tokenize_corpus(
     """Train a tokenizer on a sample of the train span, then encode every span to disk."""
     _check_replaceable(Path(out_dir))
     train = spans["train"]
-    sample = sample_lines(train.path, config.sample_bytes) if train.start == 0 else None
-    if sample is None or train.end < train.path.stat().st_size:
-        sample = [line for text, _ in iter_text(train) for line in text.split("\n")]
-        sample = _bounded(sample, config.sample_bytes)
+    sample = sample_lines(train, config.sample_bytes)
     if not any(line.strip() for line in sample):
         raise RnngenError(f"corpus {str(train.path)!r} holds only whitespace")
     tokenizer = train_tokenizer(sample, config)
@@ -112,16 +109,6 @@ def tokenize_corpus(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return TokenizedCorpus(out_dir, meta, tokenizer)
-
-
-def _bounded(lines: list[str], max_bytes: int) -> list[str]:
-    out, size = [], 0
-    for line in lines:
-        size += len(line) + 1
-        if size > max_bytes:
-            break
-        out.append(line)
-    return out
 
 
 def _check_replaceable(target: Path) -> None:

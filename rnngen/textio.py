@@ -110,24 +110,22 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def sample_lines(path: Path, sample_bytes: int, pieces: int = 64) -> list[str]:
-    """Lines from `pieces` evenly spaced places of the file, about `sample_bytes` in all.
+def sample_lines(span: Span, sample_bytes: int, pieces: int = 64) -> list[str]:
+    """Lines from `pieces` evenly spaced places of the span, about `sample_bytes` in all.
 
     Spreading the sample keeps the tokenizer fair to a corpus whose style drifts, while its
-    cost stays bounded however large the file is.
+    cost (time and memory) stays bounded however large the span is.
     """
-    size = path.stat().st_size
-    if size <= sample_bytes:
-        return [line for text, _ in iter_text(Span(path, 0, size)) for line in text.split("\n")]
+    if span.size <= sample_bytes:
+        return [line for text, _ in iter_text(span) for line in text.split("\n")]
     lines: list[str] = []
     piece = sample_bytes // pieces
-    with open(path, "rb") as f:
+    with open(span.path, "rb") as f:
         for i in range(pieces):
-            f.seek(i * (size // pieces))
+            f.seek(span.start + i * (span.size // pieces))
             raw = f.read(piece)
             # Drop the partial first and last lines; decoding errors are found by iter_text.
-            text = raw.decode("utf-8", errors="ignore").split("\n")[1:-1]
-            lines += text
+            lines += raw.decode("utf-8", errors="ignore").split("\n")[1:-1]
     return lines
 
 

@@ -92,6 +92,7 @@ class Trainer:
         self.elapsed, self.best_loss, self.lr_scale = 0.0, math.inf, 1.0
         self.next_eval = 1
         self.hidden = None
+        self._loss_average: float | None = None  # of recent losses, to spot an explosion
         self._stop = self._stop_agreed = False
         if resume is not None:
             self._load(*resume)
@@ -210,7 +211,7 @@ class Trainer:
 
     def _exploded(self, loss: float) -> bool:
         """A loss far above the recent average (after a few steps to learn that average)."""
-        average = getattr(self, "_loss_average", None)
+        average = self._loss_average
         if average is None or self.step < 20:
             self._loss_average = loss if average is None else 0.9 * average + 0.1 * loss
             return False
@@ -294,7 +295,7 @@ class Trainer:
             "clipped_steps": self.clipped_steps,
             "next_eval": self.next_eval,
             "rollbacks": self.rollbacks,
-            "loss_average": getattr(self, "_loss_average", None),
+            "loss_average": self._loss_average,
             "batch_size": self.config.batch_size,
             "world_size": self.group.world_size,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,

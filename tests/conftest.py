@@ -76,3 +76,16 @@ def _isolated(tmp_path_factory, monkeypatch):
 requires_shared = pytest.mark.skipif(
     not TINYSHAKESPEARE.is_dir(), reason="../shared corpora not present (fresh clone)"
 )
+
+
+def interrupt_once_written(command: list[str], path: Path, timeout: float = 120):
+    """Start `command`, wait until it has written `path`, send SIGINT; return the process."""
+    import signal
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    return process

@@ -23,7 +23,6 @@ import json
 import math
 import multiprocessing
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import tiny_text
+from conftest import interrupt_once_written, tiny_text
 from rnngen.checkpoint import load_model, load_state
 from rnngen.config import ModelConfig, TrainConfig, from_json
 from rnngen.data import batchify
@@ -323,11 +322,7 @@ def test_torchrun_ctrl_c_saves_and_resumes(tmp_path):
                 "--nproc_per_node", str(WORLD), "-m", "rnngen"]  # fmt: skip
     command = [*launcher, "train", str(corpus), "-o", str(out), "--time-budget", "5m",
                "--eval-every", "5", *OPTIONS]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not out.exists() and time.time() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process = interrupt_once_written(command, out)
     _, stderr = process.communicate(timeout=120)
     assert "state saved" in stderr and stderr.count("interrupted at step") == 1
     stopped = int(stderr.split("interrupted at step ")[1].split(";")[0])

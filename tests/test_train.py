@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import run_cli, tiny_text
+from conftest import interrupt_once_written, run_cli, tiny_text
 from rnngen.checkpoint import atomic_write, load_model, save_model
 from rnngen.config import ModelConfig, TrainConfig
 from rnngen.errors import RnngenError
@@ -416,11 +413,7 @@ def test_ctrl_c_saves_state_exits_130_and_resumes(corpus, tmp_path):
         "5",
         *SMALL[:-1],
     ]
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not out.exists() and time.time() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process = interrupt_once_written(cmd, out)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "--resume" in stderr and stdout == ""

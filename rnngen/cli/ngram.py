@@ -86,8 +86,9 @@ def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | 
     from rnngen.tokenizer import train_tokenizer
 
     config = args.tokenizer_config(kind, vocab_size)
-    tokenizer = train_tokenizer(sample_lines(train, config.sample_bytes), config)
-    train_ids = tokenizer.encode_array(span_text(Span(train, 0, train.stat().st_size)))
+    train_span = Span(train, 0, train.stat().st_size)
+    tokenizer = train_tokenizer(sample_lines(train_span, config.sample_bytes), config)
+    train_ids = tokenizer.encode_array(span_text(train_span))
     test_text = span_text(Span(test, 0, test.stat().st_size))
     started = time.perf_counter()
     model = KneserNey.fit(train_ids, order, tokenizer.vocab_size)

@@ -182,7 +182,7 @@ class TrainingRun:
         mode = "a" if self.resume else "w"
         self.last_step: Step | None = None
         self.best: dict | None = None
-        started = time.monotonic()
+        self._last_plain = time.monotonic()
         ranks = self.group.all_gather_json(self._shard()) if self.group.enabled else None
         with (
             open(self.metrics_file if self.group.is_main else os.devnull, mode) as metrics,
@@ -197,7 +197,7 @@ class TrainingRun:
                     self.last_step = event
                     metrics.write(json.dumps({"event": "step", **vars(event)}) + "\n")
                     progress(event.progress, self._describe(event))
-                    self._plain_progress(event, started)
+                    self._plain_progress(event)
                 elif isinstance(event, Evaluation):
                     record = {"event": "eval", **vars(event), **self._valid_figures(event)}
                     metrics.write(json.dumps(record) + "\n")
@@ -244,11 +244,11 @@ class TrainingRun:
             f"lr {step.lr:.2e}"
         )
 
-    def _plain_progress(self, step, started: float) -> None:
+    def _plain_progress(self, step) -> None:
         if self.reporter.interactive or self.reporter.quiet:
             return
         now = time.monotonic()
-        if now - getattr(self, "_last_plain", started) >= self.reporter.plain_every:
+        if now - self._last_plain >= self.reporter.plain_every:
             self._last_plain = now
             self.reporter.log(f"step {step.step} ({step.progress:.0%}): {self._describe(step)}")
 
