@@ -11,34 +11,15 @@ command quietly.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 
-import click
 import typer
-from typer.core import TyperGroup
 
 from rnngen import __version__
 from rnngen.errors import RnngenError
-
-
-class RnngenGroup(TyperGroup):
-    """Turns the library's failures into the exit codes above, for every command alike."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except RnngenError as e:
-            message = " ".join(str(e).split("\n"))
-            click.echo(f"error: {message}", err=True)
-            ctx.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
-        except BrokenPipeError:
-            _silence_stdout()
-            ctx.exit(0)
 
 
 def _silence_stdout() -> None:
@@ -51,8 +32,43 @@ def _silence_stdout() -> None:
         pass
 
 
+def guarded(function):
+    """Turn the library's failures into the exit codes above, the same for every command.
+
+    Written against typer's public API only (typer.Exit, typer.echo): typer 0.29 stopped
+    depending on click, so a subclass of click's (or typer's internal) group class would tie
+    the CLI to one typer release.
+    """
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except RnngenError as e:
+            message = " ".join(str(e).split("\n"))
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(0) from None
+
+    return run
+
+
+def command(name: str | None = None):
+    """`@app.command()`, with the error handling of `guarded`."""
+
+    def register(function):
+        app.command(name)(guarded(function))
+        return function
+
+    return register
+
+
 app = typer.Typer(
-    cls=RnngenGroup,
     help="Recurrent language models from the command line: tokenize, train, eval, sample.",
     no_args_is_help=True,
     add_completion=False,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from rnngen.cli import app
+from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.errors import RnngenError
@@ -31,7 +31,7 @@ def open_checkpoint(checkpoint: Path | None, device: str):
     return path, model, tokenizer, meta, torch_device
 
 
-@app.command("eval")
+@command("eval")
 def evaluate(
     checkpoint: Path = CheckpointArg,
     data: Path = typer.Option(
@@ -64,7 +64,7 @@ def evaluate(
     )
 
 
-@app.command()
+@command()
 def score(
     checkpoint: Path = CheckpointArg,
     input_file: str = typer.Argument(

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import typer
 
-from rnngen.cli import app
+from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.errors import RnngenError
 
 
-@app.command()
+@command()
 def info(
     path: Path = typer.Argument(..., help="A directory from rnngen tokenize, or a checkpoint."),
     json_output: bool = args.Json,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import typer
 
-from rnngen.cli import app
+from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.errors import RnngenError
 
 
-@app.command()
+@command()
 def ngram(
     train: Path = typer.Argument(..., help="Training text."),
     test: Path = typer.Option(..., "--test", help="Text to compute perplexity on."),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from rnngen.cli import app
+from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.config import DEVICES
@@ -19,7 +19,7 @@ DEFAULT_LENGTH = 500
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-@app.command()
+@command()
 def sample(
     checkpoint: Path = typer.Argument(
         None, help="A .safetensors checkpoint [default: the newest in ./checkpoints]."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from rnngen.cli import app
+from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.errors import RnngenError
@@ -25,7 +25,7 @@ def parse_size(text: str | None) -> int | None:
     return int(float(match.group(1)) * scale)
 
 
-@app.command()
+@command()
 def synth(
     output: str = typer.Option("-", "-o", "--output", help="File to write, or - for stdout."),
     size: str = typer.Option(None, "--size", help="Characters, e.g. 1.5M [default: 1.5M]."),

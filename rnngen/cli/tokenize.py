@@ -6,12 +6,12 @@ from pathlib import Path
 
 import typer
 
-from rnngen.cli import app
+from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 
 
-@app.command()
+@command()
 def tokenize(
     corpus: str = typer.Argument(..., help="Text file to tokenize, or - for stdin."),
     output: Path = typer.Option(

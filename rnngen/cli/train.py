@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from rnngen.cli import app
+from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.config import ModelConfig, TrainConfig
@@ -35,7 +35,7 @@ def parse_duration(text: str | None) -> float | None:
     return hours * 3600 + minutes * 60 + seconds
 
 
-@app.command()
+@command()
 def train(
     corpus: str = typer.Argument(
         None, help="Text file, a directory from rnngen tokenize, or - for stdin."
