@@ -7,18 +7,27 @@ sha256), metrics, provenance and versions: everything `sample`, `score` and `eva
 carried hidden state, and the step/data position/best loss as JSON.
 
 safetensors holds tensors and strings only, so loading a checkpoint can never run code (no
-pickle anywhere). Every write goes to a temporary file in the same directory, is fsynced,
-and replaces the target with `os.replace`, so an interruption leaves the previous good
-file in place.
+pickle anywhere). Every write goes through rnngen.atomic (a temporary file in the same
+directory, fsynced, then `os.replace`), so an interruption leaves the previous good file in
+place.
+
+Loading validates the whole header once, here (`read_meta`): every field the commands read,
+its JSON type, the configs, the tokenizer and its hash, and the tensors' names, shapes and
+dtypes against the model the config describes, before anything is allocated or used; then
+the weights must be finite. A damaged or crafted file is one RnngenError, never a traceback
+or a model that samples garbage. `load_state` checks a resume file's info the same way; the
+Trainer checks its tensors against the model and optimizer they must fit.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import hashlib
 import json
+import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -27,7 +36,8 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from rnngen import __version__
-from rnngen.config import ModelConfig, from_json, to_json
+from rnngen.atomic import describe, write_bytes
+from rnngen.config import TOKENIZER_KINDS, ModelConfig, from_json, to_json
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
 from rnngen.tokenizer import Tokenizer, load_tokenizer
@@ -38,19 +48,7 @@ STATE_FORMAT = "rnngen-state/1"
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise RnngenError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
-        raise
+    write_bytes(path, data)
 
 
 def state_path(path: Path) -> Path:
@@ -77,12 +75,23 @@ def save_model(path: Path, model: RNNLM, tokenizer: Tokenizer, metadata: dict[st
     atomic_write(path, save_bytes(tensors, metadata=meta))
 
 
+# Metadata fields that hold a JSON object when present.
+JSON_OBJECTS = ("metrics", "provenance", "versions", "train_config")
+
+
 def read_meta(path: Path) -> dict[str, str]:
-    """The string metadata of a checkpoint, without loading its tensors."""
+    """The string metadata of a checkpoint, validated whole, without loading its tensors."""
+    return _read_checked(path)[0]
+
+
+def _read_checked(path: Path) -> tuple[dict[str, str], ModelConfig, bytes]:
     path = _check_exists(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
+            names = f.keys()  # noqa: SIM118 (safe_open is no mapping)
+            layout = {key: (f.get_slice(key).get_dtype(), f.get_slice(key).get_shape())
+                      for key in names}  # fmt: skip
     except (SafetensorError, OSError, ValueError) as e:
         raise RnngenError(f"{str(path)!r} is not a readable safetensors checkpoint ({e})") from None
     if meta.get("format") == STATE_FORMAT:
@@ -92,29 +101,89 @@ def read_meta(path: Path) -> dict[str, str]:
         raise RnngenError(
             f"{str(path)!r} is not an rnngen checkpoint (format {meta.get('format')!r})"
         )
-    return meta
+    try:
+        config, proto = validate_meta(meta, layout)
+    except RnngenError as e:
+        raise RnngenError(f"{str(path)!r} is a damaged rnngen checkpoint ({e})") from None
+    return meta, config, proto
+
+
+def validate_meta(
+    meta: dict[str, str], layout: dict[str, tuple[str, list[int]]]
+) -> tuple[ModelConfig, bytes]:
+    """Check every header field the commands read, and the tensor layout the model config
+    implies (names, shapes, fp32), allocating nothing; return the config and tokenizer."""
+    for key in ("model_config", "tokenizer", "tokenizer_sha256", "tokenizer_kind"):
+        if not isinstance(meta.get(key), str):
+            raise RnngenError(f"no {key}")
+    config = from_json(ModelConfig, meta["model_config"])
+    if meta["tokenizer_kind"] not in TOKENIZER_KINDS:
+        raise RnngenError(f"unknown tokenizer_kind {meta['tokenizer_kind']!r}")
+    try:
+        proto = base64.b64decode(meta["tokenizer"], validate=True)
+    except (binascii.Error, ValueError):
+        raise RnngenError("the tokenizer is not base64") from None
+    if not proto:
+        raise RnngenError("the tokenizer is empty")
+    if hashlib.sha256(proto).hexdigest() != meta["tokenizer_sha256"]:
+        raise RnngenError("the tokenizer does not match its sha256")
+    for key in JSON_OBJECTS:
+        if key in meta:
+            try:
+                value = json.loads(meta[key])
+            except ValueError:
+                value = None
+            if not isinstance(value, dict):
+                raise RnngenError(f"{key} is not a JSON object")
+    with torch.device("meta"):  # shapes only: a crafted huge config allocates nothing
+        expected = RNNLM(config).state_dict()
+    if set(layout) != set(expected):
+        missing, extra = sorted(set(expected) - set(layout)), sorted(set(layout) - set(expected))
+        raise RnngenError(f"the weights do not fit the model (missing {missing}, extra {extra})")
+    for key, (dtype, shape) in layout.items():
+        if dtype != "F32" or list(shape) != list(expected[key].shape):
+            raise RnngenError(
+                f"weight {key!r} is {dtype} {list(shape)}; the model needs F32 "
+                f"{list(expected[key].shape)}"
+            )
+    return config, proto
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[RNNLM, Tokenizer, dict]:
     """Rebuild the model and tokenizer from a checkpoint, on any device."""
-    meta = read_meta(path)
+    meta, config, proto = _read_checked(path)
+
+    def damaged(reason: str) -> RnngenError:
+        return RnngenError(f"{str(path)!r} is a damaged rnngen checkpoint ({reason})")
+
     try:
-        config = from_json(ModelConfig, meta["model_config"])
-        proto = base64.b64decode(meta["tokenizer"])
-        if hashlib.sha256(proto).hexdigest() != meta["tokenizer_sha256"]:
-            raise ValueError("the tokenizer does not match its sha256")
         tensors = load_bytes(Path(path).read_bytes())
         model = RNNLM(config)
         model.load_state_dict(tensors)
-    except (KeyError, ValueError, RuntimeError, SafetensorError) as e:
-        raise RnngenError(f"{str(path)!r} is a damaged rnngen checkpoint ({e})") from None
-    tokenizer = load_tokenizer(proto, meta["tokenizer_kind"])
+    except (KeyError, ValueError, RuntimeError, SafetensorError, OSError) as e:
+        raise damaged(str(e)) from None
+    for key, tensor in tensors.items():
+        if not torch.isfinite(tensor).all():
+            raise damaged(f"weight {key!r} holds NaN or infinite values")
+    try:
+        tokenizer = load_tokenizer(proto, meta["tokenizer_kind"])
+    except RnngenError as e:
+        raise damaged(str(e)) from None
+    if tokenizer.vocab_size != config.vocab_size:
+        raise damaged(
+            f"the tokenizer has {tokenizer.vocab_size} pieces, the model {config.vocab_size}"
+        )
     return model.to(device).eval(), tokenizer, meta
 
 
 def json_field(meta: dict[str, str], key: str, default=None):
     value = meta.get(key)
-    return default if value is None else json.loads(value)
+    if value is None:
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise RnngenError(f"checkpoint field {key!r} is not JSON") from None
 
 
 def save_state(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
@@ -124,6 +193,8 @@ def save_state(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None
 
 
 def load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The resume file's tensors and info, the info checked field by field (the Trainer
+    checks the tensors against the model and optimizer they must fit)."""
     spath = state_path(path)
     if not spath.exists():
         raise RnngenError(f"nothing to resume: {str(spath)!r} does not exist")
@@ -133,23 +204,162 @@ def load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             meta = f.metadata() or {}
         if meta.get("format") != STATE_FORMAT:
             raise ValueError(f"format {meta.get('format')!r}")
-        return load_bytes(data), json.loads(meta["info"])
-    except (SafetensorError, OSError, ValueError, KeyError) as e:
+        info = json.loads(meta["info"])
+        validate_state_info(info)
+        return load_bytes(data), info
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RnngenError) as e:
         raise RnngenError(f"{str(spath)!r} is not a readable rnngen resume file ({e})") from None
+
+
+# The resume info's fields: (JSON types, may be null, smallest value); the optional ones
+# are absent from files written by older versions.
+_COUNT, _NUMBER = (int,), (int, float)
+STATE_INFO = {
+    "step": (_COUNT, False, 0),
+    "epoch": (_COUNT, False, 0),
+    "position": (_COUNT, False, 0),
+    "elapsed": (_NUMBER, False, 0),
+    "best_loss": (_NUMBER, True, None),
+    "lr_scale": (_NUMBER, False, 0),
+    "clipped_steps": (_COUNT, False, 0),
+    "next_eval": (_COUNT, False, 0),
+    "batch_size": (_COUNT, False, 1),
+    "model_config": ((str,), False, None),
+    "tokenizer_sha256": ((str,), False, None),
+}
+OPTIONAL_STATE_INFO = {
+    "rollbacks": (_COUNT, False, 0),
+    "loss_average": (_NUMBER, True, None),
+    "world_size": (_COUNT, False, 1),
+    "scaler": ((dict,), True, None),
+    "train_config": ((str,), False, None),
+}
+
+
+def validate_state_info(info) -> None:
+    """Raise ValueError unless `info` has every field resuming reads, each of its type."""
+    if not isinstance(info, dict):
+        raise ValueError("the info is not a JSON object")
+    for fields, required in ((STATE_INFO, True), (OPTIONAL_STATE_INFO, False)):
+        for key, (types, nullable, low) in fields.items():
+            if key not in info:
+                if required:
+                    raise ValueError(f"no {key!r}")
+                continue
+            value = info[key]
+            if value is None and nullable:
+                continue
+            if not isinstance(value, types) or isinstance(value, bool):
+                raise ValueError(f"{key!r} is {value!r}")
+            if types is _NUMBER and not math.isfinite(value):
+                raise ValueError(f"{key!r} is {value!r}")
+            if low is not None and value < low:
+                raise ValueError(f"{key!r} is {value!r}, below {low}")
+    if info["lr_scale"] <= 0:
+        raise ValueError(f"'lr_scale' is {info['lr_scale']!r}")
+    from_json(ModelConfig, info["model_config"])
+    scaler = info.get("scaler")
+    if scaler is not None:
+        names = ("scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker")
+        for name in names:
+            value = scaler.get(name)
+            if not isinstance(value, _NUMBER) or isinstance(value, bool):
+                raise ValueError(f"scaler {name!r} is {value!r}")
 
 
 def latest_checkpoint(directory: Path = Path("checkpoints")) -> Path:
     """The newest model checkpoint in `directory` (resume files are not models)."""
-    candidates = [
-        p
-        for p in Path(directory).glob("*.safetensors")
-        if not p.name.endswith(".state.safetensors") and not p.name.startswith(".")
-    ]
+    candidates = {}
+    try:
+        paths = list(Path(directory).glob("*.safetensors"))
+    except OSError:
+        paths = []
+    for p in paths:
+        if p.name.endswith(".state.safetensors") or p.name.startswith("."):
+            continue
+        try:  # a dangling symlink or an unreadable entry is no candidate
+            if p.is_file():
+                candidates[p] = p.stat().st_mtime
+        except OSError:
+            continue
     if not candidates:
         raise RnngenError(
             f"no checkpoint given and none found in {str(directory)!r}; run rnngen train first"
         )
-    return max(candidates, key=lambda p: p.stat().st_mtime)
+    return max(candidates, key=candidates.__getitem__)
+
+
+def file_format(path: Path) -> str | None:
+    """The `format` in a safetensors file's header (rnngen/1, rnngen-state/1), or None when
+    the file is not safetensors at all: what decides whether --force may replace it."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format")
+    except (SafetensorError, OSError, ValueError):
+        return None
+
+
+def lock_path(path: Path) -> Path:
+    return Path(path).with_name(f".{Path(path).name}.lock")
+
+
+class OutputLock:
+    """An exclusive lock on a run's output, held for the run's duration.
+
+    `flock` on `.NAME.lock` next to the checkpoint, which holds the owner's pid: a second
+    run on the same output fails at once, naming that pid. The kernel drops the lock when
+    its process dies (kill -9 included), so a stale lock file never blocks a later run; the
+    file is removed on release.
+    """
+
+    def __init__(self, path: Path):
+        self.path = lock_path(path)
+        self.fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): no lock
+            return
+        for _ in range(10):  # the file may be removed by its owner between open and flock
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RnngenError(
+                    f"{str(path)!r} is being trained by pid {holder}; wait for that run to "
+                    "end, or give another -o"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self.fd = fd
+                return
+            os.close(fd)
+        raise RnngenError(f"cannot lock {str(path)!r}: its lock file keeps changing")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self.fd)
+        self.fd = None
+
+
+def lock_output(path: Path) -> OutputLock:
+    """Lock `path` for one run (see OutputLock); an OSError is one line naming the folder."""
+    try:
+        return OutputLock(path)
+    except OSError as e:
+        raise RnngenError(f"cannot write to {str(Path(path).parent)!r}: {describe(e)}") from None
 
 
 def _check_exists(path: Path) -> Path:

@@ -93,7 +93,12 @@ class TrainConfig:
         _check_range("--warmup", self.warmup_steps, 0, 1 << 30)
         _check_range("--weight-decay", self.weight_decay, 0.0, 10.0)
         _check_range("--clip", self.clip, 0.0, 1e6)
+        _check_range("--min-lr-ratio", self.min_lr_ratio, 0.0, 1.0)
         _check_range("--log-every", self.log_every, 1, 1 << 30)
+        _check_range("--eval-every", self.eval_every, 0, 1 << 40)
+        if self.eval_tokens != 0:  # one token has no target to score: a NaN loss
+            _check_range("--eval-tokens", self.eval_tokens, 2, 1 << 62)
+        _check_range("--seed", self.seed, -(1 << 63), (1 << 64) - 1)  # what torch accepts
         if self.epochs is not None:
             _check_range("--epochs", self.epochs, 1e-6, 1e6)
         if self.max_steps is not None:
@@ -118,8 +123,36 @@ def to_json(config: Any) -> str:
     return json.dumps(dataclasses.asdict(config), sort_keys=True)
 
 
+# The JSON types each annotation accepts (bool is never taken for a number).
+_JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
 def from_json(cls: type[T], text: str) -> T:
-    """Rebuild a config, ignoring fields a newer or older version does not know."""
-    data = json.loads(text)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in data.items() if k in names})
+    """Rebuild a config, ignoring fields a newer or older version does not know.
+
+    A field of the wrong type, a missing required field or text that is not a JSON object
+    is an RnngenError naming the field, never a TypeError deep inside.
+    """
+    name = cls.__name__  # type: ignore[attr-defined]
+    try:
+        data = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise RnngenError(f"{name} is not a JSON object")
+    values = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if field.name not in data:
+            if field.default is dataclasses.MISSING:
+                raise RnngenError(f"{name} lacks the field {field.name!r}")
+            continue
+        value = data[field.name]
+        kinds = [k.strip() for k in str(field.type).split("|")]
+        allowed = tuple(t for k in kinds for t in _JSON_TYPES.get(k, ()))
+        nullable = "None" in kinds and value is None
+        if not nullable and (
+            not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+        ):
+            raise RnngenError(f"{name} field {field.name!r} has the wrong type ({value!r})")
+        values[field.name] = value
+    return cls(**values)

@@ -37,13 +37,32 @@ from rnngen.evaluate import model_logprobs
 from rnngen.hardware import autocast
 from rnngen.model import RNNLM, detach_state, state_from_tensors, state_tensors
 from rnngen.train_events import Evaluation, Finished, Rollback, Step, Stopped
-from rnngen.train_state import load_optimizer_tensors, optimizer_tensors
+from rnngen.train_state import check_resume_tensors, load_optimizer_tensors, optimizer_tensors
 
 __all__ = ["Trainer", "Step", "Evaluation", "Rollback", "Stopped", "Finished"]
 
 DEFAULT_EPOCHS = 10
 EVALS_PER_RUN = 10
 MAX_ROLLBACKS = 8
+
+
+def total_steps(steps_per_epoch: int, c: TrainConfig) -> int | None:
+    """The run's length in steps from --max-steps and --epochs (the first limit reached), or
+    the default epochs when neither a step limit nor a time budget is given; None when only
+    a time budget limits the run."""
+    counts = [c.max_steps] if c.max_steps else []
+    if c.epochs:
+        counts.append(math.ceil(c.epochs * steps_per_epoch))
+    if not counts and not c.time_budget:
+        counts.append(DEFAULT_EPOCHS * steps_per_epoch)
+    return min(counts) if counts else None
+
+
+def steps_per_run(train_tokens: int, c: TrainConfig) -> int | None:
+    """`total_steps` for a training text of `train_tokens` tokens, before any Trainer exists
+    (automatic sizing needs the run's length to choose the model the Trainer will train)."""
+    columns = train_tokens // c.batch_size  # batchify's (B, N) streams
+    return total_steps(max(math.ceil((columns - 1) / c.seq_len), 1), c)
 
 
 class Trainer:
@@ -99,13 +118,7 @@ class Trainer:
         self._good = self._snapshot()
 
     def _total_steps(self) -> int | None:
-        c = self.config
-        counts = [c.max_steps] if c.max_steps else []
-        if c.epochs:
-            counts.append(math.ceil(c.epochs * self.steps_per_epoch))
-        if not counts and not c.time_budget:
-            counts.append(DEFAULT_EPOCHS * self.steps_per_epoch)
-        return min(counts) if counts else None
+        return total_steps(self.steps_per_epoch, self.config)
 
     @property
     def progress(self) -> float:
@@ -314,10 +327,18 @@ class Trainer:
                 f"--resume needs the same number of processes as the run it continues "
                 f"({saved_world}); this run has {self.group.world_size}"
             )
+        own = self.group.own_tensors(tensors)
+        local_batch = self.stream_range[1] - self.stream_range[0]
+        cuda = self.device.type == "cuda"
+        check_resume_tensors(tensors, own, self.model, self.optimizer, local_batch, cuda)
+        if not 0 <= info["position"] <= self.streams.shape[1] - 1:
+            raise RnngenError(
+                f"--resume: the saved data position {info['position']} is beyond this "
+                f"corpus's {self.streams.shape[1] - 1} tokens per stream"
+            )
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(weights)
         load_optimizer_tensors(self.optimizer, tensors, self.device)
-        own = self.group.own_tensors(tensors)
         torch.set_rng_state(own["rng.cpu"])
         if self.device.type == "cuda" and "rng.cuda" in own:
             torch.cuda.set_rng_state(own["rng.cuda"], self.device)
@@ -328,5 +349,5 @@ class Trainer:
         self.clipped_steps, self.next_eval = info["clipped_steps"], info["next_eval"]
         self.rollbacks = info.get("rollbacks", 0)
         self._loss_average = info.get("loss_average")
-        if info.get("scaler"):
+        if info.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(info["scaler"])

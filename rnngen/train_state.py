@@ -1,4 +1,5 @@
-"""The optimizer's state as flat named tensors, for the resume file.
+"""The optimizer's state as flat named tensors, for the resume file, and the check that a
+resume file's tensors fit the run before any of them is used.
 
 safetensors holds a flat dict of tensors, while an optimizer's state_dict nests them per
 parameter index; these two functions translate, so resuming never needs pickle.
@@ -6,7 +7,84 @@ parameter index; these two functions translate, so resuming never needs pickle.
 
 from __future__ import annotations
 
+import re
+
 import torch
+
+from rnngen.errors import RnngenError
+
+ADAM_MOMENTS = ("exp_avg", "exp_avg_sq", "step")
+_OPTIM_KEY = re.compile(r"optim\.(\d{1,9})\.(\w+)")
+
+
+def check_resume_tensors(
+    tensors: dict[str, torch.Tensor],
+    own: dict[str, torch.Tensor],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    local_batch: int,
+    cuda: bool,
+) -> None:
+    """Raise RnngenError unless the resume tensors fit this model, optimizer and batch.
+
+    `own` is this rank's share (RNG, hidden state). Nothing is loaded before this passes, so
+    a damaged or crafted resume file is one line, never a traceback half-way through.
+    """
+
+    def bad(reason: str) -> RnngenError:
+        return RnngenError(f"--resume: the resume file does not fit this run ({reason})")
+
+    def check(name: str, tensor, shape, floating: bool = True) -> None:
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != tuple(shape):
+            got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor)
+            raise bad(f"{name!r} has shape {got}, not {tuple(shape)}")
+        if floating:
+            if tensor.dtype != torch.float32:
+                raise bad(f"{name!r} is {tensor.dtype}, not float32")
+            if not torch.isfinite(tensor).all():
+                raise bad(f"{name!r} holds NaN or infinite values")
+        elif tensor.dtype != torch.uint8:
+            raise bad(f"{name!r} is {tensor.dtype}, not uint8")
+
+    weights = model.state_dict()
+    saved = {k[6:] for k in tensors if k.startswith("model.")}
+    if saved != set(weights):
+        missing, extra = sorted(set(weights) - saved), sorted(saved - set(weights))
+        raise bad(f"weights missing {missing[:3]}, unexpected {extra[:3]}")
+    for name, tensor in weights.items():
+        check(f"model.{name}", tensors[f"model.{name}"], tensor.shape)
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    moments: dict[int, set[str]] = {}
+    for key in tensors:
+        if not key.startswith("optim."):
+            continue
+        match = _OPTIM_KEY.fullmatch(key)
+        if not match or int(match[1]) >= len(params) or match[2] not in ADAM_MOMENTS:
+            raise bad(f"unknown optimizer tensor {key!r}")
+        index, name = int(match[1]), match[2]
+        moments.setdefault(index, set()).add(name)
+        shape = () if name == "step" else params[index].shape
+        check(key, tensors[key], shape)
+    for index, names in moments.items():
+        if names != set(ADAM_MOMENTS):
+            raise bad(f"optimizer state {index} has only {sorted(names)}")
+
+    if "rng.cpu" not in own:
+        raise bad("no 'rng.cpu'")
+    check("rng.cpu", own["rng.cpu"], torch.get_rng_state().shape, floating=False)
+    if cuda and "rng.cuda" in own:
+        check("rng.cuda", own["rng.cuda"], torch.cuda.get_rng_state().shape, floating=False)
+
+    config = model.config
+    states = {k for k in own if k.startswith("state.")}
+    if states:
+        per_layer = (0, 1) if config.cell == "lstm" else (0,)
+        expected = {f"state.{i}.{j}" for i in range(config.layers) for j in per_layer}
+        if states != expected:
+            raise bad(f"hidden state tensors {sorted(states)[:4]} do not fit the model")
+        for key in sorted(states):
+            check(key, own[key], (1, local_batch, config.hidden_size))
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
