@@ -10,16 +10,18 @@ what to pass.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rnngen.atomic import remove_stale_temporaries
 from rnngen.data import cache_root, cached_dir_of, is_tokenized_dir, load_tokenized
 from rnngen.errors import RnngenError
 from rnngen.ngram import KneserNey
-from rnngen.textio import Span, check_file, file_sha256, iter_text
+from rnngen.textio import Span, file_sha256, iter_text, make_dir, read_text
 from rnngen.tokenizer import Tokenizer
 
 
@@ -52,7 +54,10 @@ def stored_ids(provenance: dict, tokenizer: Tokenizer, split: str) -> np.ndarray
         candidates += [cached] if cached else []
     for directory in candidates:
         if is_tokenized_dir(directory):
-            corpus = load_tokenized(directory)
+            try:
+                corpus = load_tokenized(directory)
+            except RnngenError:  # damaged: fall back to the source text
+                continue
             if corpus.tokenizer.sha256 == tokenizer.sha256 and split in corpus.splits:
                 return np.asarray(corpus.ids(split))
     return None
@@ -66,7 +71,10 @@ def source_text(provenance: dict, split: str) -> str | None:
         return None
     path = Path(info["source"])
     expected = meta.get("provenance", {}).get("sources_sha256", {}).get(info["source"])
-    if not path.is_file() or (expected and file_sha256(path) != expected):
+    try:
+        if not path.is_file() or (expected and file_sha256(path) != expected):
+            return None
+    except OSError:  # unreadable now: as good as gone
         return None
     return span_text(Span(path, info["start"], info["end"]))
 
@@ -78,9 +86,7 @@ def heldout_split(provenance: dict) -> str:
 
 def heldout_text(provenance: dict, tokenizer: Tokenizer, data: Path | None) -> Text:
     if data is not None:
-        return Text(
-            span_text(Span(check_file(data, "--data file"), 0, data.stat().st_size)), str(data)
-        )
+        return Text(read_text(data, "--data file"), str(data))
     split = heldout_split(provenance)
     ids = stored_ids(provenance, tokenizer, split)
     if ids is not None:
@@ -98,8 +104,7 @@ def training_ids(
     provenance: dict, tokenizer: Tokenizer, train: Path | None
 ) -> tuple[np.ndarray, str]:
     if train is not None:
-        path = check_file(train, "--train file")
-        return tokenizer.encode_array(span_text(Span(path, 0, path.stat().st_size))), str(train)
+        return tokenizer.encode_array(read_text(train, "--train file")), str(train)
     ids = stored_ids(provenance, tokenizer, "train")
     if ids is not None:
         return ids, "the checkpoint's training tokens"
@@ -125,12 +130,17 @@ def cached_ngram(
     digest = hashlib.sha256(np.ascontiguousarray(train_ids).tobytes())
     digest.update(f"{tokenizer_sha256}:{order}:{vocab_size}".encode())
     path = cache_root() / "ngram" / f"{digest.hexdigest()[:24]}.safetensors"
-    if path.is_file():
+    if path.exists():
         try:
             return KneserNey.load(path), True
-        except RnngenError:
-            path.unlink(missing_ok=True)
+        except RnngenError:  # damaged: build it again
+            with contextlib.suppress(OSError):
+                path.unlink()
     model = KneserNey.fit(train_ids, order, vocab_size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    # The cache only saves time: a cache that cannot be written (a full disk, a read-only
+    # directory, RNNGEN_CACHE naming a file) costs a rebuild next time, not this result.
+    with contextlib.suppress(RnngenError):
+        make_dir(path.parent, "n-gram cache")
+        remove_stale_temporaries(path.parent)
+        model.save(path)
     return model, False

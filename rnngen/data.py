@@ -13,20 +13,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from rnngen.atomic import (
+    _process_alive,
+    describe,
+    remove_stale_temporaries,
+    temporary_name,
+    write_text,
+)
 from rnngen.config import TokenizerConfig, to_json
 from rnngen.errors import RnngenError
-from rnngen.textio import Span, file_sha256, iter_text, sample_lines
+from rnngen.textio import Span, file_sha256, iter_text, make_dir, name_of, sample_lines
 from rnngen.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
 
 FORMAT = "rnngen-tokens/1"
+CHECK_CHUNK = 1 << 24  # ids checked at a time
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 
@@ -37,14 +46,37 @@ class TokenizedCorpus:
     path: Path
     meta: dict
     tokenizer: Tokenizer
+    _checked: set = field(default_factory=set, repr=False)  # splits whose ids were checked
 
     def ids(self, split: str) -> np.ndarray:
+        """The ids of a split, memory-mapped; checked once (size, range) on first use."""
         info = self.meta["splits"].get(split)
         if info is None:
             raise RnngenError(f"{str(self.path)!r} has no {split} split")
+        dtype = np.dtype(self.meta["dtype"])
         if info["tokens"] == 0:
-            return np.zeros(0, dtype=self.meta["dtype"])
-        return np.memmap(self.path / info["file"], dtype=self.meta["dtype"], mode="r")
+            return np.zeros(0, dtype=dtype)
+        file = self.path / info["file"]
+        damaged = f"{str(self.path)!r} is a damaged tokenized directory: {info['file']}"
+        try:
+            size = file.stat().st_size
+            if size != info["tokens"] * dtype.itemsize:
+                raise RnngenError(
+                    f"{damaged} holds {size} bytes, not {info['tokens']} ids of {dtype.name}"
+                )
+            ids = np.memmap(file, dtype=dtype, mode="r")
+        except OSError as e:
+            raise RnngenError(f"{damaged}: {describe(e)}") from None
+        if split not in self._checked:
+            limit = self.tokenizer.vocab_size
+            for start in range(0, len(ids), CHECK_CHUNK):
+                top = int(ids[start : start + CHECK_CHUNK].max())
+                if top >= limit:
+                    raise RnngenError(
+                        f"{damaged} holds id {top}, out of range for a vocabulary of {limit}"
+                    )
+            self._checked.add(split)
+        return ids
 
     @property
     def splits(self) -> list[str]:
@@ -59,25 +91,31 @@ def tokenize_corpus(
     provenance: dict | None = None,
 ) -> TokenizedCorpus:
     """Train a tokenizer on a sample of the train span, then encode every span to disk."""
-    _check_replaceable(Path(out_dir))
+    out_dir = Path(out_dir)
+    if out_dir.name in ("", ".", "..") or os.path.realpath(out_dir) == "/":
+        raise RnngenError(
+            f"cannot write a tokenized directory at {str(out_dir)!r}; choose another -o"
+        )
+    _check_replaceable(out_dir)
     train = spans["train"]
     sample = sample_lines(train, config.sample_bytes)
     if not any(line.strip() for line in sample):
-        raise RnngenError(f"corpus {str(train.path)!r} holds only whitespace")
+        raise RnngenError(f"corpus {name_of(train.path)} holds only whitespace")
     tokenizer = train_tokenizer(sample, config)
 
-    out_dir = Path(out_dir)
     parent = out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    make_dir(parent, "output directory")
+    remove_stale_work(parent)
+    work = temporary_name(out_dir)
     try:
+        work.mkdir()
         tokenizer.save(work / "tokenizer.model")
         total = sum(span.size for span in spans.values())
         done = 0
         splits = {}
         for name, span in spans.items():
             counts = {"tokens": 0, "chars": 0, "bytes": 0}
-            with open(work / f"{name}.bin", "wb") as out:
+            with open(work / f"{name}.bin", "xb") as out:
                 for text, nbytes in iter_text(span):
                     ids = tokenizer.encode_array(text)
                     out.write(ids.tobytes())
@@ -87,10 +125,12 @@ def tokenize_corpus(
                     done += nbytes
                     if on_progress:
                         on_progress(done, total)
+                out.flush()
+                os.fsync(out.fileno())
             splits[name] = {"file": f"{name}.bin", "source": str(span.path), **counts}
             splits[name].update(start=span.start, end=span.end)
         if splits["train"]["tokens"] < 2:
-            raise RnngenError(f"corpus {str(train.path)!r} is too short to train on")
+            raise RnngenError(f"corpus {name_of(train.path)} is too short to train on")
         meta = {
             "format": FORMAT,
             "tokenizer": {
@@ -103,19 +143,27 @@ def tokenize_corpus(
             "splits": splits,
             "provenance": provenance or {},
         }
-        (work / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        write_text(work / "meta.json", json.dumps(meta, indent=1) + "\n")
         _replace_dir(work, out_dir)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise RnngenError(
+                f"cannot write tokenized directory {str(out_dir)!r}: {describe(e)}"
+            ) from None
         raise
     return TokenizedCorpus(out_dir, meta, tokenizer)
 
 
 def _check_replaceable(target: Path) -> None:
     """Only an earlier rnngen output (or an empty directory) may be replaced."""
-    if target.exists() and not (
-        target.is_dir() and ((target / "meta.json").exists() or not any(target.iterdir()))
-    ):
+    try:
+        ok = not target.exists() or (
+            target.is_dir() and ((target / "meta.json").exists() or not any(target.iterdir()))
+        )
+    except OSError as e:
+        raise RnngenError(f"cannot use {str(target)!r} as output: {describe(e)}") from None
+    if not ok:
         raise RnngenError(
             f"{str(target)!r} exists and is not an rnngen tokenized directory; choose another -o"
         )
@@ -125,29 +173,131 @@ def _replace_dir(new: Path, target: Path) -> None:
     """Move a finished directory into place, replacing an earlier rnngen output there."""
     if target.exists():
         _check_replaceable(target)
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        old = target.with_name(f".{target.name}.{os.getpid()}{OLD_SUFFIX}")
         os.replace(target, old)
-        os.replace(new, target)
+        try:
+            os.replace(new, target)
+        except OSError:
+            os.replace(old, target)  # put the earlier output back
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(new, target)
 
 
+def remove_stale_work(directory: Path) -> list[Path]:
+    """Remove what killed runs left in `directory`; return what was removed.
+
+    That is: temporary files (`.NAME.PID.RANDOM.tmp`), half-written tokenized directories
+    (the same form), replaced ones (`.NAME.PID.rnngen-old`), when their process is gone; and
+    half-written directories of the older form `.NAME.tmp-RANDOM` (no pid) untouched for a
+    day. Only directories holding nothing but tokenize's own files are removed, and a live
+    run's work is never touched.
+    """
+    removed = remove_stale_temporaries(directory)
+    try:
+        candidates = [p for p in Path(directory).glob(".*") if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return removed
+    for candidate in candidates:
+        parts = candidate.name.rsplit(".", 3)
+        try:
+            if _WORK_NAME.fullmatch(candidate.name):
+                stale = not _process_alive(int(parts[1]))
+            elif candidate.name.endswith(OLD_SUFFIX) and parts[-2].isdigit():
+                stale = not _process_alive(int(parts[-2]))
+            elif _LEGACY_WORK_NAME.fullmatch(candidate.name):
+                stale = time.time() - candidate.stat().st_mtime > 86400
+            else:
+                continue
+            stale = stale and all(_is_work_file(p) for p in candidate.iterdir())
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
+_WORK_NAME = re.compile(r"\..+\.[0-9]+\.[0-9a-f]{8}\.tmp")
+_LEGACY_WORK_NAME = re.compile(r"\..+\.tmp-[a-z0-9_]{8}")
+OLD_SUFFIX = ".rnngen-old"
+
+
+def _is_work_file(path: Path) -> bool:
+    name = path.name
+    return path.is_file() and (
+        name in ("tokenizer.model", "meta.json")
+        or name.endswith(".bin")
+        or (name.startswith(".") and name.endswith(".tmp"))
+    )
+
+
 def is_tokenized_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "meta.json").is_file()
+    try:
+        return path.is_dir() and (path / "meta.json").is_file()
+    except OSError:
+        return False
 
 
 def load_tokenized(path: Path) -> TokenizedCorpus:
+    """Open a tokenized directory, checking all of it (meta.json, tokenizer, every .bin file
+    and the range of its ids), so that damage is one clear line here, never an IndexError
+    in the middle of training."""
+    path = Path(path)
     try:
-        meta = json.loads((path / "meta.json").read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}")
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else meta!r}")
         proto = (path / "tokenizer.model").read_bytes()
     except (OSError, ValueError) as e:
         raise RnngenError(
             f"{str(path)!r} is not a directory written by rnngen tokenize ({e})"
         ) from None
-    return TokenizedCorpus(path, meta, load_tokenizer(proto, meta["tokenizer"]["kind"]))
+    try:
+        info = _check_meta(meta)
+    except (KeyError, TypeError, ValueError) as e:
+        raise RnngenError(
+            f"{str(path)!r} is a damaged tokenized directory: meta.json {e}"
+        ) from None
+    tokenizer = load_tokenizer(proto, info["kind"])
+    if tokenizer.sha256 != info["sha256"] or tokenizer.vocab_size != info["vocab_size"]:
+        raise RnngenError(
+            f"{str(path)!r} is a damaged tokenized directory: tokenizer.model does not match "
+            "meta.json (sha256 or vocabulary size)"
+        )
+    corpus = TokenizedCorpus(path, meta, tokenizer)
+    for split in corpus.splits:
+        corpus.ids(split)  # checks the file's size and the range of its ids
+    return corpus
+
+
+def _check_meta(meta: dict) -> dict:
+    """The tokenizer entry of a meta.json, after checking every field that is used."""
+    info = meta["tokenizer"]
+    if not isinstance(info, dict):
+        raise TypeError("'tokenizer' is not an object")
+    for key, kind in (("kind", str), ("vocab_size", int), ("sha256", str)):
+        if not isinstance(info.get(key), kind) or isinstance(info.get(key), bool):
+            raise TypeError(f"tokenizer {key!r} is missing or not a {kind.__name__}")
+    if meta.get("dtype") not in ("uint16", "uint32"):
+        raise ValueError(f"dtype {meta.get('dtype')!r} is not uint16 or uint32")
+    splits = meta["splits"]
+    if not isinstance(splits, dict) or "train" not in splits:
+        raise ValueError("'splits' has no train split")
+    for name, split in splits.items():
+        if not isinstance(split, dict):
+            raise TypeError(f"split {name!r} is not an object")
+        for key, kind in (("file", str), ("source", str)):
+            if not isinstance(split.get(key), kind):
+                raise TypeError(f"split {name!r} has no {key!r}")
+        for key in ("tokens", "chars", "bytes"):
+            value = split.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise TypeError(f"split {name!r}: {key!r} is not a count")
+        if Path(split["file"]).name != split["file"] or split["file"] in ("", ".", ".."):
+            raise ValueError(f"split {name!r}: file {split['file']!r} is not a plain name")
+    return info
 
 
 def cache_root() -> Path:
@@ -168,10 +318,25 @@ def cached_tokenize(
     sources = {str(s.path): file_sha256(s.path) for s in spans.values()}
     bounds = {name: (str(s.path), s.start, s.end) for name, s in spans.items()}
     path = cache_path(to_json(config), sources, bounds)
-    if is_tokenized_dir(path):
-        return load_tokenized(path)
+    if path.exists():
+        try:
+            return load_tokenized(path)
+        except RnngenError:  # a damaged entry (a disk error, a hand edit): build it again
+            _remove_entry(path)
     provenance = {"sources_sha256": sources}
     return tokenize_corpus(spans, path, config, on_progress, provenance)
+
+
+def _remove_entry(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError as e:
+        raise RnngenError(
+            f"cannot remove the damaged cache entry {str(path)!r}: {describe(e)}"
+        ) from None
 
 
 def cache_path(config_json: str, sources: dict[str, str], bounds: dict[str, tuple]) -> Path:

@@ -50,12 +50,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
+from rnngen.atomic import write_bytes
 from rnngen.errors import RnngenError
 from rnngen.ngram_estimate import NGramStats, OrderTable, estimate
 
@@ -183,7 +182,7 @@ class KneserNey:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one safetensors file (never pickle) via a temporary file and os.replace."""
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         tensors = {
             "unigram_logprob": self._unigram.logprob,
@@ -195,18 +194,8 @@ class KneserNey:
                 f"logprob_{k}": level.logprob,
                 f"logbackoff_{k}": level.logbackoff,
             }
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            save_file(
-                tensors,
-                str(tmp),
-                metadata={"format": FORMAT, "stats": json.dumps(asdict(self.stats))},
-            )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        metadata = {"format": FORMAT, "stats": json.dumps(asdict(self.stats))}
+        write_bytes(path, save(tensors, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> KneserNey:

@@ -30,6 +30,7 @@ from typing import TextIO
 
 import numpy as np
 
+from rnngen.atomic import atomic_writer, remove_stale_temporaries
 from rnngen.errors import RnngenError
 from rnngen.ngram import KneserNey, _check_order
 from rnngen.ngram_estimate import estimate
@@ -147,15 +148,9 @@ def write_arpa(
     extra = [] if model.stats.sentence_mode else [m for m in (BOS, EOS, UNK) if m not in known]
     tables = [model.ngram_table(k) for k in range(1, model.order + 1)]
     if isinstance(path_or_file, (str, os.PathLike)):
-        tmp = f"{os.fspath(path_or_file)}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-                _write_arpa_text(f, names, extra, tables)
-            os.replace(tmp, path_or_file)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        remove_stale_temporaries(os.path.dirname(os.fspath(path_or_file)) or ".")
+        with atomic_writer(path_or_file, "w", encoding="utf-8", newline="\n") as f:
+            _write_arpa_text(f, names, extra, tables)
     else:
         _write_arpa_text(path_or_file, names, extra, tables)
 

@@ -237,7 +237,12 @@ class TokenChooser:
         c = self.config
         if c.greedy:
             return logits.argmax(dim=-1)  # (B,)
-        probs = filter_logits(logits / c.temperature, c.top_k, c.top_p).softmax(dim=-1)
+        # Shift the largest logit to 0 and keep the temperature a normal number of the logits'
+        # dtype: a tiny one (1e-45, which is 0 in fp32) then sends the others towards -inf
+        # (greedy, ties shared) where dividing as is gives inf/inf or 0/0, NaN, empty text.
+        temperature = max(c.temperature, torch.finfo(logits.dtype).tiny)
+        logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
+        probs = filter_logits(logits, c.top_k, c.top_p).softmax(dim=-1)
         # The exponential race (Gumbel-max): argmax p / E, E ~ Exp(1), is token t with
         # probability p[t]; each row draws from its own generator, so rows are independent.
         for row, generator in zip(self.noise, self.generators, strict=True):

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
+from rnngen.atomic import atomic_writer, remove_stale_temporaries
 from rnngen.errors import RnngenError
 from rnngen.synth_choice import NoParse, Replayer, Sampler
 from rnngen.synth_grammar import passage
@@ -138,17 +139,9 @@ def generate_corpus(
     path = os.fspath(out)
     if os.path.isdir(path):
         raise RnngenError(f"{path} is a directory; give a file name for the corpus")
-    temporary = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as file:
-            summary = _write_corpus(file, n_chars, n_lines, seed, progress)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise RnngenError(f"cannot write {path}: {error.strerror or error}") from error
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    return summary
+    remove_stale_temporaries(os.path.dirname(path) or ".")
+    with atomic_writer(path, "w", encoding="utf-8", newline="") as file:
+        return _write_corpus(file, n_chars, n_lines, seed, progress)
 
 
 def analyse_line(line: str) -> LineAnalysis | None:

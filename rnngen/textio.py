@@ -8,9 +8,11 @@ the first bad one, because "invalid UTF-8" alone is no help in a 200 MB file.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
 import hashlib
 import os
-import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -35,12 +37,51 @@ class Span:
         return self.end - self.start
 
 
-def check_file(path: Path, what: str = "corpus") -> Path:
-    """Fail with one clear line unless `path` is a readable, non-empty regular file."""
-    if not path.exists():
-        raise RnngenError(f"{what} {str(path)!r} does not exist")
-    if path.is_dir():
+def name_of(path: Path) -> str:
+    """How messages name a file: quoted, or `stdin` for the spool that holds stdin."""
+    return "stdin" if Path(path) in _SPOOLS else repr(str(path))
+
+
+_SPOOLS: set[Path] = set()  # temporary copies of stdin, named "stdin" in messages
+
+
+def file_kind(path: Path, what: str) -> int:
+    """The st_mode of `path`, or one clear line saying why it cannot be read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RnngenError(f"{what} {str(path)!r} is a symlink loop") from None
+        if e.errno == errno.ENOENT:
+            dangling = os.path.islink(path)
+            reason = "is a dangling symlink" if dangling else "does not exist"
+            raise RnngenError(f"{what} {str(path)!r} {reason}") from None
+        raise RnngenError(f"cannot read {what} {str(path)!r}: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
         raise RnngenError(f"{what} {str(path)!r} is a directory, not a text file")
+    return mode
+
+
+def is_stream(path: Path) -> bool:
+    """A pipe, FIFO, socket or device: readable once, with no size to seek in."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def check_file(path: Path, what: str = "corpus") -> Path:
+    """Fail with one clear line unless `path` is a readable, non-empty regular file.
+
+    A FIFO or process substitution `<(...)` is refused without opening it (which would
+    block until a writer comes): a corpus is read more than once.
+    """
+    path = Path(path)
+    if not stat.S_ISREG(file_kind(path, what)):
+        raise RnngenError(
+            f"{what} {str(path)!r} is a pipe or device, not a regular file: rnngen reads it "
+            "more than once; save it to a file first (or give a corpus on stdin as -)"
+        )
     try:
         size = path.stat().st_size
         with open(path, "rb"):
@@ -48,7 +89,7 @@ def check_file(path: Path, what: str = "corpus") -> Path:
     except OSError as e:
         raise RnngenError(f"cannot read {what} {str(path)!r}: {e.strerror}") from None
     if size == 0:
-        raise RnngenError(f"{what} {str(path)!r} is empty")
+        raise RnngenError(f"{what} {name_of(path)} is empty")
     # A first look, so a binary file is named as such before anything else is said of it;
     # iter_text checks the rest as it streams.
     for _ in iter_text(Span(path, 0, min(size, 1 << 20)), chunk_bytes=1 << 20):
@@ -56,16 +97,177 @@ def check_file(path: Path, what: str = "corpus") -> Path:
     return path
 
 
+def make_dir(directory: Path, what: str = "directory") -> Path:
+    """mkdir -p, its failure as one clear line (a file in the way, a read-only disk...)."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RnngenError(
+            f"cannot create {what} {str(directory)!r}: a file of that name is in the way"
+        ) from None
+    except NotADirectoryError:
+        raise RnngenError(
+            f"cannot create {what} {str(directory)!r}: part of its path is a file"
+        ) from None
+    except OSError as e:
+        raise RnngenError(f"cannot create {what} {str(directory)!r}: {e.strerror or e}") from None
+    return directory
+
+
+def stdin_binary(what: str = "stdin"):
+    """sys.stdin's bytes, or one clear line when there is no stdin (`<&-`)."""
+    stream = sys.stdin
+    stream = getattr(stream, "buffer", stream)
+    if stream is None or getattr(stream, "closed", False):
+        raise RnngenError(f"{what}: stdin is closed; pipe text in, or give a file")
+    return stream
+
+
 def spool_stdin(directory: Path | None = None) -> Path:
     """Copy stdin to a temporary file, since tokenizing needs two passes over the text.
 
     The caller deletes the file; it lives in `directory` (the output's), so no large copy
-    lands in /tmp by surprise.
+    lands in /tmp by surprise. Its name (`.rnngen-stdin.txt.PID.RANDOM.tmp`) lets a later
+    run remove the spool of a killed process; an error or Ctrl-C removes it at once. The
+    text is checked as it is copied, so errors name stdin, not the temporary file.
     """
-    fd, name = tempfile.mkstemp(prefix=".rnngen-stdin-", suffix=".txt", dir=directory)
-    with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(sys.stdin.buffer, out, CHUNK_BYTES)
-    return Path(name)
+    from rnngen.atomic import describe, remove_stale_temporaries, temporary_name
+
+    source = stdin_binary("reading the corpus")
+    directory = Path(directory if directory is not None else tempfile.gettempdir())
+    remove_stale_temporaries(directory)
+    path = temporary_name(directory / "rnngen-stdin.txt")
+    try:
+        with open(path, "xb") as out:
+            checker = _Checker("stdin")
+            while block := source.read(CHUNK_BYTES):
+                checker.check(block)
+                out.write(block)
+            checker.finish()
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise RnngenError(
+                f"cannot copy stdin to {str(path)!r} (in {str(directory)!r}): {describe(e)}"
+            ) from None
+        raise
+    if checker.offset == 0:
+        path.unlink(missing_ok=True)
+        raise RnngenError("stdin is empty: nothing to read")
+    _SPOOLS.update((path, path.resolve()))
+    return path
+
+
+class _Checker:
+    """Checks bytes as they stream by: no NUL, valid UTF-8; errors name the offset."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+        self.offset = 0
+
+    def check(self, raw: bytes, final: bool = False) -> str:
+        nul = raw.find(b"\0")
+        if nul >= 0:
+            raise RnngenError(f"{self.name} looks binary: NUL byte at offset {self.offset + nul}")
+        try:
+            text = self.decoder.decode(raw, final=final)
+        except UnicodeDecodeError as e:
+            # e.start counts from the bytes the decoder held back plus raw
+            held = len(self.decoder.getstate()[0])
+            where = max(self.offset + e.start - held, 0)
+            bad = e.object[e.start] if e.start < len(e.object) else 0
+            raise RnngenError(
+                f"{self.name} is not valid UTF-8: bad byte 0x{bad:02x} at offset {where}"
+            ) from None
+        self.offset += len(raw)
+        return text
+
+    def finish(self) -> str:
+        return self.check(b"", final=True)
+
+
+def iter_lines(source, name: str) -> Iterator[str]:
+    """The lines of a binary file object (a file, a pipe, stdin) as text, streamed.
+
+    Each line is checked (no NUL, valid UTF-8) as it comes; only "\n" ends a line. Errors
+    name the line and the byte offset. Reading line by line keeps `score` interactive.
+    """
+    offset = 0
+    try:
+        for number, raw in enumerate(source, start=1):
+            nul = raw.find(b"\0")
+            if nul >= 0:
+                raise RnngenError(
+                    f"{name} looks binary: NUL byte at offset {offset + nul} (line {number})"
+                )
+            try:
+                line = raw.decode("utf-8", errors="strict")
+            except UnicodeDecodeError as e:
+                raise RnngenError(
+                    f"{name} is not valid UTF-8: bad byte 0x{raw[e.start]:02x} at offset "
+                    f"{offset + e.start} (line {number})"
+                ) from None
+            offset += len(raw)
+            yield line
+    except OSError as e:
+        raise RnngenError(f"cannot read {name}: {e.strerror or e}") from None
+
+
+def check_input(path: Path, what: str) -> Path:
+    """check_file for a regular file; for a FIFO, `<(...)` or a device, only that it is
+    there (opening a FIFO would wait for its writer), since it can be read once, as it comes."""
+    path = Path(path)
+    if is_stream(path):
+        file_kind(path, what)
+        return path
+    return check_file(path, what)
+
+
+def open_lines(path: Path, what: str) -> Iterator[str]:
+    """The checked lines of a file, a FIFO or `<(...)` (streamed, read once)."""
+    path = check_input(path, what)
+
+    def lines() -> Iterator[str]:
+        with _opened(path, f"{what} {str(path)!r}") as f:
+            yield from iter_lines(f, f"{what} {str(path)!r}")
+
+    return lines()
+
+
+def read_text(path: Path, what: str) -> str:
+    """All of a file's text, checked; a FIFO or `<(...)` is read once, as it streams."""
+    path = Path(path)
+    if not is_stream(path):
+        check_file(path, what)
+        return "".join(text for text, _ in iter_text(Span(path, 0, path.stat().st_size)))
+    file_kind(path, what)
+    checker = _Checker(f"{what} {str(path)!r}")
+    parts = []
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(CHUNK_BYTES):
+                parts.append(checker.check(block))
+    except OSError as e:
+        raise RnngenError(f"cannot read {what} {str(path)!r}: {e.strerror}") from None
+    parts.append(checker.finish())
+    text = "".join(parts)
+    if not text:
+        raise RnngenError(f"{what} {str(path)!r} is empty (a pipe whose writer sent nothing)")
+    return text
+
+
+@contextlib.contextmanager
+def _opened(path: Path, name: str) -> Iterator:
+    """open(path, "rb"), its failure as one line naming the file."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+    except OSError as e:
+        raise RnngenError(f"cannot read {name}: {e.strerror}") from None
+    with f:
+        yield f
 
 
 def iter_text(span: Span, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[str, int]]:
@@ -75,25 +277,28 @@ def iter_text(span: Span, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[str,
     """
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     carry = ""
-    with open(span.path, "rb") as f:
+    name = name_of(span.path)
+    with _opened(span.path, name) as f:
         f.seek(span.start)
         offset = span.start
         while offset < span.end:
-            raw = f.read(min(chunk_bytes, span.end - offset))
+            try:
+                raw = f.read(min(chunk_bytes, span.end - offset))
+            except OSError as e:
+                raise RnngenError(f"cannot read {name}: {e.strerror}") from None
             if not raw:
                 break
             nul = raw.find(b"\0")
             if nul >= 0:
-                raise RnngenError(
-                    f"{str(span.path)!r} looks binary: NUL byte at offset {offset + nul}"
-                )
+                raise RnngenError(f"{name} looks binary: NUL byte at offset {offset + nul}")
             try:
-                final = offset + len(raw) >= span.end and span.end == _size(span.path)
+                final = offset + len(raw) >= span.end and span.end >= _size(span.path)
                 text = carry + decoder.decode(raw, final=final)
             except UnicodeDecodeError as e:
+                held = len(decoder.getstate()[0])
                 raise RnngenError(
-                    f"{str(span.path)!r} is not valid UTF-8: bad byte 0x{raw[e.start]:02x} "
-                    f"at offset {offset + e.start}"
+                    f"{name} is not valid UTF-8: bad byte 0x{e.object[e.start]:02x} "
+                    f"at offset {offset + e.start - held}"
                 ) from None
             offset += len(raw)
             cut = text.rfind("\n") + 1 if offset < span.end else len(text)
@@ -162,7 +367,7 @@ def split_tail(path: Path, valid_frac: float, test_frac: float) -> dict[str, Spa
     for name, span in spans.items():
         if span.size == 0:
             raise RnngenError(
-                f"{str(path)!r} has too few lines to hold out a {name} split; "
+                f"{name_of(path)} has too few lines to hold out a {name} split; "
                 "give a longer corpus, or --valid FILE (and --test FILE)"
             )
     return spans

@@ -11,6 +11,7 @@ command quietly.
 
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import os
@@ -54,6 +55,15 @@ def guarded(function):
         except BrokenPipeError:
             _silence_stdout()
             raise typer.Exit(0) from None
+        except OSError as e:
+            # A last net: a file the command's own checks did not foresee (a disk error, a
+            # file removed under it). Still one line, naming the file.
+            if e.errno == errno.EPIPE:
+                _silence_stdout()
+                raise typer.Exit(0) from None
+            where = f" {e.filename!r}" if e.filename else ""
+            typer.echo(f"error: cannot access{where}: {e.strerror or e}", err=True)
+            raise typer.Exit(1) from None
 
     return run
 
@@ -102,5 +112,28 @@ for _command in ("synth", "tokenize", "train", "eval", "sample", "ngram", "info"
     importlib.import_module(f"rnngen.cli.{_command}")
 
 
+def _fd_identity(fd_or_path) -> tuple[int, int] | None:
+    try:
+        st = os.fstat(fd_or_path) if isinstance(fd_or_path, int) else os.stat(fd_or_path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
 def main() -> None:
-    app(prog_name="rnngen")
+    stdout, stdout_file = sys.stdout, _fd_identity(1)
+    try:
+        app(prog_name="rnngen")
+    except SystemExit as e:
+        # A closed pipe met outside a command's own writes (`rnngen --help | head -c 1`) is
+        # answered with exit 1 by typer (which swaps sys.stdout for a wrapper that swallows
+        # the last flush) and by rich (which points stdout at /dev/null). Neither is an
+        # error: the reader had all it wanted.
+        devnull = _fd_identity(os.devnull)
+        pipe_closed = sys.stdout is not stdout or (
+            stdout_file != devnull and _fd_identity(1) == devnull
+        )
+        if e.code == 1 and pipe_closed:
+            _silence_stdout()
+            raise SystemExit(0) from None
+        raise

@@ -44,13 +44,11 @@ def resolve_spans(
     """The byte spans of train/valid/test: given files, else the corpus's last lines."""
     from rnngen.textio import Span, check_file, split_tail
 
-    corpus = check_file(corpus).resolve()  # provenance must work from any directory
-    valid = valid.resolve() if valid is not None else None
-    test = test.resolve() if test is not None else None
-    if valid is not None:
-        check_file(valid, "validation file")
-    if test is not None:
-        check_file(test, "test file")
+    # Checked before resolve(), which would raise on a symlink loop; resolved so that
+    # provenance works from any directory.
+    corpus = check_file(corpus).resolve()
+    valid = check_file(valid, "validation file").resolve() if valid is not None else None
+    test = check_file(test, "test file").resolve() if test is not None else None
     if valid_frac is None:
         valid_frac = 0.0 if valid is not None else 0.05
     if test_frac is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import typer
@@ -100,7 +99,13 @@ def score(
             context = [tokenizer.newline_id]
             return float(sequence_logprobs(model, [ids], context, torch_device)[0])
 
-    source = sys.stdin if input_file == "-" else _open_text(Path(input_file))
+    from rnngen.cli.output import write_stdout
+    from rnngen.textio import iter_lines, open_lines, stdin_binary
+
+    if input_file == "-":
+        source = iter_lines(stdin_binary("score"), "stdin")
+    else:
+        source = open_lines(Path(input_file), "input file")
     for line in source:
         ids = tokenizer.encode(line)
         total = logprob(ids) if ids else 0.0
@@ -110,12 +115,4 @@ def score(
             "logprob": total,
             "ppl": math.exp(-total / len(ids)) if ids else None,
         }
-        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-
-
-def _open_text(path: Path):
-    from rnngen.textio import check_file
-
-    check_file(path, "input file")
-    return open(path, encoding="utf-8", errors="strict")
+        write_stdout(json.dumps(record, ensure_ascii=False) + "\n")

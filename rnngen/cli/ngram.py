@@ -34,12 +34,16 @@ def ngram(
     --vocab-size, as in tokenize), the context crosses line ends, and there are no OOVs.
     With --words, it computes what KenLM's lmplz and query do, to their numbers.
     """
-    from rnngen.textio import check_file
+    from rnngen.textio import check_input, make_dir
 
     if not 1 <= order <= 9:
         raise RnngenError(f"--order must be between 1 and 9, got {order}")
-    check_file(train, "training file")
-    check_file(test, "test file")
+    check_input(train, "training file")
+    check_input(test, "test file")
+    if arpa is not None:
+        if arpa.is_dir() or arpa.name in ("", ".", ".."):
+            raise RnngenError(f"--arpa {str(arpa)!r} is a directory; give a file name")
+        make_dir(arpa.parent, "--arpa directory")
     reporter = Reporter(quiet)
     report = (_words if words else _tokens)(train, test, order, kind, vocab_size, arpa)
     for stats_order in report.pop("fallback_orders"):
@@ -58,13 +62,12 @@ def ngram(
 
 def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
     from rnngen.ngram_kenlm import fit_sentences, score_sentences, write_arpa
+    from rnngen.textio import open_lines
 
     started = time.perf_counter()
-    with open(train, encoding="utf-8", newline="\n") as f:
-        model, words = fit_sentences(f, order)
+    model, words = fit_sentences(open_lines(train, "training file"), order)
     build_seconds = time.perf_counter() - started
-    with open(test, encoding="utf-8", newline="\n") as f:
-        result = score_sentences(model, words, f)
+    result = score_sentences(model, words, open_lines(test, "test file"))
     if arpa:
         write_arpa(model, arpa, words)
     return {
@@ -79,17 +82,18 @@ def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | N
 
 
 def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
-    from rnngen.comparison import span_text, with_context
+    from rnngen.comparison import with_context
     from rnngen.ngram import KneserNey
     from rnngen.ngram_kenlm import write_arpa
-    from rnngen.textio import Span, sample_lines
+    from rnngen.textio import read_text
     from rnngen.tokenizer import train_tokenizer
 
     config = args.tokenizer_config(kind, vocab_size)
-    train_span = Span(train, 0, train.stat().st_size)
-    tokenizer = train_tokenizer(sample_lines(train_span, config.sample_bytes), config)
-    train_ids = tokenizer.encode_array(span_text(train_span))
-    test_text = span_text(Span(test, 0, test.stat().st_size))
+    train_text = read_text(train, "training file")  # read once: TRAIN may be a pipe
+    tokenizer = train_tokenizer(_sample(train_text, config.sample_bytes), config)
+    train_ids = tokenizer.encode_array(train_text)
+    del train_text
+    test_text = read_text(test, "test file")
     started = time.perf_counter()
     model = KneserNey.fit(train_ids, order, tokenizer.vocab_size)
     build_seconds = time.perf_counter() - started
@@ -112,6 +116,16 @@ def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | 
         "logprob_nats": float(logp.sum()),
         "bits_per_char": float(-logp.sum() / (math.log(2) * max(len(test_text), 1))),
     }
+
+
+def _sample(text: str, sample_chars: int, pieces: int = 64) -> list[str]:
+    """Lines from `pieces` evenly spaced places of the text, as textio.sample_lines does."""
+    if len(text) <= sample_chars:
+        return text.split("\n")
+    step, piece = len(text) // pieces, sample_chars // pieces
+    return [
+        line for i in range(pieces) for line in text[i * step : i * step + piece].split("\n")[1:-1]
+    ]
 
 
 def _arpa_name(piece: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sys
 from pathlib import Path
 
 import typer
@@ -132,7 +131,12 @@ def default_length(chars: int | None) -> int:
 def read_prompt(prompt: str | None) -> str:
     """The prompt text: the option's value, or all of stdin for `-` (kept verbatim)."""
     if prompt == "-":
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        from rnngen.textio import stdin_binary
+
+        try:
+            data = stdin_binary("--prompt -").read()
+        except OSError as e:
+            raise RnngenError(f"--prompt -: cannot read stdin: {e.strerror or e}") from None
         if isinstance(data, bytes):
             try:
                 return data.decode("utf-8")
@@ -200,13 +204,9 @@ def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter):
 
 def write(text: str) -> None:
     """Text to stdout at once, as UTF-8 bytes whatever the locale (the tokenizer is lossless)."""
-    out = getattr(sys.stdout, "buffer", None)
-    if out is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        out.write(text.encode("utf-8"))
-        out.flush()
+    from rnngen.cli.output import write_stdout
+
+    write_stdout(text)
 
 
 class TextWriter:

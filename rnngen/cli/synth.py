@@ -42,17 +42,21 @@ def synth(
     this text adds an "oracle" row (the true entropy: the floor no model can beat) and
     subject-verb agreement accuracy by distance. See corpora/README.md.
     """
+    from rnngen.cli.output import writing_stdout
     from rnngen.synth import generate_corpus
+    from rnngen.textio import make_dir
 
     if json_output and output == "-":
         raise RnngenError("--json needs -o FILE (stdout carries the corpus)")
     reporter = Reporter(quiet)
-    if output != "-":
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-    target = sys.stdout if output == "-" else output
-    summary = generate_corpus(target, n_chars=parse_size(size), n_lines=lines, seed=seed)
+    n_chars = parse_size(size)
     if output == "-":
-        sys.stdout.flush()
+        with writing_stdout():
+            summary = generate_corpus(sys.stdout, n_chars=n_chars, n_lines=lines, seed=seed)
+            sys.stdout.flush()
+    else:
+        make_dir(Path(output).parent, "output directory")
+        summary = generate_corpus(output, n_chars=n_chars, n_lines=lines, seed=seed)
     reporter.log(
         f"synth: {summary.lines:,} lines, {summary.chars:,} characters, seed {summary.seed}; "
         f"true entropy {summary.bits_per_char:.4f} bits per character"

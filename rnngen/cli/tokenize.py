@@ -33,13 +33,13 @@ def tokenize(
     characters and bytes per split; tokenizer kind, size and sha256).
     """
     from rnngen.data import tokenize_corpus
-    from rnngen.textio import spool_stdin
+    from rnngen.textio import make_dir, spool_stdin
 
     reporter = Reporter(quiet)
     config = args.tokenizer_config(kind, vocab_size)
     name = "stdin" if corpus == "-" else Path(corpus).stem
     output = output or Path("tokenized") / name
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(output.parent, "output directory")
     source = spool_stdin(output.parent) if corpus == "-" else Path(corpus)
     try:
         spans = args.resolve_spans(source, valid, test, valid_frac, test_frac)
