@@ -254,17 +254,22 @@ def load_tokenized(path: Path) -> TokenizedCorpus:
         raise RnngenError(
             f"{str(path)!r} is not a directory written by rnngen tokenize ({e})"
         ) from None
+    damaged = f"{str(path)!r} is a damaged tokenized directory"
     try:
         info = _check_meta(meta)
-    except (KeyError, TypeError, ValueError) as e:
-        raise RnngenError(
-            f"{str(path)!r} is a damaged tokenized directory: meta.json {e}"
-        ) from None
-    tokenizer = load_tokenizer(proto, info["kind"])
+    except KeyError as e:
+        raise RnngenError(f"{damaged}: meta.json has no {e.args[0]!r}") from None
+    except (TypeError, ValueError) as e:
+        raise RnngenError(f"{damaged}: meta.json {e}") from None
+    if not proto:
+        raise RnngenError(f"{damaged}: tokenizer.model is empty")
+    try:
+        tokenizer = load_tokenizer(proto, info["kind"])
+    except RnngenError:
+        raise RnngenError(f"{damaged}: tokenizer.model is not a SentencePiece model") from None
     if tokenizer.sha256 != info["sha256"] or tokenizer.vocab_size != info["vocab_size"]:
         raise RnngenError(
-            f"{str(path)!r} is a damaged tokenized directory: tokenizer.model does not match "
-            "meta.json (sha256 or vocabulary size)"
+            f"{damaged}: tokenizer.model does not match meta.json (sha256 or vocabulary size)"
         )
     corpus = TokenizedCorpus(path, meta, tokenizer)
     for split in corpus.splits:
@@ -323,6 +328,7 @@ def cached_tokenize(
             return load_tokenized(path)
         except RnngenError:  # a damaged entry (a disk error, a hand edit): build it again
             _remove_entry(path)
+    make_dir(path.parent, "token cache directory (set RNNGEN_CACHE to move it)")
     provenance = {"sources_sha256": sources}
     return tokenize_corpus(spans, path, config, on_progress, provenance)
 

@@ -30,10 +30,11 @@ from typing import TextIO
 
 import numpy as np
 
-from rnngen.atomic import atomic_writer, remove_stale_temporaries
+from rnngen.atomic import remove_stale_temporaries
 from rnngen.errors import RnngenError
 from rnngen.ngram import KneserNey, _check_order
 from rnngen.ngram_estimate import estimate
+from rnngen.textio import output_file
 
 UNK, EOS, BOS = "<unk>", "</s>", "<s>"
 RESERVED = frozenset((UNK, EOS, BOS))  # KenLM refuses them in training text
@@ -149,7 +150,7 @@ def write_arpa(
     tables = [model.ngram_table(k) for k in range(1, model.order + 1)]
     if isinstance(path_or_file, (str, os.PathLike)):
         remove_stale_temporaries(os.path.dirname(os.fspath(path_or_file)) or ".")
-        with atomic_writer(path_or_file, "w", encoding="utf-8", newline="\n") as f:
+        with output_file(path_or_file, "w", encoding="utf-8", newline="\n") as f:
             _write_arpa_text(f, names, extra, tables)
     else:
         _write_arpa_text(path_or_file, names, extra, tables)

@@ -29,10 +29,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from rnngen.atomic import atomic_writer, remove_stale_temporaries
+from rnngen.atomic import remove_stale_temporaries
 from rnngen.errors import RnngenError
 from rnngen.synth_choice import NoParse, Replayer, Sampler
 from rnngen.synth_grammar import passage
+from rnngen.textio import output_file
 
 DEFAULT_SEED = 0
 DEFAULT_CHARS = 1_500_000  # a small LSTM trains on it in about 40 s on two CPU cores
@@ -140,7 +141,7 @@ def generate_corpus(
     if os.path.isdir(path):
         raise RnngenError(f"{path} is a directory; give a file name for the corpus")
     remove_stale_temporaries(os.path.dirname(path) or ".")
-    with atomic_writer(path, "w", encoding="utf-8", newline="") as file:
+    with output_file(path, "w", encoding="utf-8", newline="") as file:
         return _write_corpus(file, n_chars, n_lines, seed, progress)
 
 

@@ -115,6 +115,32 @@ def make_dir(directory: Path, what: str = "directory") -> Path:
     return directory
 
 
+@contextlib.contextmanager
+def output_file(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator:
+    """Open an output file: atomically (rnngen.atomic) when `path` is or will be a regular
+    file; written in place when it is a device or a FIFO (`/dev/stdout`, `/dev/null`, a
+    named pipe), which an atomic replace would swap for a regular file (as root, even
+    /dev/full). A symlink is followed, so the file it points at is the one replaced."""
+    from rnngen.atomic import atomic_writer, describe
+
+    target = os.path.realpath(path) if os.path.islink(path) else os.fspath(path)
+    try:
+        special = os.path.exists(target) and not stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:
+        special = False
+    if not special:
+        with atomic_writer(target, mode, **open_kwargs) as file:
+            yield file
+        return
+    if stat.S_ISDIR(os.stat(target).st_mode):
+        raise RnngenError(f"cannot write {str(path)!r}: it is a directory")
+    try:
+        with open(target, mode, **open_kwargs) as file:
+            yield file
+    except OSError as e:
+        raise RnngenError(f"cannot write {str(path)!r}: {describe(e)}") from None
+
+
 def stdin_binary(what: str = "stdin"):
     """sys.stdin's bytes, or one clear line when there is no stdin (`<&-`)."""
     stream = sys.stdin

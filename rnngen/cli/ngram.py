@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def ngram(
     check_input(train, "training file")
     check_input(test, "test file")
     if arpa is not None:
-        if arpa.is_dir() or arpa.name in ("", ".", ".."):
+        if os.path.isdir(arpa) or arpa.name in ("", ".", ".."):
             raise RnngenError(f"--arpa {str(arpa)!r} is a directory; give a file name")
         make_dir(arpa.parent, "--arpa directory")
     reporter = Reporter(quiet)
