@@ -6,9 +6,11 @@ train data-parallel (rnngen/distributed.py); torchrun's environment variables ar
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import signal
+import threading
 from pathlib import Path
 
 import typer
@@ -88,8 +90,9 @@ def train(
 
     Writes OUTPUT (the best model so far, self-contained: weights, configs, tokenizer,
     metrics), OUTPUT.state.safetensors (for --resume) and OUTPUT.metrics.jsonl. Ctrl-C saves
-    the state and exits 130; run again with --resume to continue. Under torchrun the
-    processes train data-parallel, each on batch-size / processes of the streams.
+    the state and exits 130 (SIGTERM: the same, exit 143); run again with --resume to
+    continue. A second run on the same OUTPUT is refused while this one runs. Under torchrun
+    the processes train data-parallel, each on batch-size / processes of the streams.
     """
     train_config = TrainConfig(
         batch_size=batch_size, seq_len=seq_len, lr=lr, min_lr_ratio=min_lr_ratio,
@@ -113,37 +116,82 @@ def train(
     group.stream_range(batch_size)  # an uneven split fails before any work
     run = TrainingRun(reporter, train_config, model_options, json_output, group)
     try:
-        run.prepare_output(output, corpus, resume, force)
-        run.connect()
-        run.load_data(corpus, valid, test, valid_frac, test_frac, kind, vocab_size)
-        run.build(resume)
-        code = train_until_interrupted(run, group.enabled)
+        with sigterm_as_interrupt():  # before training too, so every cleanup runs
+            run.prepare_output(output, corpus, resume, force, inputs=(valid, test))
+            run.connect()
+            run.load_data(corpus, valid, test, valid_frac, test_frac, kind, vocab_size)
+            run.build(resume)
+            code = train_until_interrupted(run, group.enabled)
+    except Terminated:
+        typer.echo("terminated", err=True)
+        code = 143
     finally:
+        run.release()
         group.close()
     if code:
         raise typer.Exit(code)
 
 
-def train_until_interrupted(run, distributed: bool) -> int:
-    """Train; Ctrl-C finishes the step, saves and exits 130.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program was, so that every `finally` cleans up."""
 
-    Alone, a second Ctrl-C aborts at once. Under torchrun every SIGINT only asks for the
-    collective stop: a rank that aborted mid-step would leave the others waiting in a
-    collective, and torchrun already ends the job by SIGKILL once its --shutdown-timeout
-    (30 s by default) has passed after it forwarded the signal.
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Outside the training loop, SIGTERM stops the command as Ctrl-C would (exit 143)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, previous)
+
+
+def train_until_interrupted(run, distributed: bool) -> int:
+    """Train; Ctrl-C (or SIGTERM) finishes the step, saves and exits 130 (SIGTERM: 143).
+
+    Alone, a second signal aborts at once (the files on disk stay whole: every write is
+    atomic). Once the run has returned, further signals are ignored: the process is exiting,
+    and a late Ctrl-C must not interrupt the interpreter's shutdown with a traceback.
+    Under torchrun every signal only asks for the collective stop: a rank that aborted
+    mid-step would leave the others waiting in a collective, and torchrun already ends the
+    job by SIGKILL once its --shutdown-timeout (30 s by default) has passed after it
+    forwarded the signal.
     """
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    received: list[int] = []
+
+    def abort(signum, frame):
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
     def stop(signum, frame):
+        received.append(signum)
         run.trainer.request_stop()
         if not distributed:
-            signal.signal(signal.SIGINT, previous)
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, abort)
 
-    signal.signal(signal.SIGINT, stop)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
     try:
-        return run.train()
+        code = run.train()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN if received else previous[sig])
+    return 143 if code == 130 and received[:1] == [signal.SIGTERM] else code
 
 
 def format_eval(evaluation, chars_per_token: float) -> str:

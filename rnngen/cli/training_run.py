@@ -54,13 +54,20 @@ class TrainingRun:
         self.reporter = reporter if self.group.is_main else SilentReporter()
         self.config, self.model_options = config, model_options
         self.json_output = json_out and self.group.is_main
+        self.lock = self.metrics_tmp = None  # held while the run owns its output
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def prepare_output(self, output: Path | None, corpus: str, resume: bool, force: bool) -> None:
-        from rnngen.checkpoint import metrics_path, state_path
+    def prepare_output(
+        self, output: Path | None, corpus: str, resume: bool, force: bool, inputs=()
+    ) -> None:
+        """Check -o and lock it for this run (rank 0); `inputs` are the run's other files."""
+        from rnngen.atomic import describe
+        from rnngen.checkpoint import metrics_path
 
         name = "stdin" if corpus == "-" else Path(corpus.rstrip("/")).stem or "corpus"
+        if output is not None and Path(output).name in ("", ".", ".."):
+            raise RnngenError(f"-o {str(output)!r} is not a file name")
         self.output = Path(output or Path("checkpoints") / f"{name}.safetensors")
         if self.output.suffix != ".safetensors":
             self.output = self.output.with_name(self.output.name + ".safetensors")
@@ -68,24 +75,71 @@ class TrainingRun:
         self.resume = resume
         if not self.group.is_main:  # only rank 0 reads or writes the output
             return
-        if self.output.is_dir():
-            raise RnngenError(f"-o {str(self.output)!r} is a directory; give a file name")
-        if resume and not state_path(self.output).exists():
-            raise RnngenError(f"nothing to resume: {str(state_path(self.output))!r} does not exist")
-        if not resume and not force and self.output.exists():
+        try:
+            self._claim_output(corpus, resume, force, [corpus, *inputs])
+        except OSError as e:
+            self.release()
+            raise RnngenError(f"cannot use -o {str(self.output)!r}: {describe(e)}") from None
+        except BaseException:
+            self.release()
+            raise
+
+    def _claim_output(self, corpus: str, resume: bool, force: bool, inputs: list) -> None:
+        from rnngen.atomic import remove_stale_temporaries
+        from rnngen.checkpoint import FORMAT, STATE_FORMAT, file_format, lock_output, state_path
+
+        out, state = self.output, state_path(self.output)
+        longest = len(f".{state.name}.4294967296.01234567.tmp".encode())
+        if longest > 255:
+            raise RnngenError(f"-o {str(out)!r}: the file name is too long ({longest} bytes "
+                              "with the suffixes rnngen adds; at most 255)")  # fmt: skip
+        if out.is_dir():
+            raise RnngenError(f"-o {str(out)!r} is a directory; give a file name")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
             raise RnngenError(
-                f"{str(self.output)!r} exists; use --resume to continue it, --force to replace "
+                f"cannot write to {str(out.parent)!r}: a file is in the way of that directory"
+            ) from None
+        except OSError as e:
+            raise RnngenError(f"cannot write to {str(out.parent)!r}: {e.strerror}") from None
+        self.lock = lock_output(out)  # a second run on this output stops here
+        remove_stale_temporaries(out.parent)  # what killed runs left behind
+        for path in (out, state, self.metrics_file):
+            for given in inputs:
+                if given in (None, "-") or not (path.exists() and Path(given).exists()):
+                    continue
+                if os.path.samefile(given, path):
+                    raise RnngenError(
+                        f"-o {str(out)!r} would overwrite {str(given)!r}, an input of this "
+                        "run; give another -o"
+                    )
+        if resume:
+            if not state.exists():
+                raise RnngenError(f"nothing to resume: {str(state)!r} does not exist")
+            return
+        existing = [p for p in (out, state) if p.exists()]
+        if existing and not force:
+            raise RnngenError(
+                f"{str(existing[0])!r} exists; use --resume to continue it, --force to replace "
                 "it, or -o another path"
             )
-        try:
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            probe = self.output.parent / f".{self.output.name}.probe"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            raise RnngenError(
-                f"cannot write to {str(self.output.parent)!r}: {e.strerror}"
-            ) from None
+        for path, kind in ((out, FORMAT), (state, STATE_FORMAT)):
+            if path in existing and file_format(path) != kind:
+                raise RnngenError(
+                    f"--force replaces only rnngen files, and {str(path)!r} is not one "
+                    f"({'a model' if kind == FORMAT else 'a resume file'} was expected); "
+                    "move it away or give another -o"
+                )
+
+    def release(self) -> None:
+        """Unlock the output; drop a metrics file this run never moved into place."""
+        if self.metrics_tmp is not None:
+            self.metrics_tmp.unlink(missing_ok=True)
+            self.metrics_tmp = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def connect(self) -> None:
         """Pick the device and precision; under torchrun, join the process group."""
@@ -101,12 +155,22 @@ class TrainingRun:
 
         if corpus == "-" and self.group.enabled:
             raise RnngenError("under torchrun give CORPUS as a file: every process reads it")
-        if corpus != "-" and is_tokenized_dir(Path(corpus)):
+        tokenized = corpus != "-" and is_tokenized_dir(Path(corpus))
+        if tokenized:
+            options = {"--valid": valid, "--test": test, "--valid-frac": valid_frac,
+                       "--test-frac": test_frac}  # fmt: skip
+            given = [name for name, value in options.items() if value is not None]
+            if given:
+                raise RnngenError(
+                    f"{'/'.join(given)} cannot apply to {corpus!r}: a tokenized directory keeps "
+                    "the splits rnngen tokenize made; re-run tokenize with them, or train on text"
+                )
             self.data = load_tokenized(Path(corpus))
             self.source = {"tokenized": str(Path(corpus).resolve())}
         else:
-            source = spool_stdin(self.output.parent) if corpus == "-" else Path(corpus)
+            source = None
             try:
+                source = spool_stdin(self.output.parent) if corpus == "-" else Path(corpus)
                 spans = args.resolve_spans(source, valid, test, valid_frac, test_frac)
 
                 def tokenize():
@@ -116,12 +180,17 @@ class TrainingRun:
 
                 self.data = self.group.in_turns(tokenize)  # rank 0 fills the cache first
             finally:
-                if corpus == "-":
+                if corpus == "-" and source is not None:
                     source.unlink(missing_ok=True)
             self.source = {"corpus": "-" if corpus == "-" else str(Path(corpus).resolve())}
         splits = self.data.meta["splits"]
         if "valid" not in splits:
-            raise RnngenError("the corpus has no validation split; give --valid FILE")
+            raise RnngenError(
+                f"the tokenized directory {corpus!r} has no validation split; re-run rnngen "
+                "tokenize with --valid FILE or --valid-frac above 0"
+                if tokenized
+                else "the corpus has no validation split; give --valid FILE"
+            )
         self.train_ids = np.asarray(self.data.ids("train"))
         fingerprint = f"tokenizer {self.data.tokenizer.sha256[:16]}, {len(self.train_ids)} tokens"
         self.group.check_same("the training data", fingerprint)
@@ -179,15 +248,15 @@ class TrainingRun:
     def train(self) -> int:
         from rnngen.train import Evaluation, Finished, Rollback, Step, Stopped
 
-        mode = "a" if self.resume else "w"
         self.last_step: Step | None = None
         self.best: dict | None = None
         self._last_plain = time.monotonic()
         ranks = self.group.all_gather_json(self._shard()) if self.group.enabled else None
         with (
-            open(self.metrics_file if self.group.is_main else os.devnull, mode) as metrics,
+            self._open_metrics() as metrics,
             self.reporter.steps_progress("train", 1.0) as progress,
         ):
+            self.metrics = metrics
             if ranks:
                 record = {"event": "distributed", "world_size": self.group.world_size,
                           "backend": self.group.backend, "ranks": ranks}  # fmt: skip
@@ -224,6 +293,32 @@ class TrainingRun:
                     self._save_state()
                     self._finish(event)
         return 0
+
+    def _open_metrics(self) -> MetricsLog:
+        """A resumed run appends to NAME.metrics.jsonl. A new run writes a hidden temporary
+        file that replaces it at the run's first save (`_published`), so the history of a
+        checkpoint that --force has yet to replace survives a run that dies before then."""
+        from rnngen.atomic import temporary_name
+
+        if not self.group.is_main:
+            return MetricsLog(Path(os.devnull), "a")
+        if self.resume:
+            return MetricsLog(self.metrics_file, "a")
+        self.metrics_tmp = temporary_name(self.metrics_file)
+        return MetricsLog(self.metrics_tmp, "x", shown=self.metrics_file)
+
+    def _published(self) -> None:
+        """After the run's first save, its metrics take the place of the old ones."""
+        from rnngen.atomic import describe
+
+        if self.metrics_tmp is None:
+            return
+        self.metrics.flush()
+        try:
+            os.replace(self.metrics_tmp, self.metrics_file)
+        except OSError as e:
+            raise RnngenError(f"cannot write {str(self.metrics_file)!r}: {describe(e)}") from None
+        self.metrics_tmp = None
 
     def _shard(self) -> dict:
         """What this rank trains on, for the metrics file: its share of the streams and a
@@ -273,6 +368,7 @@ class TrainingRun:
             "precision": self.precision,
         }
         save_model(self.output, self.model, self.data.tokenizer, metadata)
+        self._published()
 
     def _save_state(self) -> None:
         from rnngen.checkpoint import save_state
@@ -286,8 +382,14 @@ class TrainingRun:
             tokenizer_sha256=self.data.tokenizer.sha256,
         )
         save_state(self.output, tensors, info)
+        self._published()
 
     def _finish(self, event) -> None:
+        if not math.isfinite(event.best_loss):
+            raise RnngenError(
+                f"no checkpoint written: the validation loss was never finite ({event.step} "
+                "steps); try a smaller --lr, or more validation text"
+            )
         best = self.best or {}
         summary = {
             "checkpoint": str(self.output),
@@ -305,3 +407,40 @@ class TrainingRun:
         )
         if self.json_output:
             print_json(summary)
+
+
+class MetricsLog:
+    """NAME.metrics.jsonl, one JSON object a line; a failed write is one line naming it."""
+
+    def __init__(self, path: Path, mode: str, shown: Path | None = None):
+        from rnngen.atomic import describe
+
+        self.shown = shown or path
+        try:
+            self.file = open(path, mode, encoding="utf-8")  # noqa: SIM115 (closed in __exit__)
+        except OSError as e:
+            raise RnngenError(f"cannot write {str(self.shown)!r}: {describe(e)}") from None
+
+    def write(self, text: str) -> None:
+        self._guard(self.file.write, text)
+
+    def flush(self) -> None:
+        self._guard(self.file.flush)
+
+    def _guard(self, action, *args) -> None:
+        from rnngen.atomic import describe
+
+        try:
+            action(*args)
+        except OSError as e:
+            raise RnngenError(f"cannot write {str(self.shown)!r}: {describe(e)}") from None
+
+    def __enter__(self) -> MetricsLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            if exc[0] is None:
+                raise RnngenError(f"cannot write {str(self.shown)!r}") from None
