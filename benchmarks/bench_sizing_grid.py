@@ -11,7 +11,11 @@ for every budget and machine speed it finds the best fixed size, and the rule's 
 Prints one JSON line per run (corpus, layers, hidden, steps, tokens, parameters, best bpc).
 
     python benchmarks/bench_sizing_grid.py [--corpus tinyshakespeare|synth|small] \
-        [--hidden 128,256,...] [--steps 100,250,...] [--precision bf16]
+        [--hidden 128,256,...] [--steps 100,250,...] [--precision bf16] [--final-only]
+    python benchmarks/bench_sizing_grid.py --points 128:300,512:1000 ...
+
+`--final-only` evaluates once, at the end (with a cosine schedule the last evaluation is the
+best one), which halves the cost of short runs.
 """
 
 from __future__ import annotations
@@ -58,9 +62,7 @@ def run(files: list[str], layers: int, hidden: int, steps: int, extra: list[str]
         raise SystemExit(result.stderr)
     summary = json.loads(result.stdout)
     header = json.loads(out.read_bytes()[8 : 8 + int.from_bytes(out.read_bytes()[:8], "little")])
-    parameters = sum(
-        _numel(v["shape"]) for k, v in header.items() if k != "__metadata__"
-    )
+    parameters = sum(_numel(v["shape"]) for k, v in header.items() if k != "__metadata__")
     return summary, parameters, time.perf_counter() - started
 
 
@@ -77,29 +79,35 @@ def main() -> None:
     parser.add_argument("--hidden", default="128,256,384,512,768")
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--steps", default="100,250,600,1500")
+    parser.add_argument("--points", help="HIDDEN:STEPS,... instead of the full grid")
+    parser.add_argument("--final-only", action="store_true")
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("extra", nargs="*")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         files = corpus_files(options.corpus, Path(tmp))
-        for steps in map(int, options.steps.split(",")):
-            for hidden in map(int, options.hidden.split(",")):
-                extra = ["--precision", options.precision, *options.extra]
-                summary, parameters, wall = run(
-                    files, options.layers, hidden, steps, extra, Path(tmp)
-                )
-                record = {
-                    "date": time.strftime("%Y-%m-%d"),
-                    "corpus": options.corpus,
-                    "layers": options.layers,
-                    "hidden": hidden,
-                    "steps": summary["steps"],
-                    "parameters": parameters,
-                    "best_valid_bpc": round(summary["best_valid_bpc"], 4),
-                    "wall_seconds": round(wall, 1),
-                    "options": extra,
-                }
-                print(json.dumps(record), flush=True)
+        points = [
+            (int(h), int(s)) for s in options.steps.split(",") for h in options.hidden.split(",")
+        ]
+        if options.points:
+            points = [tuple(map(int, p.split(":"))) for p in options.points.split(",")]
+        for hidden, steps in points:
+            extra = ["--precision", options.precision, *options.extra]
+            if options.final_only:
+                extra += ["--eval-every", str(steps)]
+            summary, parameters, wall = run(files, options.layers, hidden, steps, extra, Path(tmp))
+            record = {
+                "date": time.strftime("%Y-%m-%d"),
+                "corpus": options.corpus,
+                "layers": options.layers,
+                "hidden": hidden,
+                "steps": summary["steps"],
+                "parameters": parameters,
+                "best_valid_bpc": round(summary["best_valid_bpc"], 4),
+                "wall_seconds": round(wall, 1),
+                "options": extra,
+            }
+            print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":
