@@ -176,7 +176,7 @@ def spool_stdin(directory: Path | None = None) -> Path:
             path.unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise RnngenError(
-                f"cannot copy stdin to {str(path)!r} (in {str(directory)!r}): {describe(e)}"
+                f"cannot copy stdin to a temporary file in {str(directory)!r}: {describe(e)}"
             ) from None
         raise
     if checker.offset == 0:
@@ -253,8 +253,15 @@ def check_input(path: Path, what: str) -> Path:
 
 
 def open_lines(path: Path, what: str) -> Iterator[str]:
-    """The checked lines of a file, a FIFO or `<(...)` (streamed, read once)."""
+    """The checked lines of a file, a FIFO or `<(...)` (streamed, read once).
+
+    A regular file is checked whole before its first line is given, so that a bad byte
+    deep in it is an error before any output, not after hours of scoring.
+    """
     path = check_input(path, what)
+    if not is_stream(path):
+        for _ in iter_text(Span(path, 0, path.stat().st_size)):
+            pass
 
     def lines() -> Iterator[str]:
         with _opened(path, f"{what} {str(path)!r}") as f:

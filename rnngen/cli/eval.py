@@ -82,7 +82,14 @@ def score(
     import numpy as np
 
     from rnngen.checkpoint import json_field
+    from rnngen.cli.output import write_stdout
+    from rnngen.textio import iter_lines, open_lines, stdin_binary
 
+    # The input is checked before the model loads: a bad one fails at once.
+    if input_file == "-":
+        source = iter_lines(stdin_binary("score"), "stdin")
+    else:
+        source = open_lines(Path(input_file), "input file")
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
     if ngram:
         from rnngen.comparison import cached_ngram, training_ids
@@ -99,13 +106,6 @@ def score(
             context = [tokenizer.newline_id]
             return float(sequence_logprobs(model, [ids], context, torch_device)[0])
 
-    from rnngen.cli.output import write_stdout
-    from rnngen.textio import iter_lines, open_lines, stdin_binary
-
-    if input_file == "-":
-        source = iter_lines(stdin_binary("score"), "stdin")
-    else:
-        source = open_lines(Path(input_file), "input file")
     for line in source:
         ids = tokenizer.encode(line)
         total = logprob(ids) if ids else 0.0

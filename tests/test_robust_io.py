@@ -1,0 +1,253 @@
+"""Issue 16, outputs: every write is whole or absent, and every failure is one line.
+
+Full disks are simulated with RLIMIT_FSIZE (writes past the limit fail with EFBIG, as on a
+full disk) in a subprocess, and with /dev/full for stdout; closed pipes with a reader that
+goes away at once. Odd output paths go through the CLI in-process (no torch needed).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import tiny_text
+from rnngen.cli import app
+
+HAS_DEV_FULL = os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def cli(*args: str, input: str | None = None):
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def one_error_line(stderr: str, fragment: str = "") -> None:
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and fragment in lines[0], stderr
+    assert "Traceback" not in stderr, stderr
+
+
+def run(*args: str, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, fsize=None, cwd=None):
+    """`python -m rnngen ARGS` in a subprocess; fsize: a file size limit in bytes."""
+
+    def limit():
+        if fsize is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    return subprocess.run(
+        [sys.executable, "-m", "rnngen", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        stdin=stdin,
+        text=True,
+        preexec_fn=limit,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    from rnngen.checkpoint import save_model
+    from rnngen.config import ModelConfig, TokenizerConfig
+    from rnngen.model import RNNLM
+    from rnngen.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(tiny_text(200).split("\n"), TokenizerConfig(kind="char"))
+    model = RNNLM(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, embed_size=16))
+    path = tmp_path_factory.mktemp("ck") / "tiny.safetensors"
+    save_model(path, model.eval(), tokenizer, {"metrics": {"step": 1}})
+    (path.parent / "text.txt").write_text(tiny_text(60))
+    return path
+
+
+# --- stdout: a full device, a closed pipe ----------------------------------------------------
+
+
+def stdout_cases(checkpoint: Path) -> dict[str, list[str]]:
+    text = str(checkpoint.parent / "text.txt")
+    return {
+        "sample": ["sample", str(checkpoint), "--length", "50", "-q"],
+        "synth": ["synth", "--lines", "50"],
+        "eval": ["eval", str(checkpoint), "--data", text, "--train", text, "-q"],
+        "score": ["score", str(checkpoint), text],
+        "info": ["info", str(checkpoint)],
+    }
+
+
+@pytest.mark.skipif(not HAS_DEV_FULL, reason="no /dev/full")
+@pytest.mark.parametrize("command", ["sample", "synth", "eval", "score", "info"])
+def test_stdout_to_a_full_device_is_one_error_line(checkpoint, command):
+    with open("/dev/full", "w") as full:
+        result = run(*stdout_cases(checkpoint)[command], stdout=full)
+    assert result.returncode == 1
+    one_error_line(result.stderr, "cannot write to stdout")
+
+
+def closed_pipe(*args: str):
+    """Run with stdout a pipe whose reader is gone before anything is written."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return run(*args, stdout=write)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("command", ["--help", "eval --help", "synth", "info", "eval", "score"])
+def test_a_closed_pipe_ends_quietly_with_exit_0(checkpoint, command):
+    cases = stdout_cases(checkpoint)
+    args = cases[command] if command in cases else command.split()
+    result = closed_pipe(*args)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "error" not in result.stderr.lower()
+
+
+# --- files: a full disk leaves nothing behind -------------------------------------------------
+
+
+def listing(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}
+
+
+@pytest.mark.parametrize("command", ["tokenize", "synth", "arpa", "spool"])
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, command):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(tiny_text(2000))
+    out = tmp_path / "out"
+    out.mkdir()
+    before = listing(out)
+    args = {
+        "tokenize": ["tokenize", str(corpus), "-o", str(out / "tok"), "--kind", "char"],
+        "synth": ["synth", "--lines", "2000", "-o", str(out / "synth.txt")],
+        "arpa": ["ngram", str(corpus), "--test", str(corpus), "--arpa", str(out / "m.arpa")],
+        "spool": ["tokenize", "-", "-o", str(out / "tok"), "--kind", "char"],
+    }[command]
+    with open(corpus) as stdin:
+        result = run(*args, fsize=20_000, stdin=stdin, cwd=tmp_path)
+    assert result.returncode == 1
+    one_error_line(result.stderr, "File too large")
+    assert listing(out) == before  # no temporary file, spool or half-written directory
+
+
+def test_a_cache_path_that_is_a_file_is_one_line(tmp_path, tiny_corpus, monkeypatch):
+    from rnngen.config import TokenizerConfig
+    from rnngen.data import cached_tokenize
+    from rnngen.errors import RnngenError
+    from rnngen.textio import split_tail
+
+    (tmp_path / "cachefile").write_text("x")
+    monkeypatch.setenv("RNNGEN_CACHE", str(tmp_path / "cachefile"))
+    with pytest.raises(RnngenError, match="token cache directory.*RNNGEN_CACHE.*is a file"):
+        cached_tokenize(split_tail(tiny_corpus, 0.1, 0.0), TokenizerConfig(kind="char"))
+
+
+# --- odd output paths -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def blocker(tmp_path) -> Path:
+    path = tmp_path / "a-file"
+    path.write_text("not a directory\n")
+    return path
+
+
+def odd_outputs(tmp_path: Path, blocker: Path) -> dict[str, str]:
+    return {
+        "empty": "",
+        "root": "/",
+        "long": str(tmp_path / ("n" * 300)),
+        "under a file": str(blocker / "sub" / "x"),
+    }
+
+
+@pytest.mark.parametrize("case", ["empty", "root", "long", "under a file"])
+@pytest.mark.parametrize("command", ["tokenize", "synth", "arpa"])
+def test_odd_output_paths_are_one_line(tmp_path, tiny_corpus, blocker, case, command):
+    out = odd_outputs(tmp_path, blocker)[case]
+    args = {
+        "tokenize": ["tokenize", str(tiny_corpus), "--kind", "char", "-q", "-o", out],
+        "synth": ["synth", "--lines", "5", "-q", "-o", out],
+        "arpa": ["ngram", str(tiny_corpus), "--test", str(tiny_corpus), "-q", "--arpa", out],
+    }[command]
+    before = listing(tmp_path)
+    result = cli(*args)
+    assert result.exit_code == 1, result.output
+    one_error_line(result.stderr)
+    assert listing(tmp_path) == before
+    assert blocker.read_text() == "not a directory\n"
+
+
+def test_a_fifo_or_symlink_output_is_written_through_never_replaced(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    result = cli("synth", "--lines", "5", "-q", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and received[0].count("\n") == 5
+    target = tmp_path / "target.txt"
+    target.write_text("old\n")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    assert cli("synth", "--lines", "3", "-q", "-o", str(link)).exit_code == 0
+    assert link.is_symlink() and target.read_text().count("\n") == 3
+
+
+# --- unreadable inputs: `error:` and exit 1, never Typer's usage box --------------------------
+
+
+@pytest.fixture
+def odd_inputs(tmp_path) -> dict[str, Path]:
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop")
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nothing-here")
+    directory = tmp_path / "adir"
+    directory.mkdir()
+    return {"loop": loop, "dangling": dangling, "directory": directory}
+
+
+@pytest.mark.parametrize("kind", ["loop", "dangling", "directory"])
+def test_unreadable_inputs_are_one_line_exit_1(tiny_corpus, odd_inputs, kind):
+    bad = str(odd_inputs[kind])
+    corpus = str(tiny_corpus)
+    for args in (
+        ["tokenize", corpus, "--valid", bad, "-q"],
+        ["tokenize", corpus, "--test", bad, "-q"],
+        ["tokenize", bad, "-q"],
+        ["ngram", bad, "--test", corpus, "-q"],
+        ["ngram", corpus, "--test", bad, "-q"],
+        ["ngram", "--words", corpus, "--test", bad, "-q"],
+        ["info", bad],
+    ):
+        result = cli(*args)
+        assert result.exit_code == 1, (args, result.output)
+        one_error_line(result.stderr)
+
+
+@pytest.mark.parametrize("option", ["--data", "--train", "checkpoint", "score-file"])
+def test_unreadable_inputs_of_eval_and_score(checkpoint, odd_inputs, option):
+    text = str(checkpoint.parent / "text.txt")
+    for bad in map(str, odd_inputs.values()):
+        args = {
+            "--data": ["eval", str(checkpoint), "--data", bad, "--train", text],
+            "--train": ["eval", str(checkpoint), "--data", text, "--train", bad],
+            "checkpoint": ["sample", bad],
+            "score-file": ["score", str(checkpoint), bad],
+        }[option]
+        result = cli(*args)
+        assert result.exit_code == 1, (args, result.output)
+        one_error_line(result.stderr)
