@@ -52,9 +52,15 @@ def train(
     kind: str = args.Kind,
     vocab_size: int | None = args.VocabSize,
     cell: str = typer.Option(M.cell, help="Recurrent cell: lstm, gru, or rnn (vanilla tanh)."),
-    layers: int = typer.Option(M.layers, help="Stacked recurrent layers."),
-    hidden: int = typer.Option(M.hidden_size, help="Hidden units per layer."),
-    embed: int = typer.Option(M.embed_size, help="Embedding size."),
+    size: str = typer.Option(
+        "auto",
+        "--size",
+        help="auto (measure this machine and size the model to the run), small (1x256), "
+        "base (1x512) or large (2x1024); --layers/--hidden/--embed override it.",
+    ),
+    layers: int = typer.Option(None, help="Stacked recurrent layers [default: by --size]."),
+    hidden: int = typer.Option(None, help="Hidden units per layer [default: by --size]."),
+    embed: int = typer.Option(None, help="Embedding size [default: the hidden size]."),
     dropout: float = typer.Option(M.dropout, help="Dropout between layers and on the output."),
     embed_dropout: float = typer.Option(
         M.embed_dropout, help="Share of word types dropped from the embedding per batch."
@@ -105,7 +111,8 @@ def train(
         cell=cell, layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout,
         embed_dropout=embed_dropout, tie=tie, residual=residual,
     )  # fmt: skip
-    ModelConfig(vocab_size=1, **model_options)  # check the options before any work
+    model_options = resolve_size(size, model_options)
+    ModelConfig(vocab_size=1, **complete(model_options))  # check the options before any work
     reporter = Reporter(quiet)
     if corpus is None:
         raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
@@ -130,6 +137,36 @@ def train(
         group.close()
     if code:
         raise typer.Exit(code)
+
+
+def resolve_size(size: str, options: dict) -> dict:
+    """Fill the model's layers and widths from --size; what the user gave always wins.
+
+    With `--size auto` and no --layers/--hidden given, they stay None: the training run then
+    measures this machine and chooses (rnngen/sizing.py). An --embed alone is kept as given.
+    """
+    from rnngen.sizing import SIZES
+
+    if size not in ("auto", *SIZES):
+        raise RnngenError(f"--size must be auto, {', '.join(SIZES)}; got {size!r}")
+    options = dict(options)
+    if size == "auto" and options["layers"] is None and options["hidden_size"] is None:
+        return options
+    layers, hidden = SIZES.get(size, (M.layers, M.hidden_size))
+    options["layers"] = layers if options["layers"] is None else options["layers"]
+    options["hidden_size"] = hidden if options["hidden_size"] is None else options["hidden_size"]
+    return options
+
+
+def complete(options: dict) -> dict:
+    """The model options with every size filled: the embedding as wide as the hidden layer
+    unless given, and ModelConfig's defaults for what auto-sizing has yet to choose."""
+    options = dict(options)
+    for name in ("layers", "hidden_size"):
+        options[name] = getattr(M, name) if options[name] is None else options[name]
+    if options["embed_size"] is None:
+        options["embed_size"] = options["hidden_size"]
+    return options
 
 
 class Terminated(KeyboardInterrupt):

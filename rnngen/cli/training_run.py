@@ -11,6 +11,7 @@ prints, and writes metrics, while the others stay silent but take part in every 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -29,6 +30,15 @@ from rnngen.cli.train import format_eval
 from rnngen.config import ModelConfig, TrainConfig, from_json, to_json
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (taskset, cgroups' cpusets), not all the machine's:
+    more threads than cores makes every step slower."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # macOS has no affinity call
+        return os.cpu_count() or 1
 
 
 class SilentReporter(Reporter):
@@ -55,6 +65,7 @@ class TrainingRun:
         self.config, self.model_options = config, model_options
         self.json_output = json_out and self.group.is_main
         self.lock = self.metrics_tmp = None  # held while the run owns its output
+        self.sizing: dict | None = None  # what automatic sizing measured and chose, if it ran
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -217,11 +228,12 @@ class TrainingRun:
                     "(give the same corpus and --kind/--vocab-size)"
                 )
             model_config = from_json(ModelConfig, info["model_config"])
-        else:
-            model_config = ModelConfig(vocab_size=tokenizer.vocab_size, **self.model_options)
         if self.device.type == "cpu":  # processes on one machine share its cores
-            cores = (os.cpu_count() or 1) // self.group.local_world_size
+            cores = usable_cores() // self.group.local_world_size
             torch.set_num_threads(max(1, cores))
+        if not resume:  # a resumed run keeps its model: it never measures again
+            model_config = self._choose_model(tokenizer.vocab_size)
+            torch.manual_seed(self.config.seed)  # the probe drew from the generator
         self.model = RNNLM(model_config).to(self.device)
         if self.group.enabled:  # same initial weights (above), but each rank its own dropout
             torch.manual_seed(self.config.seed + self.group.rank)
@@ -242,6 +254,41 @@ class TrainingRun:
                 f"distributed: {self.group.world_size} processes ({self.group.backend}), "
                 f"{share} of the {self.config.batch_size} streams each"
             )
+
+    def _choose_model(self, vocab_size: int) -> ModelConfig:
+        """The model the options describe, with its size measured and chosen when the user
+        gave none (rnngen/sizing.py). Rank 0 measures; every rank builds what it chose."""
+        from rnngen.cli.train import complete
+        from rnngen.sizing import candidate_config, choose, measure_rate
+        from rnngen.train import steps_per_run
+
+        options = self.model_options
+        if options["layers"] is not None or options["hidden_size"] is not None:
+            return ModelConfig(vocab_size=vocab_size, **complete(options))
+        c = self.config
+        share = c.batch_size // self.group.world_size  # each rank's streams
+
+        def rate_of(config: ModelConfig) -> float:
+            rate = measure_rate(config, share, c.seq_len, self.device, self.precision)
+            return rate * self.group.world_size
+
+        steps = steps_per_run(len(self.train_ids), c)
+        fixed_tokens = steps * c.batch_size * c.seq_len if steps else None
+        choice = None
+        if self.group.is_main:
+            fixed = {k: v for k, v in options.items() if v is not None}
+            choice = choose(
+                vocab_size, len(self.train_ids), c.time_budget, fixed_tokens, rate_of,
+                c.batch_size * c.seq_len, fixed,
+            )  # fmt: skip
+            self.reporter.log(choice.summary())
+        self.sizing = self.group.broadcast_json(choice.as_dict() if choice else None)
+        if c.time_budget is not None:  # the probe's seconds count against the budget
+            remaining = max(c.time_budget - self.sizing["probe_seconds"], 0.5 * c.time_budget)
+            self.config = dataclasses.replace(c, time_budget=remaining)
+        chosen = {"layers": self.sizing["layers"], "hidden_size": self.sizing["hidden_size"]}
+        fixed = {k: v for k, v in options.items() if v is not None}
+        return candidate_config(chosen["layers"], chosen["hidden_size"], vocab_size, **fixed)
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -366,6 +413,7 @@ class TrainingRun:
             "metrics": record,
             "provenance": self._provenance(),
             "precision": self.precision,
+            **({"sizing": self.sizing} if self.sizing else {}),
         }
         save_model(self.output, self.model, self.data.tokenizer, metadata)
         self._published()
