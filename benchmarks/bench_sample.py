@@ -1,6 +1,6 @@
 """`rnngen sample` speed; prints one JSON line of figures.
 
-The model has `rnngen train`'s default size (rnngen.config.ModelConfig: 2 x LSTM 512, tied
+The model is `rnngen train --size base` (rnngen.config.ModelConfig's defaults: 1 x LSTM 512, tied
 embeddings) with random weights: speed does not depend on training. Its tokenizer is the
 default one (bpe, up to 1024 pieces) trained on text from `rnngen synth`. So that samples have
 the token lengths of real text, the output bias is set to the log unigram frequencies of that
