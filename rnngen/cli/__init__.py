@@ -108,7 +108,9 @@ def _root(
 
 # Each module adds its command(s) to `app` when imported; this order is the order of --help,
 # the order a user meets them in.
-for _command in ("synth", "tokenize", "train", "eval", "sample", "ngram", "info"):
+for _command in (
+    "synth", "tokenize", "train", "eval", "sample", "ngram", "info", "plot", "gradients"
+):  # fmt: skip
     importlib.import_module(f"rnngen.cli.{_command}")
 
 
