@@ -1,8 +1,14 @@
-"""Reading corpora: streamed, validated, sampled and split at line ends.
+"""Reading corpora: streamed, validated, sampled and split at line ends; and where text
+comes from and goes to (stdin, pipes, output files).
 
 A corpus may be far larger than memory, so nothing here holds more than one chunk of text.
 Every reader checks the bytes as it goes (UTF-8, no NUL bytes) and names the byte offset of
 the first bad one, because "invalid UTF-8" alone is no help in a 200 MB file.
+
+Inputs read once (score's lines, eval --data/--train, ngram's files) may be FIFOs or `<(...)`
+and are streamed; a corpus is read more than once, so a FIFO there is refused at once,
+without opening it (which would wait for a writer). stdin for a corpus is copied to a spool
+file next to the output, checked as it is copied, so that messages say "stdin".
 """
 
 from __future__ import annotations

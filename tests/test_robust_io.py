@@ -85,8 +85,22 @@ def stdout_cases(checkpoint: Path) -> dict[str, list[str]]:
     }
 
 
+# Each case is a subprocess; those that import torch take seconds, so only one of them runs
+# by default (the rest with -m slow).
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.skipif(not HAS_DEV_FULL, reason="no /dev/full")
-@pytest.mark.parametrize("command", ["sample", "synth", "eval", "score", "info"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "synth",
+        "score",
+        pytest.param("sample", marks=SLOW),
+        pytest.param("eval", marks=SLOW),
+        pytest.param("info", marks=SLOW),
+    ],
+)
 def test_stdout_to_a_full_device_is_one_error_line(checkpoint, command):
     with open("/dev/full", "w") as full:
         result = run(*stdout_cases(checkpoint)[command], stdout=full)
@@ -104,7 +118,17 @@ def closed_pipe(*args: str):
         os.close(write)
 
 
-@pytest.mark.parametrize("command", ["--help", "eval --help", "synth", "info", "eval", "score"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "--help",
+        "eval --help",
+        "synth",
+        "info",
+        pytest.param("eval", marks=SLOW),
+        pytest.param("score", marks=SLOW),
+    ],
+)
 def test_a_closed_pipe_ends_quietly_with_exit_0(checkpoint, command):
     cases = stdout_cases(checkpoint)
     args = cases[command] if command in cases else command.split()

@@ -183,7 +183,8 @@ def test_a_corpus_fifo_is_refused_without_waiting_for_a_writer(fifo):
 
 @pytest.mark.parametrize("temp", ["1e-46", "1e-45", "5e-324", "1e-38"])
 def test_a_temperature_too_small_for_fp32_is_greedy(checkpoint, temp):  # noqa: F811
-    base = [str(checkpoint), "--length", "30", "-q", "--json", "--seed", "3"]
+    # fp32: bf16 logits of an untrained model tie often, and ties may break either way
+    base = [str(checkpoint), "--length", "30", "-q", "--json", "--seed", "3", "--precision", "fp32"]
     greedy = cli("sample", *base, "--temp", "0")
     tiny = cli("sample", *base, "--temp", temp)
     assert tiny.exit_code == 0, tiny.output
