@@ -192,6 +192,21 @@ def spool_stdin(directory: Path | None = None) -> Path:
     return path
 
 
+def read_stdin_text(what: str) -> str:
+    """All of stdin as text, checked as it comes, so that `< /dev/zero` or `< /dev/urandom`
+    fails at the first bad byte instead of reading forever."""
+    source = stdin_binary(what)
+    checker = _Checker(f"{what}: stdin")
+    parts = []
+    try:
+        while block := source.read1(1 << 16) if hasattr(source, "read1") else source.read(1 << 16):
+            parts.append(checker.check(block))
+    except OSError as e:
+        raise RnngenError(f"{what}: cannot read stdin: {e.strerror or e}") from None
+    parts.append(checker.finish())
+    return "".join(parts)
+
+
 class _Checker:
     """Checks bytes as they stream by: no NUL, valid UTF-8; errors name the offset."""
 

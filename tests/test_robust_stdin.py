@@ -190,3 +190,16 @@ def test_a_temperature_too_small_for_fp32_is_greedy(checkpoint, temp):  # noqa: 
     assert tiny.exit_code == 0, tiny.output
     got, want = json.loads(tiny.stdout), json.loads(greedy.stdout)
     assert got["text"] == want["text"] and len(got["text"]) > 0
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b"\0" * 100_000, "--prompt -: stdin looks binary: NUL byte at offset 0"),
+        (b"ROMEO:\n\xc3", "--prompt -: stdin is not valid UTF-8: bad byte 0xc3 at offset 7"),
+    ],
+)
+def test_a_binary_prompt_on_stdin_is_one_line(checkpoint, data, fragment):  # noqa: F811
+    result = cli("sample", str(checkpoint), "--prompt", "-", "--length", "3", input=data)
+    assert result.exit_code == 1 and result.stdout == ""
+    one_error_line(result.stderr, fragment)

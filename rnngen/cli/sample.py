@@ -131,20 +131,9 @@ def default_length(chars: int | None) -> int:
 def read_prompt(prompt: str | None) -> str:
     """The prompt text: the option's value, or all of stdin for `-` (kept verbatim)."""
     if prompt == "-":
-        from rnngen.textio import stdin_binary
+        from rnngen.textio import read_stdin_text
 
-        try:
-            data = stdin_binary("--prompt -").read()
-        except OSError as e:
-            raise RnngenError(f"--prompt -: cannot read stdin: {e.strerror or e}") from None
-        if isinstance(data, bytes):
-            try:
-                return data.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise RnngenError(
-                    f"the prompt on stdin is not UTF-8 (bad byte at offset {e.start})"
-                ) from None
-        return data
+        return read_stdin_text("--prompt -")
     try:
         (prompt or "").encode("utf-8")
     except UnicodeEncodeError:  # bytes that were not UTF-8 on the command line
