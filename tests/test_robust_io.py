@@ -275,3 +275,30 @@ def test_unreadable_inputs_of_eval_and_score(checkpoint, odd_inputs, option):
         result = cli(*args)
         assert result.exit_code == 1, (args, result.output)
         one_error_line(result.stderr)
+
+
+def test_the_ngram_cache_is_optional(tmp_path, monkeypatch):
+    """An unwritable n-gram cache costs a rebuild next time, never the result."""
+    import numpy as np
+
+    from rnngen.comparison import cached_ngram
+
+    (tmp_path / "cachefile").write_text("x")
+    monkeypatch.setenv("RNNGEN_CACHE", str(tmp_path / "cachefile"))
+    ids = np.array([1, 2, 3, 1, 2, 3, 4] * 20)
+    model, cached = cached_ngram(ids, 3, 5, "sha")
+    assert not cached and model.order == 3
+    assert (tmp_path / "cachefile").read_text() == "x"
+
+
+def test_stale_temporaries_next_to_an_output_are_removed(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    stale = tmp_path / f".synth.txt.{dead}.0123abcd.tmp"
+    stale.write_text("half a corpus, left by kill -9")
+    live = tmp_path / f".synth.txt.{os.getpid()}.0123abcd.tmp"
+    live.write_text("a live writer's")
+    assert cli("synth", "--lines", "3", "-q", "-o", str(tmp_path / "synth.txt")).exit_code == 0
+    assert not stale.exists() and live.exists()
+    assert (tmp_path / "synth.txt").read_text().count("\n") == 3
