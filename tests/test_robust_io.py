@@ -302,3 +302,32 @@ def test_stale_temporaries_next_to_an_output_are_removed(tmp_path):
     assert cli("synth", "--lines", "3", "-q", "-o", str(tmp_path / "synth.txt")).exit_code == 0
     assert not stale.exists() and live.exists()
     assert (tmp_path / "synth.txt").read_text().count("\n") == 3
+
+
+@pytest.fixture
+def immutable_dir(tmp_path):
+    """A directory nobody may write in, root included (chattr +i), where the system allows."""
+    path = tmp_path / "immutable"
+    path.mkdir()
+    try:
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+    except OSError:
+        made = False
+    if not made:
+        pytest.skip("chattr +i is not available here")
+    yield path
+    subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+def test_an_immutable_output_directory_is_one_line(tiny_corpus, immutable_dir):
+    for args in (
+        ["tokenize", str(tiny_corpus), "-q", "-o", str(immutable_dir / "tok")],
+        ["synth", "--lines", "3", "-q", "-o", str(immutable_dir / "s.txt")],
+        ["ngram", str(tiny_corpus), "--test", str(tiny_corpus), "-q", "--arpa",
+         str(immutable_dir / "m.arpa")],
+        ["tokenize", "-", "-q", "-o", str(immutable_dir / "tok")],
+    ):  # fmt: skip
+        result = cli(*args, input=tiny_corpus.read_text())
+        assert result.exit_code == 1, (args, result.output)
+        one_error_line(result.stderr, "Operation not permitted")
+    assert list(immutable_dir.iterdir()) == []
