@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -41,9 +42,20 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb", **open_kwargs) -> I
     `mode` is "wb" or "w" (text; pass encoding/newline in open_kwargs). On any exception,
     Ctrl-C included, the temporary file is removed and `path` is untouched.
     """
-    path = Path(path)
+    shown = path = Path(path)
     if path.name in ("", ".", ".."):
         raise RnngenError(f"cannot write {str(path)!r}: not a file name")
+    if path.is_symlink():  # replace the file the link points at, and keep the link
+        path = Path(os.path.realpath(path))
+    try:
+        mode_bits = path.stat().st_mode
+    except OSError:
+        mode_bits = None  # a new file (or an unreadable directory: the open below says so)
+    if mode_bits is not None and not stat.S_ISREG(mode_bits):
+        # A rename over a device, a FIFO or a directory would swap it for a regular file (as
+        # root, even /dev/full): refuse instead. Streams are written in place by
+        # rnngen.textio.output_file.
+        raise RnngenError(f"cannot write {str(shown)!r}: not a regular file")
     tmp = temporary_name(path)
     try:
         with open(tmp, mode.replace("w", "x"), **open_kwargs) as file:
@@ -55,7 +67,7 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb", **open_kwargs) -> I
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise RnngenError(f"cannot write {str(path)!r}: {describe(error)}") from None
+            raise RnngenError(f"cannot write {str(shown)!r}: {describe(error)}") from None
         raise
 
 
@@ -71,7 +83,8 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         file.write(text)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs (someone else's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,7 +109,7 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
         parts = candidate.name[: -len(TMP_SUFFIX)].rsplit(".", 2)
         if len(parts) != 3 or not parts[1].isdigit():
             continue
-        if not _process_alive(int(parts[1])):
+        if not process_alive(int(parts[1])):
             with contextlib.suppress(OSError):
                 candidate.unlink()
                 removed.append(candidate)

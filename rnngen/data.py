@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from rnngen.atomic import (
-    _process_alive,
     describe,
+    process_alive,
     remove_stale_temporaries,
     temporary_name,
     write_text,
@@ -203,9 +203,9 @@ def remove_stale_work(directory: Path) -> list[Path]:
         parts = candidate.name.rsplit(".", 3)
         try:
             if _WORK_NAME.fullmatch(candidate.name):
-                stale = not _process_alive(int(parts[1]))
+                stale = not process_alive(int(parts[1]))
             elif candidate.name.endswith(OLD_SUFFIX) and parts[-2].isdigit():
-                stale = not _process_alive(int(parts[-2]))
+                stale = not process_alive(int(parts[-2]))
             elif _LEGACY_WORK_NAME.fullmatch(candidate.name):
                 stale = time.time() - candidate.stat().st_mtime > 86400
             else:

@@ -331,3 +331,19 @@ def test_an_immutable_output_directory_is_one_line(tiny_corpus, immutable_dir):
         assert result.exit_code == 1, (args, result.output)
         one_error_line(result.stderr, "Operation not permitted")
     assert list(immutable_dir.iterdir()) == []
+
+
+def test_the_atomic_writer_never_replaces_a_device_and_keeps_symlinks(tmp_path):
+    """As root a rename over /dev/full would swap the device for a regular file."""
+    from rnngen import atomic
+    from rnngen.errors import RnngenError
+
+    for device in ("/dev/full", "/dev/null"):
+        with pytest.raises(RnngenError, match="not a regular file"):
+            atomic.write_text(device, "x")
+    assert not Path("/dev/full").is_file()
+    target, link = tmp_path / "target.txt", tmp_path / "link.txt"
+    target.write_text("old")
+    link.symlink_to(target)
+    atomic.write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
