@@ -31,7 +31,7 @@ REPEATS = 3
 
 CHILD = r"""
 import json, resource, sys, time
-from rnngen.ngram_kenlm import fit_sentences, write_arpa
+from rnngen.ngram.kenlm import fit_sentences, write_arpa
 path, order, arpa = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 start = time.perf_counter()
 with open(path, encoding="utf-8", newline="\n") as f:
@@ -61,7 +61,7 @@ print("{}")
 
 BASELINE = r"""
 import json, resource
-import rnngen.ngram_kenlm
+import rnngen.ngram.kenlm
 print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

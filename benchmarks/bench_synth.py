@@ -1,4 +1,4 @@
-"""Speed and figures of the synthetic corpus (rnngen/synth.py); prints one JSON line.
+"""Speed and figures of the synthetic corpus (rnngen/synth/); prints one JSON line.
 
     python benchmarks/bench_synth.py [--chars N] [--seed S]
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from rnngen.agreement import agreement_accuracy, agreement_probes
 from rnngen.config import TokenizerConfig
 from rnngen.ngram import KneserNey
 from rnngen.synth import generate_lines, oracle
+from rnngen.synth.agreement import agreement_accuracy, agreement_probes
 from rnngen.tokenizer import train_tokenizer
 
 

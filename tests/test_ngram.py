@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from rnngen.errors import RnngenError
 from rnngen.ngram import KneserNey
-from rnngen.ngram_estimate import FALLBACK_DISCOUNTS
-from rnngen.ngram_kenlm import fit_sentences, score_sentences, split_words, write_arpa
+from rnngen.ngram.estimate import FALLBACK_DISCOUNTS
+from rnngen.ngram.kenlm import fit_sentences, score_sentences, split_words, write_arpa
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 KENLM_REFERENCE = SHARED / "reference" / "kenlm-tinyshakespeare.json"

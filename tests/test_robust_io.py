@@ -281,7 +281,7 @@ def test_the_ngram_cache_is_optional(tmp_path, monkeypatch):
     """An unwritable n-gram cache costs a rebuild next time, never the result."""
     import numpy as np
 
-    from rnngen.comparison import cached_ngram
+    from rnngen.checkpoint_data import cached_ngram
 
     (tmp_path / "cachefile").write_text("x")
     monkeypatch.setenv("RNNGEN_CACHE", str(tmp_path / "cachefile"))

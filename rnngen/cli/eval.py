@@ -92,7 +92,7 @@ def score(
         source = open_lines(Path(input_file), "input file")
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
     if ngram:
-        from rnngen.comparison import cached_ngram, training_ids
+        from rnngen.checkpoint_data import cached_ngram, training_ids
 
         ids, _ = training_ids(json_field(meta, "provenance", {}), tokenizer, train)
         baseline, _ = cached_ngram(ids, ngram_order, tokenizer.vocab_size, tokenizer.sha256)

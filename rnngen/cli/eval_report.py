@@ -13,7 +13,7 @@ from rnngen.cli.output import print_json, print_table
 
 def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, order, json_out):
     from rnngen.checkpoint import json_field
-    from rnngen.comparison import cached_ngram, heldout_text, training_ids, with_context
+    from rnngen.checkpoint_data import cached_ngram, heldout_text, training_ids, with_context
     from rnngen.evaluate import Score, model_logprobs
     from rnngen.hardware import resolve_precision
 
@@ -107,9 +107,9 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, o
 
 def _synth_rows(text, rows, model, tokenizer, ngram, device, precision):
     """On text from `rnngen synth`: an oracle row in `rows`, and agreement accuracy."""
-    from rnngen.agreement import agreement_accuracy
     from rnngen.evaluate import Score, sequence_logprobs
     from rnngen.synth import looks_generated, oracle
+    from rnngen.synth.agreement import agreement_accuracy
 
     if not looks_generated(text[:20000]):
         return None

@@ -89,7 +89,7 @@ def gradients(
 
 def _text_ids(meta, tokenizer, data: Path | None):
     from rnngen.checkpoint import json_field
-    from rnngen.comparison import heldout_text, with_context
+    from rnngen.checkpoint_data import heldout_text, with_context
 
     heldout = heldout_text(json_field(meta, "provenance", {}), tokenizer, data)
     ids = with_context(tokenizer, tokenizer.encode_array(heldout.text))  # (1 + targets,)

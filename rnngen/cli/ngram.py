@@ -62,7 +62,7 @@ def ngram(
 
 
 def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
-    from rnngen.ngram_kenlm import fit_sentences, score_sentences, write_arpa
+    from rnngen.ngram.kenlm import fit_sentences, score_sentences, write_arpa
     from rnngen.textio import open_lines
 
     started = time.perf_counter()
@@ -83,9 +83,9 @@ def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | N
 
 
 def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
-    from rnngen.comparison import with_context
+    from rnngen.checkpoint_data import with_context
     from rnngen.ngram import KneserNey
-    from rnngen.ngram_kenlm import write_arpa
+    from rnngen.ngram.kenlm import write_arpa
     from rnngen.textio import read_text
     from rnngen.tokenizer import train_tokenizer
 

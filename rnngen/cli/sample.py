@@ -170,7 +170,7 @@ def sampling_precision(precision: str, device) -> str:
 def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter):
     """The Kneser-Ney model of exactly the checkpoint's training tokens (cached, as eval's)."""
     from rnngen.checkpoint import json_field
-    from rnngen.comparison import cached_ngram, training_ids
+    from rnngen.checkpoint_data import cached_ngram, training_ids
 
     provenance = json_field(meta, "provenance", {}) or {}
     splits = (provenance.get("tokenized_meta") or {}).get("splits", {})

@@ -8,14 +8,14 @@ phrases ("the writer of the books is ...") and a relative clause ("the keys that
 the cabinets holds are ..."). Each noun inside the subject usually takes the number opposite
 to the head's, so the words just before the verb mislead a model that sees only a few of them.
 
-The rules run against a chooser (rnngen/synth_choice.py), which either samples or replays
-them; the decisions they take, with their probabilities, are in rnngen/synth_tables.py.
+The rules run against a chooser (rnngen/synth/choice.py), which either samples or replays
+them; the decisions they take, with their probabilities, are in rnngen/synth/tables.py.
 """
 
 from __future__ import annotations
 
-from rnngen.synth_choice import Branch, Chooser
-from rnngen.synth_tables import (
+from rnngen.synth.choice import Branch, Chooser
+from rnngen.synth.tables import (
     ADVERBIALS,
     ANY_NP,
     ATTEMPTS,

@@ -32,8 +32,8 @@ import numpy as np
 
 from rnngen.atomic import remove_stale_temporaries
 from rnngen.errors import RnngenError
-from rnngen.ngram import KneserNey, _check_order
-from rnngen.ngram_estimate import estimate
+from rnngen.ngram.estimate import estimate
+from rnngen.ngram.kneser_ney import KneserNey, _check_order
 from rnngen.textio import output_file
 
 UNK, EOS, BOS = "<unk>", "</s>", "<s>"

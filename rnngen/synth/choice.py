@@ -1,6 +1,6 @@
 """Random decisions that can be both sampled and replayed, for the synthetic corpus.
 
-The grammar (rnngen/synth_grammar.py) is written once against a *chooser*:
+The grammar (rnngen/synth/grammar.py) is written once against a *chooser*:
 
 - `pick(table)` emits one of the table's word sequences and returns that option's value;
 - `branch(arms)` takes a structural decision that emits nothing and returns the arm's label;

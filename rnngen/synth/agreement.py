@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnngen.synth import BUCKET_LABELS, AgreementItem, bucket_of, oracle
+from rnngen.synth.generator import BUCKET_LABELS, AgreementItem, bucket_of, oracle
 
 ScoreTexts = Callable[[list[str]], np.ndarray]
 

@@ -1,8 +1,8 @@
 """The decisions of the synthetic corpus's grammar: their options and probabilities.
 
-Built once, at import, from the word lists in rnngen/synth_lexicon.py; the order in which
-they are taken is in rnngen/synth_grammar.py. A `Table` chooses words, a `Branch` chooses
-structure (see rnngen/synth_choice.py); values tell the rules what was chosen (a `Noun` and
+Built once, at import, from the word lists in rnngen/synth/lexicon.py; the order in which
+they are taken is in rnngen/synth/grammar.py. A `Table` chooses words, a `Branch` chooses
+structure (see rnngen/synth/choice.py); values tell the rules what was chosen (a `Noun` and
 its number, a `Verb` and what must follow it, ...).
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from rnngen import synth_lexicon as lex
-from rnngen.synth_choice import Branch, Table
+from rnngen.synth import lexicon as lex
+from rnngen.synth.choice import Branch, Table
 
 ZIPF_EXPONENT = 0.5  # within a word class, frequency falls off like 1 / sqrt(rank)
 ATTRACTOR_OPPOSITE = 0.8  # chance that a noun inside the subject has the head's other number

@@ -16,7 +16,7 @@ One line is one passage, independent of the others given the seed:
 - Recall: the passage ends by naming again the character and the thing of its first sentence.
 
 The probability of a line comes from its text alone (`analyse_line`): the grammar is replayed
-against the words (see rnngen/synth_choice.py). Lowercase ASCII words, single spaces, "." and
+against the words (see rnngen/synth/choice.py). Lowercase ASCII words, single spaces, "." and
 "," attached to the word before, "\\n" after every passage.
 """
 
@@ -31,8 +31,8 @@ from typing import TextIO
 
 from rnngen.atomic import remove_stale_temporaries
 from rnngen.errors import RnngenError
-from rnngen.synth_choice import NoParse, Replayer, Sampler
-from rnngen.synth_grammar import passage
+from rnngen.synth.choice import NoParse, Replayer, Sampler
+from rnngen.synth.grammar import passage
 from rnngen.textio import output_file
 
 DEFAULT_SEED = 0

@@ -9,10 +9,10 @@ Modes
 * stream (`KneserNey.fit`): the ids are one long stream; context crosses line ends; there is no
   <s> or </s>. `logprobs(ids)` scores ids[1:] given up to order-1 preceding ids of the same
   array: exactly the targets an RNN predicts with x = ids[:-1], y = ids[1:].
-* sentence (`rnngen.ngram_kenlm.fit_sentences`): KenLM's whitespace-word sentences, used to
-  verify this module against KenLM's own numbers. `rnngen.ngram_kenlm` also writes ARPA files.
+* sentence (`rnngen.ngram.kenlm.fit_sentences`): KenLM's whitespace-word sentences, used to
+  verify this module against KenLM's own numbers. `rnngen.ngram.kenlm` also writes ARPA files.
 
-Both share one estimator, `rnngen.ngram_estimate` (counts, adjusted counts, discounts,
+Both share one estimator, `rnngen.ngram.estimate` (counts, adjusted counts, discounts,
 interpolation); this module looks its results up, scores, samples, saves and loads. A stream may
 contain the sentence-start marker BOS, whose id is `vocab_size` (one past the last predictable
 id): it is context only, never predicted. Stream mode puts one BOS before the training stream,
@@ -56,7 +56,7 @@ import numpy as np
 
 from rnngen.atomic import write_bytes
 from rnngen.errors import RnngenError
-from rnngen.ngram_estimate import NGramStats, OrderTable, estimate
+from rnngen.ngram.estimate import NGramStats, OrderTable, estimate
 
 __all__ = ["FORMAT", "MAX_ORDER", "KneserNey", "NGramStats"]
 

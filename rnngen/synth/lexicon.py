@@ -1,4 +1,4 @@
-"""The words of the synthetic corpus (see rnngen/synth.py), as plain data.
+"""The words of the synthetic corpus (see rnngen/synth/generator.py), as plain data.
 
 Kept apart from the grammar so the grammar reads as rules, and so tests can check the word
 classes whose disjointness keeps the replay unambiguous (a noun is never a verb, an adjective
