@@ -1,9 +1,10 @@
 """Training: truncated BPTT over contiguous streams, clipping, schedule, rollback, resume.
 
 `Trainer.run()` yields events (steps, evaluations, rollbacks, the end) and never prints or
-writes files: the CLI draws progress from the events and saves a checkpoint whenever an
-evaluation is the best so far. `Trainer.resume_state()` is everything needed to continue
-bit for bit: weights, optimizer moments, RNG, the carried hidden state and data position.
+writes files: rnngen/training.py saves a checkpoint whenever an evaluation is the best so
+far, and the CLI draws progress from the events. `Trainer.resume_state()` is everything
+needed to continue bit for bit: weights, optimizer moments, RNG, the carried hidden state
+and data position.
 
 The length of a run is `progress` in [0, 1]: the largest of steps / max-steps,
 steps / (epochs x steps per epoch) and elapsed / time budget. The learning rate follows a
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
+import types
 from collections.abc import Iterator
 
 import numpy as np
@@ -351,3 +354,17 @@ class Trainer:
         self._loss_average = info.get("loss_average")
         if info.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(info["scaler"])
+
+
+class _CallableModule(types.ModuleType):
+    """`rnngen.train(...)` is the public API (rnngen.training.train), yet importing this module
+    makes `rnngen.train` this module: Python sets a package's attribute to each submodule it
+    imports. So this module, called, is that function, whichever of the two a caller holds."""
+
+    def __call__(self, *args, **kwargs):
+        from rnngen.training import train
+
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

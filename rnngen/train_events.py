@@ -1,4 +1,5 @@
-"""What `Trainer.run()` yields: the CLI draws progress and saves checkpoints from these."""
+"""What `Trainer.run()` yields, and what the training run (rnngen/training.py) adds to it:
+the CLI draws progress from these, and an API caller's `on_event` receives them."""
 
 from __future__ import annotations
 
@@ -49,3 +50,33 @@ class Finished:
     elapsed: float
     best_loss: float
     clipped_share: float
+
+
+# What the training run (rnngen/training.py) adds to the Trainer's events.
+
+
+@dataclass(frozen=True)
+class Saved:
+    """The best model so far is on disk at `checkpoint` (after a best Evaluation)."""
+
+    step: int
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The last event of a run, and what `rnngen.train(...)` returns: every file is saved.
+
+    `interrupted` runs stopped on request (Ctrl-C, SIGTERM, `request_stop`) and can be
+    continued with resume=True; their checkpoint exists only if an evaluation was reached.
+    """
+
+    checkpoint: str
+    steps: int
+    seconds: float  # training seconds, evaluations excluded
+    best_valid_loss: float  # nats per token
+    best_valid_bpc: float | None
+    clipped_share: float
+    tokens_per_second: float | None  # of the last logged step
+    sizing: dict | None  # what automatic sizing measured and chose, if it ran
+    interrupted: bool = False

@@ -225,16 +225,15 @@ def corpus(tmp_path):
 
 
 def test_every_option_reaches_the_config(corpus, tmp_path, monkeypatch):
-    import rnngen.cli.training_run as tr
+    import rnngen.training
 
     seen = {}
 
-    class Capture(tr.TrainingRun):
-        def build(self, resume):
-            seen["train"], seen["model"] = self.config, self.model_options
-            raise SystemExit(0)
+    def capture(data, options, config, *rest):
+        seen["train"], seen["model"] = config, options
+        raise SystemExit(0)
 
-    monkeypatch.setattr(tr, "TrainingRun", Capture)
+    monkeypatch.setattr(rnngen.training, "plan_model", capture)
     from rnngen.cli import app
 
     result = CliRunner().invoke(

@@ -7,8 +7,6 @@ train data-parallel (rnngen/distributed.py); torchrun's environment variables ar
 from __future__ import annotations
 
 import contextlib
-import math
-import re
 import signal
 import threading
 from pathlib import Path
@@ -18,23 +16,9 @@ import typer
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
-from rnngen.config import ModelConfig, TrainConfig
+from rnngen.cli.training_run import RunView, SilentReporter, log_model
 from rnngen.errors import RnngenError
-
-M, T = ModelConfig(vocab_size=1), TrainConfig()  # the defaults, stated once in config.py
-
-
-def parse_duration(text: str | None) -> float | None:
-    """'180', '90s', '3m', '1h30m' -> seconds."""
-    if text is None:
-        return None
-    match = re.fullmatch(
-        r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text
-    )
-    if not text.strip() or not match or not any(match.groups()):
-        raise RnngenError(f"--time-budget {text!r} is not a duration such as 180, 90s, 3m or 1h30m")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+from rnngen.train_options import M, T, configs
 
 
 @command()
@@ -100,73 +84,56 @@ def train(
     continue. A second run on the same OUTPUT is refused while this one runs. Under torchrun
     the processes train data-parallel, each on batch-size / processes of the streams.
     """
-    train_config = TrainConfig(
-        batch_size=batch_size, seq_len=seq_len, lr=lr, min_lr_ratio=min_lr_ratio,
-        warmup_steps=warmup, weight_decay=weight_decay, clip=clip, epochs=epochs,
-        max_steps=max_steps, time_budget=parse_duration(time_budget), eval_every=eval_every,
-        eval_tokens=eval_tokens, log_every=log_every, seed=seed, device=device,
-        precision=precision,
+    config, model_options = configs(  # checked here, before any work
+        size=size, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout,
+        embed_dropout=embed_dropout, tie=tie, residual=residual, clip=clip, lr=lr,
+        warmup=warmup, min_lr_ratio=min_lr_ratio, weight_decay=weight_decay,
+        batch_size=batch_size, seq_len=seq_len, epochs=epochs, max_steps=max_steps,
+        time_budget=time_budget, eval_every=eval_every, eval_tokens=eval_tokens,
+        log_every=log_every, seed=seed, device=device, precision=precision,
     )  # fmt: skip
-    model_options = dict(
-        cell=cell, layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout,
-        embed_dropout=embed_dropout, tie=tie, residual=residual,
-    )  # fmt: skip
-    model_options = resolve_size(size, model_options)
-    ModelConfig(vocab_size=1, **complete(model_options))  # check the options before any work
     reporter = Reporter(quiet)
     if corpus is None:
         raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
-    from rnngen.cli.training_run import TrainingRun
+    from rnngen import training
     from rnngen.distributed import Group
+    from rnngen.run_files import RunFiles
+    from rnngen.train_data import prepare_data
 
     group = Group.from_env()  # a single process unless torchrun started this one
     group.stream_range(batch_size)  # an uneven split fails before any work
-    run = TrainingRun(reporter, train_config, model_options, json_output, group)
+    if not group.is_main:  # rank 0 reports for all
+        reporter = SilentReporter()
+    files = None
     try:
         with sigterm_as_interrupt():  # before training too, so every cleanup runs
-            run.prepare_output(output, corpus, resume, force, inputs=(valid, test))
-            run.connect()
-            run.load_data(corpus, valid, test, valid_frac, test_frac, kind, vocab_size)
-            run.build(resume)
-            code = train_until_interrupted(run, group.enabled)
+            files = RunFiles.claim(output, corpus, resume=resume, force=force,
+                                   inputs=(valid, test), main=group.is_main)  # fmt: skip
+            place = training.connect(config, group)
+            data = prepare_data(
+                corpus, valid=valid, test=test, valid_frac=valid_frac, test_frac=test_frac,
+                kind=kind, vocab_size=vocab_size, group=group, spool_dir=files.output.parent,
+                progress=lambda: reporter.bytes_progress("tokenize"),
+            )  # fmt: skip
+            plan = training.plan_model(
+                data, model_options, config, place, files.resume_state(group)
+            )
+            if plan.choice is not None:
+                reporter.log(plan.choice.summary())
+            model = training.build_model(data, plan, place)
+            log_model(reporter, model, data)
+            events = training.run(model, data, files)
+            view = RunView(reporter, data, json_output and group.is_main, group.enabled)
+            code = train_until_interrupted(events, view, model.trainer, group.enabled)
     except Terminated:
         typer.echo("terminated", err=True)
         code = 143
     finally:
-        run.release()
+        if files is not None:
+            files.release()
         group.close()
     if code:
         raise typer.Exit(code)
-
-
-def resolve_size(size: str, options: dict) -> dict:
-    """Fill the model's layers and widths from --size; what the user gave always wins.
-
-    With `--size auto` and no --layers/--hidden given, they stay None: the training run then
-    measures this machine and chooses (rnngen/sizing.py). An --embed alone is kept as given.
-    """
-    from rnngen.sizing import SIZES
-
-    if size not in ("auto", *SIZES):
-        raise RnngenError(f"--size must be auto, {', '.join(SIZES)}; got {size!r}")
-    options = dict(options)
-    if size == "auto" and options["layers"] is None and options["hidden_size"] is None:
-        return options
-    layers, hidden = SIZES.get(size, (M.layers, M.hidden_size))
-    options["layers"] = layers if options["layers"] is None else options["layers"]
-    options["hidden_size"] = hidden if options["hidden_size"] is None else options["hidden_size"]
-    return options
-
-
-def complete(options: dict) -> dict:
-    """The model options with every size filled: the embedding as wide as the hidden layer
-    unless given, and ModelConfig's defaults for what auto-sizing has yet to choose."""
-    options = dict(options)
-    for name in ("layers", "hidden_size"):
-        options[name] = getattr(M, name) if options[name] is None else options[name]
-    if options["embed_size"] is None:
-        options["embed_size"] = options["hidden_size"]
-    return options
 
 
 class Terminated(KeyboardInterrupt):
@@ -195,7 +162,7 @@ def sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, previous)
 
 
-def train_until_interrupted(run, distributed: bool) -> int:
+def train_until_interrupted(events, view: RunView, trainer, distributed: bool) -> int:
     """Train; Ctrl-C (or SIGTERM) finishes the step, saves and exits 130 (SIGTERM: 143).
 
     Alone, a second signal aborts at once (the files on disk stay whole: every write is
@@ -216,7 +183,7 @@ def train_until_interrupted(run, distributed: bool) -> int:
 
     def stop(signum, frame):
         received.append(signum)
-        run.trainer.request_stop()
+        trainer.request_stop()
         if not distributed:
             for sig in STOP_SIGNALS:
                 signal.signal(sig, abort)
@@ -224,18 +191,9 @@ def train_until_interrupted(run, distributed: bool) -> int:
     for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
     try:
-        code = run.train()
+        with contextlib.closing(events):  # its metrics file closes before the lock goes
+            code = view.show(events)
     finally:
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN if received else previous[sig])
     return 143 if code == 130 and received[:1] == [signal.SIGTERM] else code
-
-
-def format_eval(evaluation, chars_per_token: float) -> str:
-    bpc = evaluation.valid_loss / (math.log(2) * chars_per_token)
-    star = " *" if evaluation.is_best else ""
-    return (
-        f"step {evaluation.step}: valid loss {evaluation.valid_loss:.4f} "
-        f"ppl {math.exp(min(evaluation.valid_loss, 700)):.2f} bpc {bpc:.4f} "
-        f"({evaluation.valid_tokens} tokens, best {evaluation.best_loss:.4f}){star}"
-    )

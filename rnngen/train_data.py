@@ -1,0 +1,136 @@
+"""The training run's data phase: a corpus (a text file, a directory from rnngen tokenize, or
+stdin) tokenized through the cache into what the Trainer reads, with its provenance.
+
+Tokenizing is the slow part of a first run and the same for every later run on the same
+text and settings, so it goes through the token cache (rnngen/data.py); under torchrun rank
+0 fills the cache while the others wait, then every rank reads it, and the ranks check that
+they hold the same data before any of them trains on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnngen.config import TokenizerConfig
+from rnngen.distributed import Group
+from rnngen.errors import RnngenError
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingData:
+    tokenizer: object  # rnngen.tokenizer.Tokenizer
+    train_ids: np.ndarray
+    valid_ids: np.ndarray
+    meta: dict  # the tokenized directory's meta: splits, token counts, sources
+    source: dict  # {"corpus": path or "-"} or {"tokenized": directory}
+    chars_per_token: float  # of the validation text: loss per token -> bits per character
+
+    @property
+    def provenance(self) -> dict:
+        return {**self.source, "tokenized_meta": self.meta}
+
+
+def prepare_data(
+    corpus: str,
+    *,
+    valid: Path | None = None,
+    test: Path | None = None,
+    valid_frac: float | None = None,
+    test_frac: float | None = None,
+    kind: str = "bpe",
+    vocab_size: int | None = None,
+    group: Group | None = None,
+    spool_dir: Path = Path("."),
+    progress: Callable | None = None,
+) -> TrainingData:
+    """Tokenize CORPUS (a text file, a directory from rnngen tokenize, or - for stdin, which
+    is spooled into `spool_dir` for the two passes tokenizing needs). `progress()` gives a
+    context manager yielding a (done, total) callback for the bytes tokenized."""
+    from rnngen.data import cached_tokenize, is_tokenized_dir, load_tokenized
+    from rnngen.textio import spool_stdin
+
+    group = group or Group()
+    if corpus == "-" and group.enabled:
+        raise RnngenError("under torchrun give CORPUS as a file: every process reads it")
+    tokenized = corpus != "-" and is_tokenized_dir(Path(corpus))
+    if tokenized:
+        options = {"--valid": valid, "--test": test, "--valid-frac": valid_frac,
+                   "--test-frac": test_frac}  # fmt: skip
+        given = [name for name, value in options.items() if value is not None]
+        if given:
+            raise RnngenError(
+                f"{'/'.join(given)} cannot apply to {corpus!r}: a tokenized directory keeps "
+                "the splits rnngen tokenize made; re-run tokenize with them, or train on text"
+            )
+        corpus_data = load_tokenized(Path(corpus))
+        source = {"tokenized": str(Path(corpus).resolve())}
+    else:
+        text = None
+        try:
+            text = spool_stdin(spool_dir) if corpus == "-" else Path(corpus)
+            spans = resolve_spans(text, valid, test, valid_frac, test_frac)
+
+            def tokenize():
+                with (progress or contextlib.nullcontext)() as on_progress:
+                    config = TokenizerConfig(kind=kind, vocab_size=vocab_size)
+                    return cached_tokenize(spans, config, on_progress)
+
+            corpus_data = group.in_turns(tokenize)  # rank 0 fills the cache first
+        finally:
+            if corpus == "-" and text is not None:
+                text.unlink(missing_ok=True)
+        source = {"corpus": "-" if corpus == "-" else str(Path(corpus).resolve())}
+    splits = corpus_data.meta["splits"]
+    if "valid" not in splits:
+        raise RnngenError(
+            f"the tokenized directory {corpus!r} has no validation split; re-run rnngen "
+            "tokenize with --valid FILE or --valid-frac above 0"
+            if tokenized
+            else "the corpus has no validation split; give --valid FILE"
+        )
+    train_ids = np.asarray(corpus_data.ids("train"))
+    tokenizer = corpus_data.tokenizer
+    group.check_same("the training data", f"tokenizer {tokenizer.sha256[:16]}, "
+                     f"{len(train_ids)} tokens")  # fmt: skip
+    valid_ids = np.asarray(corpus_data.ids("valid"))
+    chars_per_token = splits["valid"]["chars"] / max(splits["valid"]["tokens"], 1)
+    return TrainingData(tokenizer, train_ids, valid_ids, corpus_data.meta, source,
+                        chars_per_token)  # fmt: skip
+
+
+def resolve_spans(
+    corpus: Path,
+    valid: Path | None,
+    test: Path | None,
+    valid_frac: float | None,
+    test_frac: float | None,
+):
+    """The byte spans of train/valid/test: given files, else the corpus's last lines."""
+    from rnngen.textio import Span, check_file, split_tail
+
+    # Checked before resolve(), which would raise on a symlink loop; resolved so that
+    # provenance works from any directory.
+    corpus = check_file(corpus).resolve()
+    valid = check_file(valid, "validation file").resolve() if valid is not None else None
+    test = check_file(test, "test file").resolve() if test is not None else None
+    if valid_frac is None:
+        valid_frac = 0.0 if valid is not None else 0.05
+    if test_frac is None:
+        test_frac = 0.0 if (test is not None or valid is not None) else 0.05
+    for name, value in (("--valid-frac", valid_frac), ("--test-frac", test_frac)):
+        if not 0.0 <= value < 0.5:
+            raise RnngenError(f"{name} must be at least 0 and below 0.5, got {value}")
+    spans = split_tail(
+        corpus, 0.0 if valid is not None else valid_frac, 0.0 if test is not None else test_frac
+    )
+    if valid is not None:
+        spans["valid"] = Span(valid, 0, valid.stat().st_size)
+    if test is not None:
+        spans["test"] = Span(test, 0, test.stat().st_size)
+    order = ["train", "valid", "test"]
+    return {name: spans[name] for name in order if name in spans}

@@ -1,0 +1,275 @@
+"""A training run as library phases, each returning a value the next one takes.
+
+    files = RunFiles.claim(...)              # run_files.py: -o checked and locked
+    place = connect(config, group)           # device, precision; torchrun's process group
+    data = prepare_data(corpus, ..., group)  # train_data.py: ids, tokenizer, provenance
+    plan = plan_model(data, options, config, place, files.resume_state(group))
+    model = build_model(data, plan, place)   # the network and its Trainer
+    for event in run(model, data, files): ...  # saves on `best`, the state at evaluations
+
+`rnngen train` calls these phases and draws their values and events on the terminal;
+`train(...)` below calls the same ones for a Python caller. Nothing here prints: what the CLI
+logs ("size: ...", "model: ...") it reads from the returned values and the events.
+
+Under torchrun every process runs the same phases; rank 0 alone writes files, while the
+others take part in every collective (rnngen/distributed.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rnngen.config import ModelConfig, TrainConfig, from_json, to_json
+from rnngen.distributed import Group
+from rnngen.errors import RnngenError
+from rnngen.run_files import RunFiles
+from rnngen.train_data import TrainingData, prepare_data
+from rnngen.train_events import Evaluation, Finished, Saved, Step, Stopped, TrainResult
+from rnngen.train_options import complete, configs
+
+# The corpus options of `train(...)`, with their defaults; the rest go to `configs`.
+CORPUS_OPTIONS = {"kind": "bpe", "vocab_size": None, "valid": None, "test": None,
+                  "valid_frac": None, "test_frac": None}  # fmt: skip
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (taskset, cgroups' cpusets), not all the machine's:
+    more threads than cores makes every step slower."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # macOS has no affinity call
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    device: torch.device  # cuda:LOCAL_RANK under torchrun
+    precision: str
+    group: Group
+
+
+def connect(config: TrainConfig, group: Group | None = None) -> Placement:
+    """Pick the device and precision; under torchrun, join the process group."""
+    from rnngen.hardware import resolve_device, resolve_precision
+
+    group = group or Group()
+    device = group.connect(resolve_device(config.device))
+    return Placement(device, resolve_precision(config.precision, device), group)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelPlan:
+    """The model to build, and the run's config once sizing has taken its time from it."""
+
+    config: ModelConfig
+    train_config: TrainConfig
+    sizing: dict | None  # what automatic sizing measured and chose (every rank), if it ran
+    choice: object | None  # rank 0's rnngen.sizing.Choice, whose summary() explains it
+    saved: tuple | None  # the resume state (tensors, info), when continuing a run
+
+    @property
+    def resumed(self) -> bool:
+        return self.saved is not None
+
+
+def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Placement,
+               saved: tuple | None = None) -> ModelPlan:  # fmt: skip
+    """The saved run's model when resuming (it never measures again), else the model the
+    options describe, sized by measuring this machine when they give no size."""
+    torch.manual_seed(config.seed)
+    group, vocab_size = place.group, data.tokenizer.vocab_size
+    if saved is not None:
+        if saved[1].get("tokenizer_sha256") != data.tokenizer.sha256:
+            raise RnngenError(
+                "--resume: this corpus tokenizes differently from the saved run "
+                "(give the same corpus and --kind/--vocab-size)"
+            )
+        model_config = from_json(ModelConfig, saved[1]["model_config"])
+    if place.device.type == "cpu":  # processes on one machine share its cores
+        torch.set_num_threads(max(1, usable_cores() // group.local_world_size))
+    if saved is not None:
+        return ModelPlan(model_config, config, None, None, saved)
+    if options["layers"] is not None or options["hidden_size"] is not None:
+        return ModelPlan(ModelConfig(vocab_size=vocab_size, **complete(options)), config,
+                         None, None, None)  # fmt: skip
+    return _measure_and_choose(data, options, config, place)
+
+
+def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> ModelPlan:
+    """rnngen/sizing.py's choice; rank 0 measures, every rank builds what it chose."""
+    from rnngen.sizing import candidate_config, choose, measure_rate
+    from rnngen.train import steps_per_run
+
+    group, vocab_size, tokens = place.group, data.tokenizer.vocab_size, len(data.train_ids)
+    share = c.batch_size // group.world_size  # each rank's streams
+
+    def rate_of(config: ModelConfig) -> float:
+        rate = measure_rate(config, share, c.seq_len, place.device, place.precision)
+        return rate * group.world_size
+
+    steps = steps_per_run(tokens, c)
+    fixed_tokens = steps * c.batch_size * c.seq_len if steps else None
+    fixed = {k: v for k, v in options.items() if v is not None}
+    choice = None
+    if group.is_main:
+        choice = choose(vocab_size, tokens, c.time_budget, fixed_tokens, rate_of,
+                        c.batch_size * c.seq_len, fixed)  # fmt: skip
+    sizing = group.broadcast_json(choice.as_dict() if choice else None)
+    if c.time_budget is not None:  # the probe's seconds count against the budget
+        remaining = max(c.time_budget - sizing["probe_seconds"], 0.5 * c.time_budget)
+        c = dataclasses.replace(c, time_budget=remaining)
+    config = candidate_config(sizing["layers"], sizing["hidden_size"], vocab_size, **fixed)
+    return ModelPlan(config, c, sizing, choice, None)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingModel:
+    plan: ModelPlan
+    model: torch.nn.Module  # rnngen.model.RNNLM
+    trainer: object  # rnngen.train.Trainer; request_stop() ends the run at a step boundary
+    place: Placement
+
+    @property
+    def parameters(self) -> int:
+        from rnngen.model import count_parameters
+
+        return count_parameters(self.model)
+
+
+def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> TrainingModel:
+    from rnngen.model import RNNLM
+    from rnngen.train import Trainer
+
+    torch.manual_seed(plan.train_config.seed)  # the probe drew from the generator
+    model = RNNLM(plan.config).to(place.device)
+    if place.group.enabled:  # same initial weights (above), but each rank its own dropout
+        torch.manual_seed(plan.train_config.seed + place.group.rank)
+    trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config, place.device,
+                      place.precision, plan.saved, place.group)  # fmt: skip
+    return TrainingModel(plan, model, trainer, place)
+
+
+def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[object]:
+    """The Trainer's events, with the files kept: metrics for every step and evaluation, the
+    model after a best evaluation (then `Saved`), the resume state at every evaluation and at
+    the end; last a `TrainResult`. Fails when no validation loss was ever finite."""
+    trainer, group, plan = model.trainer, model.place.group, model.plan
+    ranks = group.all_gather_json(_shard(model)) if group.enabled else None
+    last_step, best = None, {}
+    with files.open_metrics() as metrics:
+        if ranks:
+            record = {"event": "distributed", "world_size": group.world_size,
+                      "backend": group.backend, "ranks": ranks}  # fmt: skip
+            metrics.write(json.dumps(record) + "\n")
+        for event in trainer.run():
+            if isinstance(event, Step):
+                last_step = event
+                metrics.write(json.dumps({"event": "step", **vars(event)}) + "\n")
+            elif isinstance(event, Evaluation):
+                record = {"event": "eval", **vars(event), **valid_figures(event, data)}
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+            yield event
+            if isinstance(event, Evaluation):
+                if event.is_best:
+                    best = record
+                    metadata = {
+                        "train_config": to_json(plan.train_config), "metrics": record,
+                        "provenance": data.provenance, "precision": model.place.precision,
+                        **({"sizing": plan.sizing} if plan.sizing else {}),
+                    }  # fmt: skip
+                    files.save_model(model.model, data.tokenizer, metadata)
+                    yield Saved(event.step, str(files.output))
+                _save_state(model, data, files)
+            elif isinstance(event, Stopped | Finished):
+                _save_state(model, data, files)
+                if isinstance(event, Finished) and not math.isfinite(event.best_loss):
+                    raise RnngenError(
+                        f"no checkpoint written: the validation loss was never finite "
+                        f"({event.step} steps); try a smaller --lr, or more validation text"
+                    )
+                yield TrainResult(
+                    str(files.output), trainer.step, trainer.elapsed, trainer.best_loss,
+                    best.get("valid_bpc"), trainer.clipped_steps / max(trainer.step, 1),
+                    last_step.tokens_per_second if last_step else None, plan.sizing,
+                    interrupted=isinstance(event, Stopped),
+                )  # fmt: skip
+                return
+
+
+def valid_figures(evaluation: Evaluation, data: TrainingData) -> dict:
+    return {
+        "valid_ppl": math.exp(min(evaluation.valid_loss, 700)),
+        "valid_bpc": evaluation.valid_loss / (math.log(2) * data.chars_per_token),
+    }
+
+
+def _save_state(model: TrainingModel, data: TrainingData, files: RunFiles) -> None:
+    tensors, info = model.trainer.resume_state()  # a collective: every rank calls it
+    info.update(
+        model_config=to_json(model.plan.config),
+        train_config=to_json(model.plan.train_config),
+        tokenizer_sha256=data.tokenizer.sha256,
+    )
+    files.save_state(tensors, info)
+
+
+def _shard(model: TrainingModel) -> dict:
+    """What this rank trains on, for the metrics file: its share of the streams and a hash
+    of their first window, so a reader can check that the shares are disjoint."""
+    trainer = model.trainer
+    head = trainer.streams[:, : model.plan.train_config.seq_len + 1]
+    return {
+        "rank": model.place.group.rank,
+        "host": socket.gethostname(),
+        "device": str(model.place.device),
+        "streams": list(trainer.stream_range),
+        "head_sha256": hashlib.sha256(np.ascontiguousarray(head).tobytes()).hexdigest(),
+    }
+
+
+def train(corpus, *, time_budget=None, output=None, on_event: Callable | None = None,
+          resume: bool = False, force: bool = False, **options) -> TrainResult:  # fmt: skip
+    """Train a model on `corpus` as `rnngen train` does, and return what it achieved.
+
+    `time_budget` is seconds or a duration ("3m", "1h30m"); `output` defaults to
+    checkpoints/CORPUS-NAME.safetensors. `options` are the CLI's options with underscores
+    (kind, vocab_size, valid, test, valid_frac, test_frac, size, cell, layers, hidden, embed,
+    dropout, ..., max_steps, epochs, seed, device, precision). `on_event` receives each event
+    of the run (rnngen.train_events): Step, Evaluation, Saved, Rollback, Stopped, Finished,
+    and last the TrainResult returned. Signals are left to the caller: Ctrl-C raises
+    KeyboardInterrupt, and the files on disk stay whole (every write is atomic).
+    """
+    corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
+    config, model_options = configs(time_budget=time_budget, **options)
+    corpus = str(corpus)
+    group = Group.from_env()  # a single process unless torchrun started this one
+    group.stream_range(config.batch_size)  # an uneven split fails before any work
+    inputs = (corpus_options["valid"], corpus_options["test"])
+    result = None
+    try:
+        with RunFiles.claim(output, corpus, resume=resume, force=force, inputs=inputs,
+                            main=group.is_main) as files:  # fmt: skip
+            place = connect(config, group)
+            data = prepare_data(corpus, **corpus_options, group=group,
+                                spool_dir=files.output.parent)  # fmt: skip
+            plan = plan_model(data, model_options, config, place, files.resume_state(group))
+            with contextlib.closing(run(build_model(data, plan, place), data, files)) as events:
+                for event in events:
+                    if on_event is not None:
+                        on_event(event)
+                    result = event
+    finally:
+        group.close()
+    return result

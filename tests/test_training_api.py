@@ -1,0 +1,85 @@
+"""Training from Python without the CLI (rnngen.training), and the CLI giving the same figures
+as the API for the same options and seed: both take one path through the library's phases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import tiny_text
+from rnngen.checkpoint import load_model, metrics_path
+from rnngen.errors import RnngenError
+from rnngen.train_events import Evaluation, Finished, Saved, Step, TrainResult
+from rnngen.train_options import configs, parse_duration
+
+TINY = dict(kind="char", hidden=16, batch_size=4, seq_len=16, max_steps=4, seed=3,
+            device="cpu", precision="fp32")  # fmt: skip
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(tiny_text(300))
+    return path
+
+
+def test_api_round_trip_without_the_cli(corpus, tmp_path):
+    from rnngen.training import train
+
+    events = []
+    out = tmp_path / "api" / "m.safetensors"
+    result = train(corpus, output=out, on_event=events.append, **TINY)
+    assert isinstance(result, TrainResult) and not result.interrupted
+    assert result.checkpoint == str(out) and result.steps == 4 and result.sizing is None
+    assert result.best_valid_bpc > 0 and result.seconds > 0
+    kinds = [type(e) for e in events]
+    assert Step in kinds and Evaluation in kinds and Saved in kinds
+    assert kinds[-2:] == [Finished, TrainResult] and events[-1] is result
+    # a Saved event comes only after the file is on disk, right after its best evaluation
+    saved = [i for i, e in enumerate(events) if isinstance(e, Saved)]
+    assert all(isinstance(events[i - 1], Evaluation) and events[i - 1].is_best for i in saved)
+    model, tokenizer, meta = load_model(out)
+    assert model.config.hidden_size == 16 and tokenizer.kind == "char"
+    assert json.loads(meta["metrics"])["valid_bpc"] == pytest.approx(result.best_valid_bpc)
+    # the same output again needs force=True, as -o needs --force; resume=True continues
+    with pytest.raises(RnngenError, match="exists"):
+        train(corpus, output=out, **TINY)
+    more = train(corpus, output=out, resume=True, **{**TINY, "max_steps": 6})
+    assert more.steps == 6
+
+
+def test_api_options_are_the_clis(corpus, tmp_path):
+    with pytest.raises(TypeError):
+        configs(hiden=16)  # a misspelled option fails at once
+    with pytest.raises(RnngenError, match="--size"):
+        configs(size="huge")
+    assert parse_duration("3m") == parse_duration(180) == 180.0
+    config, options = configs(time_budget="1h30m", size="small", embed=8)
+    assert config.time_budget == 5400.0 and options["hidden_size"] == 256
+    assert options["embed_size"] == 8 and options["layers"] == 1
+
+
+def test_cli_and_api_give_the_same_figures(corpus, tmp_path):
+    from rnngen.cli import app
+    from rnngen.training import train
+
+    api_out, cli_out = tmp_path / "api.safetensors", tmp_path / "cli.safetensors"
+    result = train(corpus, output=api_out, **TINY)
+    args = ["train", str(corpus), "-o", str(cli_out), "--json", "--quiet"]
+    for name, value in TINY.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == result.steps
+    assert summary["best_valid_loss"] == result.best_valid_loss
+    assert summary["best_valid_bpc"] == result.best_valid_bpc
+    assert summary["clipped_share"] == result.clipped_share
+
+    def losses(path):
+        lines = [json.loads(line) for line in metrics_path(path).read_text().splitlines()]
+        return [(r["event"], r["step"], r.get("loss", r.get("valid_loss"))) for r in lines]
+
+    assert losses(api_out) == losses(cli_out)
