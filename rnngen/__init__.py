@@ -1,7 +1,36 @@
-"""rnngen: recurrent language models from the command line.
+"""rnngen: recurrent language models from the command line and from Python.
 
-This module holds the version only, so `import rnngen` (and `rnngen --help`) stays fast and
-never imports torch.
+    import rnngen
+    lm = rnngen.load("checkpoints/synth.safetensors")     # LanguageModel
+    lm.generate(...), lm.score(...), rnngen.compare(lm), rnngen.tokenize(...), rnngen.train(...)
+
+The API is imported on first use (PEP 562), so `import rnngen` and `rnngen --help` stay fast
+and never import torch.
 """
 
 __version__ = "0.1.0"
+
+_API = {
+    "load": "rnngen.api",
+    "compare": "rnngen.api",
+    "tokenize": "rnngen.api",
+    "LanguageModel": "rnngen.api",
+    "LineScore": "rnngen.api",
+    "train": "rnngen.training",
+    "ComparisonReport": "rnngen.report",
+    "Provenance": "rnngen.provenance",
+    "RnngenError": "rnngen.errors",
+}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        value = getattr(importlib.import_module(_API[name]), name)
+        # Kept as an attribute: importing rnngen.training loads the submodule rnngen/train.py,
+        # which Python binds as `rnngen.train`; this puts the function back over it.
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rnngen' has no attribute {name!r}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from rnngen.atomic import remove_stale_temporaries
 from rnngen.data import cache_root, cached_dir_of, is_tokenized_dir, load_tokenized
 from rnngen.errors import RnngenError
 from rnngen.ngram import KneserNey
+from rnngen.provenance import Provenance
 from rnngen.textio import Span, file_sha256, iter_text, make_dir, read_text
 from rnngen.tokenizer import Tokenizer
 
@@ -45,13 +47,11 @@ def span_text(span: Span) -> str:
     return "".join(text for text, _ in iter_text(span))
 
 
-def stored_ids(provenance: dict, tokenizer: Tokenizer, split: str) -> np.ndarray | None:
+def stored_ids(provenance: Provenance, tokenizer: Tokenizer, split: str) -> np.ndarray | None:
     """The ids of a split from the tokenized directory or cache that training used."""
-    meta = provenance.get("tokenized_meta") or {}
-    candidates = [Path(provenance["tokenized"])] if provenance.get("tokenized") else []
-    if meta:
-        cached = cached_dir_of(meta)
-        candidates += [cached] if cached else []
+    candidates = [Path(provenance.tokenized)] if provenance.tokenized else []
+    cached = cached_dir_of(provenance.meta.to_json())
+    candidates += [cached] if cached else []
     for directory in candidates:
         if is_tokenized_dir(directory):
             try:
@@ -63,31 +63,27 @@ def stored_ids(provenance: dict, tokenizer: Tokenizer, split: str) -> np.ndarray
     return None
 
 
-def source_text(provenance: dict, split: str) -> str | None:
+def source_text(provenance: Provenance, split: str) -> str | None:
     """The text of a split re-read from its source file, if the file is unchanged."""
-    meta = provenance.get("tokenized_meta") or {}
-    info = meta.get("splits", {}).get(split)
-    if not info:
+    info = provenance.splits.get(split)
+    if info is None:
         return None
-    path = Path(info["source"])
-    expected = meta.get("provenance", {}).get("sources_sha256", {}).get(info["source"])
+    path = Path(info.source)
+    expected = provenance.meta.sources_sha256.get(info.source)
     try:
         if not path.is_file() or (expected and file_sha256(path) != expected):
             return None
     except OSError:  # unreadable now: as good as gone
         return None
-    return span_text(Span(path, info["start"], info["end"]))
+    return span_text(Span(path, info.start, info.end))
 
 
-def heldout_split(provenance: dict) -> str:
-    splits = (provenance.get("tokenized_meta") or {}).get("splits", {})
-    return "test" if "test" in splits else "valid"
-
-
-def heldout_text(provenance: dict, tokenizer: Tokenizer, data: Path | None) -> Text:
+def heldout_text(provenance: Provenance | None, tokenizer: Tokenizer, data: Path | None) -> Text:
+    """What eval scores: --data FILE, else the checkpoint's held-out split."""
     if data is not None:
         return Text(read_text(data, "--data file"), str(data))
-    split = heldout_split(provenance)
+    provenance = require(provenance)
+    split = provenance.heldout_split
     ids = stored_ids(provenance, tokenizer, split)
     if ids is not None:
         return Text(tokenizer.decode(ids), f"held-out {split} split")
@@ -101,21 +97,28 @@ def heldout_text(provenance: dict, tokenizer: Tokenizer, data: Path | None) -> T
 
 
 def training_ids(
-    provenance: dict, tokenizer: Tokenizer, train: Path | None
+    provenance: Provenance | None, tokenizer: Tokenizer, train: Path | None
 ) -> tuple[np.ndarray, str]:
+    """The n-gram's training tokens: --train FILE, else exactly the checkpoint's."""
     if train is not None:
         return tokenizer.encode_array(read_text(train, "--train file")), str(train)
+    provenance = require(provenance)
     ids = stored_ids(provenance, tokenizer, "train")
     if ids is not None:
         return ids, "the checkpoint's training tokens"
     text = source_text(provenance, "train")
     if text is None:
-        source = (provenance.get("tokenized_meta") or {}).get("splits", {}).get("train", {})
+        split = provenance.splits.get("train")
         raise RnngenError(
-            f"the checkpoint's training corpus {source.get('source', '?')!r} has moved or "
+            f"the checkpoint's training corpus {split.source if split else '?'!r} has moved or "
             "changed since training; give --train FILE for the n-gram baseline"
         )
     return tokenizer.encode_array(text), "the checkpoint's training corpus"
+
+
+def require(provenance: Provenance | None) -> Provenance:
+    """The provenance, or the clear error for a checkpoint that records none."""
+    return provenance if provenance is not None else Provenance.from_json(None)
 
 
 def with_context(tokenizer: Tokenizer, ids: np.ndarray) -> np.ndarray:
@@ -144,3 +147,26 @@ def cached_ngram(
         remove_stale_temporaries(path.parent)
         model.save(path)
     return model, False
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingNGram:
+    """The n-gram of a checkpoint's training tokens, with what a report says about it."""
+
+    model: KneserNey
+    tokens: int  # training tokens it was built on
+    source: str  # "the checkpoint's training tokens", "... corpus", or the --train path
+    cached: bool  # loaded from the cache rather than built now
+    seconds: float  # to load or build it
+
+
+def training_ngram(
+    provenance: Provenance | None, tokenizer: Tokenizer, order: int, train: Path | None = None
+) -> TrainingNGram:
+    """The Kneser-Ney model of exactly the checkpoint's training tokens (or of --train FILE),
+    built once per tokens, tokenizer and order and cached: what eval, score --ngram and
+    sample --ngram compare with or sample from."""
+    ids, source = training_ids(provenance, tokenizer, train)
+    started = time.perf_counter()
+    model, cached = cached_ngram(ids, order, tokenizer.vocab_size, tokenizer.sha256)
+    return TrainingNGram(model, len(ids), source, cached, time.perf_counter() - started)

@@ -8,13 +8,13 @@ ids[1:] of one token stream, each once, given everything before it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnngen import metrics
 from rnngen.data import batchify
 from rnngen.hardware import autocast
 from rnngen.model import RNNLM
@@ -32,19 +32,19 @@ class Score:
 
     @property
     def loss(self) -> float:
-        return self.nats / max(self.tokens, 1)
+        return metrics.mean_loss(self.nats, self.tokens)
 
     @property
     def ppl(self) -> float:
-        return math.exp(min(self.loss, 700.0))
+        return metrics.perplexity(self.loss)
 
     @property
     def bits_per_char(self) -> float:
-        return self.nats / (math.log(2) * max(self.chars, 1))
+        return metrics.bits(self.nats, self.chars)
 
     @property
     def bits_per_byte(self) -> float:
-        return self.nats / (math.log(2) * max(self.bytes, 1))
+        return metrics.bits(self.nats, self.bytes)
 
     def as_dict(self) -> dict:
         return {

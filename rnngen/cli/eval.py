@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
 
+from rnngen import metrics
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
@@ -53,9 +53,10 @@ def evaluate(
     agreement accuracy by distance.
     """
     from rnngen.cli.eval_report import compare
+    from rnngen.ngram import MAX_ORDER
 
-    if not 1 <= ngram_order <= 9:
-        raise RnngenError(f"--ngram-order must be between 1 and 9, got {ngram_order}")
+    if not 1 <= ngram_order <= MAX_ORDER:
+        raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
     reporter = Reporter(quiet)
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
     compare(
@@ -81,7 +82,6 @@ def score(
     """
     import numpy as np
 
-    from rnngen.checkpoint import json_field
     from rnngen.cli.output import write_stdout
     from rnngen.textio import iter_lines, open_lines, stdin_binary
 
@@ -91,28 +91,27 @@ def score(
     else:
         source = open_lines(Path(input_file), "input file")
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
+    from rnngen.api import LineScore, score_line
+
     if ngram:
-        from rnngen.checkpoint_data import cached_ngram, training_ids
+        from rnngen.checkpoint_data import training_ngram
+        from rnngen.provenance import checkpoint_provenance
 
-        ids, _ = training_ids(json_field(meta, "provenance", {}), tokenizer, train)
-        baseline, _ = cached_ngram(ids, ngram_order, tokenizer.vocab_size, tokenizer.sha256)
+        provenance = checkpoint_provenance(meta, required=False)
+        baseline = training_ngram(provenance, tokenizer, ngram_order, train).model
 
-        def logprob(ids: list[int]) -> float:
-            return float(baseline.logprobs(np.array([tokenizer.newline_id, *ids])).sum())
+        def line_score(line: str) -> LineScore:
+            ids = tokenizer.encode(line)
+            total = float(baseline.logprobs(np.array([tokenizer.newline_id, *ids])).sum())
+            total = total if ids else 0.0
+            ppl = metrics.perplexity(-total / len(ids)) if ids else None
+            return LineScore(line.rstrip("\n"), len(ids), total, ppl)
     else:
-        from rnngen.evaluate import sequence_logprobs
 
-        def logprob(ids: list[int]) -> float:
-            context = [tokenizer.newline_id]
-            return float(sequence_logprobs(model, [ids], context, torch_device)[0])
+        def line_score(line: str) -> LineScore:
+            return score_line(model, tokenizer, torch_device, line)
 
     for line in source:
-        ids = tokenizer.encode(line)
-        total = logprob(ids) if ids else 0.0
-        record = {
-            "text": line.rstrip("\n"),
-            "tokens": len(ids),
-            "logprob": total,
-            "ppl": math.exp(-total / len(ids)) if ids else None,
-        }
+        s = line_score(line)
+        record = {"text": s.text, "tokens": s.tokens, "logprob": s.logprob, "ppl": s.ppl}
         write_stdout(json.dumps(record, ensure_ascii=False) + "\n")

@@ -88,10 +88,10 @@ def gradients(
 
 
 def _text_ids(meta, tokenizer, data: Path | None):
-    from rnngen.checkpoint import json_field
     from rnngen.checkpoint_data import heldout_text, with_context
+    from rnngen.provenance import checkpoint_provenance
 
-    heldout = heldout_text(json_field(meta, "provenance", {}), tokenizer, data)
+    heldout = heldout_text(checkpoint_provenance(meta, required=False), tokenizer, data)
     ids = with_context(tokenizer, tokenizer.encode_array(heldout.text))  # (1 + targets,)
     if len(ids) < 2:
         raise RnngenError(f"{heldout.source} is empty: nothing to measure")

@@ -54,6 +54,7 @@ def _checkpoint(path: Path, json_output: bool) -> None:
 
     from rnngen.checkpoint import read_meta
     from rnngen.cli.output import print_json, print_table
+    from rnngen.provenance import checkpoint_provenance
 
     meta = read_meta(path)
     with safe_open(str(path), framework="numpy") as f:
@@ -66,7 +67,8 @@ def _checkpoint(path: Path, json_output: bool) -> None:
         return
     model, metrics = fields.get("model_config", {}), fields.get("metrics", {})
     train = fields.get("train_config", {})
-    splits = fields.get("provenance", {}).get("tokenized_meta", {}).get("splits", {})
+    provenance = checkpoint_provenance(meta, required=False)
+    splits = provenance.splits if provenance is not None else {}
     rows = [
         ["format", fields["format"]],
         ["model", f"{model.get('layers')}x{model.get('cell')} {model.get('hidden_size')}, "
@@ -83,8 +85,7 @@ def _checkpoint(path: Path, json_output: bool) -> None:
                      f"precision {fields.get('precision')}"],
     ]  # fmt: skip
     rows += [
-        [f"{name} split", f"{s['tokens']:,} tokens from {s['source']}"]
-        for name, s in splits.items()
+        [f"{name} split", f"{s.tokens:,} tokens from {s.source}"] for name, s in splits.items()
     ]
     rows.append(["versions", ", ".join(f"{k} {v}" for k, v in fields.get("versions", {}).items())])
     print_table(str(path), ["", ""], rows)

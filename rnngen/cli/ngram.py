@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
 
 import typer
 
+from rnngen import metrics
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
@@ -35,10 +35,11 @@ def ngram(
     --vocab-size, as in tokenize), the context crosses line ends, and there are no OOVs.
     With --words, it computes what KenLM's lmplz and query do, to their numbers.
     """
+    from rnngen.ngram import MAX_ORDER
     from rnngen.textio import check_input, make_dir
 
-    if not 1 <= order <= 9:
-        raise RnngenError(f"--order must be between 1 and 9, got {order}")
+    if not 1 <= order <= MAX_ORDER:
+        raise RnngenError(f"--order must be between 1 and {MAX_ORDER}, got {order}")
     check_input(train, "training file")
     check_input(test, "test file")
     if arpa is not None:
@@ -105,7 +106,7 @@ def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | 
             arpa,
             [_arpa_name(tokenizer.sp.id_to_piece(i)) for i in range(tokenizer.vocab_size)],
         )
-    ppl = math.exp(-logp.mean()) if len(logp) else float("nan")
+    ppl = metrics.perplexity(-logp.mean()) if len(logp) else float("nan")
     return {
         "mode": "tokens",
         "tokenizer": {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size},
@@ -115,7 +116,7 @@ def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | 
         "ppl_including_oov": ppl,
         "ppl_excluding_oov": ppl,
         "logprob_nats": float(logp.sum()),
-        "bits_per_char": float(-logp.sum() / (math.log(2) * max(len(test_text), 1))),
+        "bits_per_char": float(metrics.bits(-logp.sum(), len(test_text))),
     }
 
 

@@ -95,8 +95,11 @@ def sample(
         raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
     if threads < 1:
         raise RnngenError(f"--threads must be at least 1, got {threads}")
-    if ngram and not 1 <= ngram_order <= 9:
-        raise RnngenError(f"--ngram-order must be between 1 and 9, got {ngram_order}")
+    if ngram:
+        from rnngen.ngram import MAX_ORDER
+
+        if not 1 <= ngram_order <= MAX_ORDER:
+            raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
     prompt = read_prompt(prompt)
     reporter = Reporter(quiet)
     path, model, tokenizer, meta = _load(checkpoint, device, threads)
@@ -169,26 +172,25 @@ def sampling_precision(precision: str, device) -> str:
 
 def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter):
     """The Kneser-Ney model of exactly the checkpoint's training tokens (cached, as eval's)."""
-    from rnngen.checkpoint import json_field
-    from rnngen.checkpoint_data import cached_ngram, training_ids
+    from rnngen.checkpoint_data import training_ngram
+    from rnngen.provenance import checkpoint_provenance
 
-    provenance = json_field(meta, "provenance", {}) or {}
-    splits = (provenance.get("tokenized_meta") or {}).get("splits", {})
-    if "train" not in splits:
+    provenance = checkpoint_provenance(meta, required=False)
+    if provenance is None or "train" not in provenance.splits:
         raise RnngenError("--ngram: the checkpoint does not record its training text")
     try:
-        ids, _ = training_ids(provenance, tokenizer, None)
+        ngram = training_ngram(provenance, tokenizer, order)
     except RnngenError:
         raise RnngenError(
-            f"--ngram needs the checkpoint's training text, and {splits['train']['source']!r} "
-            "has moved or changed since training (and its token cache is gone)"
+            f"--ngram needs the checkpoint's training text, and "
+            f"{provenance.splits['train'].source!r} has moved or changed since training "
+            "(and its token cache is gone)"
         ) from None
-    ngram, cached = cached_ngram(ids, order, tokenizer.vocab_size, tokenizer.sha256)
     reporter.log(
-        f"sampling the order-{order} Kneser-Ney model of the checkpoint's {len(ids):,} "
-        f"training tokens ({'cached' if cached else 'built now'})"
+        f"sampling the order-{order} Kneser-Ney model of the checkpoint's {ngram.tokens:,} "
+        f"training tokens ({'cached' if ngram.cached else 'built now'})"
     )
-    return ngram
+    return ngram.model
 
 
 def write(text: str) -> None:

@@ -1,0 +1,163 @@
+"""The Python API: what the CLI does, as calls that return values and never print.
+
+    lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
+    "".join(lm.generate("the man", max_tokens=50, seed=1))
+    lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
+    compare(lm, data="valid.txt", ngram_order=5)      # ComparisonReport: the eval table as data
+    tokenize("corpus.txt", "tokenized/corpus")        # TokenizedCorpus, as `rnngen tokenize`
+
+`rnngen/__init__.py` imports this module on first use, so `import rnngen` stays torch-free.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnngen import metrics
+from rnngen.errors import RnngenError
+from rnngen.provenance import Provenance, checkpoint_provenance
+
+
+@dataclass(frozen=True)
+class LineScore:
+    """One line scored as a line of its own (after a line end), its newline included."""
+
+    text: str  # without its newline
+    tokens: int
+    logprob: float  # total ln p of its tokens
+    ppl: float | None  # exp(-logprob / tokens); None for a line of no tokens
+
+
+class LanguageModel:
+    """A loaded checkpoint: the RNN, its tokenizer, and what it was trained on."""
+
+    def __init__(self, path: Path, model, tokenizer, meta: dict[str, str], device):
+        self.path, self.model, self.tokenizer, self.meta = path, model, tokenizer, meta
+        self.device = device  # a torch.device
+
+    @property
+    def config(self):
+        """The ModelConfig (cell, layers, hidden_size, vocab_size, ...)."""
+        return self.model.config
+
+    @property
+    def provenance(self) -> Provenance | None:
+        """What it was trained on; None for a checkpoint that records nothing."""
+        return checkpoint_provenance(self.meta, required=False)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"LanguageModel({str(self.path)!r}, {c.layers}x{c.cell} {c.hidden_size})"
+
+    def generate(
+        self,
+        prompt: str = "",
+        *,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        max_tokens: int = 500,
+        seed: int | None = None,
+        stop: str | Iterable[str] = (),
+        precision: str = "fp32",
+    ) -> Iterator[str]:
+        """Continue `prompt` (not repeated), yielding text pieces as they are sampled.
+        temperature 0 is greedy; a sample ends after max_tokens or once it contains a stop
+        string (kept). The same seed gives the same text on the same machine."""
+        from rnngen.sample import Piece, SampleConfig, generate
+
+        stops = (stop,) if isinstance(stop, str) else tuple(stop)
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p,
+                              max_tokens=max_tokens, stops=stops, seed=seed)  # fmt: skip
+        for event in generate(self.model, self.tokenizer, prompt, config, precision):
+            if isinstance(event, Piece):
+                yield event.text
+
+    def score(self, lines: Iterable[str]) -> list[LineScore]:
+        """Each line's log-probability as `rnngen score` gives it, its newline included
+        (added to a line that has none)."""
+        return [
+            score_line(self.model, self.tokenizer, self.device, s if s.endswith("\n") else s + "\n")
+            for s in lines
+        ]
+
+
+def score_line(model, tokenizer, device, line: str) -> LineScore:
+    """`line` exactly as given (newline and all), scored after a line end."""
+    from rnngen.evaluate import sequence_logprobs
+
+    ids = tokenizer.encode(line)
+    context = [tokenizer.newline_id]
+    total = float(sequence_logprobs(model, [ids], context, device)[0]) if ids else 0.0  # (1,)
+    ppl = metrics.perplexity(-total / len(ids)) if ids else None
+    return LineScore(line.rstrip("\n"), len(ids), total, ppl)
+
+
+def load(path: str | Path | None = None, device: str = "auto") -> LanguageModel:
+    """A checkpoint (the newest in ./checkpoints when none is named) on cpu, cuda or mps."""
+    from rnngen.checkpoint import latest_checkpoint, load_model
+    from rnngen.hardware import resolve_device
+
+    path = Path(path) if path is not None else latest_checkpoint()
+    torch_device = resolve_device(device)
+    model, tokenizer, meta = load_model(path, torch_device)
+    return LanguageModel(path, model, tokenizer, meta, torch_device)
+
+
+def compare(
+    model_or_checkpoint: LanguageModel | str | Path | None = None,
+    data: str | Path | None = None,
+    *,
+    ngram_order: int = 5,
+    train: str | Path | None = None,
+    device: str = "auto",
+):
+    """The eval table as data (a ComparisonReport): the model, a Kneser-Ney n-gram of its
+    training tokens and a unigram on the same targets of `data` (default: the held-out split);
+    on `rnngen synth` text also the oracle and agreement accuracy."""
+    from rnngen.ngram import MAX_ORDER
+    from rnngen.report import compare_model
+
+    if not 1 <= ngram_order <= MAX_ORDER:
+        raise RnngenError(f"ngram_order must be between 1 and {MAX_ORDER}, got {ngram_order}")
+    lm = model_or_checkpoint
+    if not isinstance(lm, LanguageModel):
+        lm = load(lm, device)
+    return compare_model(
+        lm.model, lm.tokenizer, lm.provenance, lm.device, checkpoint=str(lm.path),
+        data=Path(data) if data is not None else None,
+        train=Path(train) if train is not None else None, ngram_order=ngram_order,
+    )  # fmt: skip
+
+
+def tokenize(
+    corpus: str | Path,
+    output: str | Path | None = None,
+    *,
+    kind: str = "bpe",
+    vocab_size: int | None = None,
+    valid: str | Path | None = None,
+    test: str | Path | None = None,
+    valid_frac: float | None = None,
+    test_frac: float | None = None,
+):
+    """What `rnngen tokenize` does: a lossless tokenizer trained on `corpus`, and the ids of
+    each split written to `output` (default tokenized/CORPUS-NAME). Returns the
+    TokenizedCorpus (its meta: splits with tokens, characters and bytes)."""
+    from rnngen.config import TokenizerConfig
+    from rnngen.data import tokenize_corpus
+    from rnngen.textio import make_dir
+    from rnngen.train_data import resolve_spans
+
+    corpus = Path(corpus)
+    output = Path(output) if output is not None else Path("tokenized") / corpus.stem
+    make_dir(output.parent, "output directory")
+    spans = resolve_spans(
+        corpus, Path(valid) if valid else None, Path(test) if test else None, valid_frac, test_frac
+    )
+    config = TokenizerConfig(kind=kind, vocab_size=vocab_size)
+    return tokenize_corpus(spans, output, config, None, {"corpus": str(corpus)})

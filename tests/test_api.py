@@ -1,0 +1,107 @@
+"""The Python API: the README's examples, the CLI and the API agreeing, an old checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli, tiny_text
+
+FIXTURES = Path(__file__).parent / "fixtures"
+OLD = FIXTURES / "old_char.safetensors"  # written by rnngen before the API existed
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("api")
+    (folder / "corpus.txt").write_text(tiny_text(300))
+    result = run_cli(
+        "train", "corpus.txt", "--layers", "1", "--hidden", "16", "--embed", "16", "--kind",
+        "char", "--max-steps", "5", "-q", "-o", "checkpoints/tiny.safetensors", cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return folder / "checkpoints" / "tiny.safetensors"
+
+
+def test_import_rnngen_does_not_import_torch():
+    code = "import sys, rnngen\nrnngen.__version__\nassert 'torch' not in sys.modules\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_readme_examples(checkpoint, monkeypatch):
+    """The README's "Python" section, run as written (with this test's checkpoint)."""
+    monkeypatch.chdir(checkpoint.parents[1])
+    import rnngen
+
+    lm = rnngen.load("checkpoints/tiny.safetensors")
+    text = "".join(lm.generate("the cat", temperature=0.8, max_tokens=40, seed=1))
+    assert text == "".join(lm.generate("the cat", temperature=0.8, max_tokens=40, seed=1))
+    scores = lm.score(["the cat sat on the mat.", "mat the on sat cat the."])
+    assert [s.tokens for s in scores] == [24, 24] and all(s.logprob < 0 for s in scores)
+    report = rnngen.compare(lm, ngram_order=3)
+    assert [row.name for row in report.rows] == ["lstm 1x16", "kneser-ney 3-gram", "unigram"]
+    assert len({row.tokens for row in report.rows}) == 1 and report.oracle is None
+    corpus = rnngen.tokenize("corpus.txt", "tokenized/corpus", kind="char")
+    assert corpus.meta["splits"]["train"]["tokens"] > 0
+    assert callable(rnngen.train)
+
+
+def test_the_cli_and_the_api_give_identical_figures(checkpoint):
+    import rnngen
+
+    result = run_cli("eval", str(checkpoint), "--json", "--ngram-order", "3")
+    assert result.returncode == 0, result.stderr
+    report = rnngen.compare(checkpoint, ngram_order=3, device="cpu")
+    assert json.loads(result.stdout) == json.loads(json.dumps(report.to_json()))
+    lines = ["the cat sat.", "a dog ran to the park."]
+    cli = run_cli("score", str(checkpoint), "--device", "cpu", input="\n".join(lines) + "\n")
+    api = rnngen.load(checkpoint, device="cpu").score(lines)
+    assert [json.loads(line) for line in cli.stdout.splitlines()] == [
+        {"text": s.text, "tokens": s.tokens, "logprob": s.logprob, "ppl": s.ppl} for s in api
+    ]
+
+
+def test_an_old_checkpoint_loads_samples_scores_and_evals(tmp_path):
+    """A checkpoint written by the code before the library API (and its figures then)."""
+    for name in ("old_char.safetensors", "old_char_train.txt", "old_char_heldout.txt"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    args = ["--data", "old_char_heldout.txt", "--train", "old_char_train.txt"]
+    result = run_cli("eval", "old_char.safetensors", *args, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads((FIXTURES / "old_char_eval.json").read_text())
+    result = run_cli("score", "old_char.safetensors", input="the cat sat.\nthe dog\n", cwd=tmp_path)
+    assert result.stdout == (FIXTURES / "old_char_score.jsonl").read_text()
+    args = ["--seed", "1", "--length", "60", "--precision", "fp32"]
+    result = run_cli("sample", "old_char.safetensors", *args, cwd=tmp_path)
+    assert result.stdout == (FIXTURES / "old_char_sample.txt").read_text()
+
+    import rnngen
+
+    lm = rnngen.load(OLD, device="cpu")
+    assert lm.provenance is not None and lm.provenance.heldout_split == "test"
+    assert lm.score(["the cat sat."])[0].tokens == 13
+
+
+def test_provenance_round_trips_exactly_and_fails_clearly():
+    from safetensors import safe_open
+
+    from rnngen.errors import RnngenError
+    from rnngen.provenance import Provenance, checkpoint_provenance
+
+    with safe_open(str(OLD), framework="numpy") as f:
+        meta = f.metadata()
+    provenance = checkpoint_provenance(meta)
+    assert json.dumps(provenance.to_json()) == meta["provenance"]
+    raw = json.loads(meta["provenance"])
+    source = {"corpus": raw["corpus"]}
+    assert Provenance.from_training(source, raw["tokenized_meta"]).to_json() == raw
+    for bad in (None, {}, {"corpus": "x"}, {**raw, "version": 7}):
+        with pytest.raises(RnngenError, match="--data FILE"):
+            Provenance.from_json(bad)
+    assert checkpoint_provenance({}, required=False) is None
