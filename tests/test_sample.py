@@ -342,9 +342,12 @@ def test_ngram_option(tokenizer, model, tmp_path):
     corpus.write_text(tiny_text(200))
     size = corpus.stat().st_size
     ids = tokenizer.encode_array(corpus.read_text())
-    split = {"source": str(corpus), "start": 0, "end": size, "tokens": len(ids)}
+    split = {"file": "train.bin", "source": str(corpus), "tokens": len(ids), "chars": size,
+             "bytes": size, "start": 0, "end": size}  # fmt: skip
     path = tmp_path / "m.safetensors"
-    provenance = {"corpus": str(corpus), "tokenized_meta": {"splits": {"train": split}}}
+    meta = {"format": "rnngen-tokens/1", "tokenizer": {}, "dtype": "uint16",
+            "splits": {"train": split}, "provenance": {}}  # fmt: skip
+    provenance = {"corpus": str(corpus), "tokenized_meta": meta}
     save_model(path, model, tokenizer, {"provenance": provenance})
     result = invoke(str(path), "--ngram", "--ngram-order", "3", "--temp", "0", "--length", "30")
     assert result.exit_code == 0 and "Kneser-Ney" in result.stderr
