@@ -23,7 +23,7 @@ from rnngen.config import ModelConfig, TrainConfig
 from rnngen.hardware import autocast
 from rnngen.model import RNNLM
 from rnngen.synth import generate_lines
-from rnngen.train import Evaluation, Trainer
+from rnngen.trainer import Evaluation, Trainer
 
 CPU = torch.device("cpu")
 SIZES = [  # (layers, hidden, vocab, batch)

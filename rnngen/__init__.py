@@ -29,8 +29,6 @@ def __getattr__(name: str):
         import importlib
 
         value = getattr(importlib.import_module(_API[name]), name)
-        # Kept as an attribute: importing rnngen.training loads the submodule rnngen/train.py,
-        # which Python binds as `rnngen.train`; this puts the function back over it.
-        globals()[name] = value
+        globals()[name] = value  # looked up once
         return value
     raise AttributeError(f"module 'rnngen' has no attribute {name!r}")

@@ -32,7 +32,10 @@ class TrainingData:
 
     @property
     def provenance(self) -> dict:
-        return {**self.source, "tokenized_meta": self.meta}
+        """The checkpoint's `provenance` JSON, written through the one typed reader/writer."""
+        from rnngen.provenance import Provenance
+
+        return Provenance.from_training(self.source, self.meta).to_json()
 
 
 def prepare_data(

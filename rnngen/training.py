@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rnngen import metrics
 from rnngen.config import ModelConfig, TrainConfig, from_json, to_json
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
@@ -109,7 +110,7 @@ def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Pl
 def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> ModelPlan:
     """rnngen/sizing.py's choice; rank 0 measures, every rank builds what it chose."""
     from rnngen.sizing import candidate_config, choose, measure_rate
-    from rnngen.train import steps_per_run
+    from rnngen.trainer import steps_per_run
 
     group, vocab_size, tokens = place.group, data.tokenizer.vocab_size, len(data.train_ids)
     share = c.batch_size // group.world_size  # each rank's streams
@@ -149,7 +150,7 @@ class TrainingModel:
 
 def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> TrainingModel:
     from rnngen.model import RNNLM
-    from rnngen.train import Trainer
+    from rnngen.trainer import Trainer
 
     torch.manual_seed(plan.train_config.seed)  # the probe drew from the generator
     model = RNNLM(plan.config).to(place.device)
@@ -210,8 +211,8 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
 
 def valid_figures(evaluation: Evaluation, data: TrainingData) -> dict:
     return {
-        "valid_ppl": math.exp(min(evaluation.valid_loss, 700)),
-        "valid_bpc": evaluation.valid_loss / (math.log(2) * data.chars_per_token),
+        "valid_ppl": metrics.perplexity(evaluation.valid_loss),
+        "valid_bpc": metrics.bits(evaluation.valid_loss, data.chars_per_token),
     }
 
 

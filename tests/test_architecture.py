@@ -61,7 +61,7 @@ def test_nothing_imports_the_cli():
 
 
 def test_train_does_not_save_checkpoints():
-    assert "rnngen.checkpoint" not in imports_of(files_in(PACKAGE, "train.py")[0])
+    assert "rnngen.checkpoint" not in imports_of(files_in(PACKAGE, "trainer.py")[0])
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -41,7 +41,7 @@ from rnngen.data import batchify
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.train import Evaluation, Finished, Rollback, Step, Stopped, Trainer
+from rnngen.trainer import Evaluation, Finished, Rollback, Step, Stopped, Trainer
 
 CPU = torch.device("cpu")
 ATOL, RTOL = 1e-5, 1e-5  # see the module docstring

@@ -32,7 +32,7 @@ from rnngen.checkpoint import (
 from rnngen.config import ModelConfig, TokenizerConfig, TrainConfig, from_json, to_json
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.train import Trainer
+from rnngen.trainer import Trainer
 
 CPU = torch.device("cpu")
 TRAIN = TrainConfig(batch_size=4, seq_len=8, max_steps=6, warmup_steps=2, log_every=2)

@@ -17,7 +17,7 @@ from rnngen.checkpoint import atomic_write, load_model, save_model
 from rnngen.config import ModelConfig, TrainConfig
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.train import Evaluation, Finished, Rollback, Stopped, Trainer
+from rnngen.trainer import Evaluation, Finished, Rollback, Stopped, Trainer
 
 CPU = torch.device("cpu")
 

@@ -8,9 +8,9 @@ SilentReporter (rank 0 gives the warnings too).
 
 from __future__ import annotations
 
-import math
 import time
 
+from rnngen import metrics
 from rnngen.cli.console import Reporter
 from rnngen.cli.output import print_json
 from rnngen.train_events import Evaluation, Rollback, Step, TrainResult
@@ -109,17 +109,17 @@ class RunView:
 
 def describe(step: Step) -> str:
     return (
-        f"loss {step.loss:.3f} ppl {math.exp(min(step.loss, 50)):.1f} "
+        f"loss {step.loss:.3f} ppl {metrics.perplexity(step.loss):.1f} "
         f"{step.tokens_per_second / 1e3:.1f}k tok/s |g| {step.grad_norm:.2f} "
         f"lr {step.lr:.2e}"
     )
 
 
 def format_eval(evaluation: Evaluation, chars_per_token: float) -> str:
-    bpc = evaluation.valid_loss / (math.log(2) * chars_per_token)
+    bpc = metrics.bits(evaluation.valid_loss, chars_per_token)
     star = " *" if evaluation.is_best else ""
     return (
         f"step {evaluation.step}: valid loss {evaluation.valid_loss:.4f} "
-        f"ppl {math.exp(min(evaluation.valid_loss, 700)):.2f} bpc {bpc:.4f} "
+        f"ppl {metrics.perplexity(evaluation.valid_loss):.2f} bpc {bpc:.4f} "
         f"({evaluation.valid_tokens} tokens, best {evaluation.best_loss:.4f}){star}"
     )

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
-import types
 from collections.abc import Iterator
 
 import numpy as np
@@ -354,17 +352,3 @@ class Trainer:
         self._loss_average = info.get("loss_average")
         if info.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(info["scaler"])
-
-
-class _CallableModule(types.ModuleType):
-    """`rnngen.train(...)` is the public API (rnngen.training.train), yet importing this module
-    makes `rnngen.train` this module: Python sets a package's attribute to each submodule it
-    imports. So this module, called, is that function, whichever of the two a caller holds."""
-
-    def __call__(self, *args, **kwargs):
-        from rnngen.training import train
-
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
