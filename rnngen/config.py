@@ -71,7 +71,9 @@ class ModelConfig:
 class TrainConfig:
     batch_size: int = 32
     seq_len: int = 64
-    lr: float = 8e-3
+    # Peak learning rate; None: set by the model's width (`learning_rate_for`), measured on the
+    # sizing grid (BENCHMARKS.md): narrow models want a larger step than wide ones.
+    lr: float | None = None
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     warmup_steps: int = 50
     weight_decay: float = 0.1
@@ -89,7 +91,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_range("--batch-size", self.batch_size, 1, 1 << 20)
         _check_range("--seq-len", self.seq_len, 1, 1 << 20)
-        _check_range("--lr", self.lr, 1e-9, 10.0)
+        if self.lr is not None:
+            _check_range("--lr", self.lr, 1e-9, 10.0)
         _check_range("--warmup", self.warmup_steps, 0, 1 << 30)
         _check_range("--weight-decay", self.weight_decay, 0.0, 10.0)
         _check_range("--clip", self.clip, 0.0, 1e6)
@@ -109,6 +112,25 @@ class TrainConfig:
             raise RnngenError(f"unknown device {self.device!r}; use one of {DEVICES}")
         if self.precision not in PRECISIONS:
             raise RnngenError(f"unknown precision {self.precision!r}; use one of {PRECISIONS}")
+
+
+# The learning rate tuned for one 512-wide layer (the reference task, BENCHMARKS.md), and how
+# it scales with the width: lr = BASE_LR * (BASE_WIDTH / hidden) ** LR_WIDTH_EXPONENT.
+BASE_LR, BASE_WIDTH, LR_WIDTH_EXPONENT = 8e-3, 512, 0.5
+
+
+def learning_rate_for(hidden_size: int) -> float:
+    """The default peak learning rate for a model `hidden_size` wide (AdamW, tied embeddings):
+    the sizing grid found 256-wide layers 0.05 bits/char better at 1.5x the 512-wide rate."""
+    measured = min(max(hidden_size, 128), 2048)  # no extrapolation beyond the grid's widths
+    return BASE_LR * (BASE_WIDTH / measured) ** LR_WIDTH_EXPONENT
+
+
+def with_learning_rate(config: TrainConfig, hidden_size: int) -> TrainConfig:
+    """`config` with its learning rate set: as given, or by the model's width."""
+    if config.lr is not None:
+        return config
+    return dataclasses.replace(config, lr=learning_rate_for(hidden_size))
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:

@@ -41,7 +41,7 @@ def configs(
     tie: bool = M.tie,
     residual: bool = M.residual,
     clip: float = T.clip,
-    lr: float = T.lr,
+    lr: float | None = None,
     warmup: int = T.warmup_steps,
     min_lr_ratio: float = T.min_lr_ratio,
     weight_decay: float = T.weight_decay,

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnngen.config import TrainConfig
+from rnngen.config import TrainConfig, with_learning_rate
 from rnngen.data import batchify
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
@@ -78,6 +78,7 @@ class Trainer:
         resume: tuple[dict[str, torch.Tensor], dict] | None = None,
         group: Group | None = None,
     ):
+        config = with_learning_rate(config, model.config.hidden_size)  # None: by its width
         self.model, self.config, self.device, self.precision = model, config, device, precision
         self.group = group or Group()  # a single process: every collective is a no-op
         self.stream_range = self.group.stream_range(config.batch_size)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from rnngen import metrics
-from rnngen.config import ModelConfig, TrainConfig, from_json, to_json
+from rnngen.config import ModelConfig, TrainConfig, from_json, to_json, with_learning_rate
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
 from rnngen.run_files import RunFiles
@@ -100,10 +100,12 @@ def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Pl
     if place.device.type == "cpu":  # processes on one machine share its cores
         torch.set_num_threads(max(1, usable_cores() // group.local_world_size))
     if saved is not None:
+        config = with_learning_rate(config, model_config.hidden_size)
         return ModelPlan(model_config, config, None, None, saved)
     if options["layers"] is not None or options["hidden_size"] is not None:
-        return ModelPlan(ModelConfig(vocab_size=vocab_size, **complete(options)), config,
-                         None, None, None)  # fmt: skip
+        model_config = ModelConfig(vocab_size=vocab_size, **complete(options))
+        config = with_learning_rate(config, model_config.hidden_size)
+        return ModelPlan(model_config, config, None, None, None)
     return _measure_and_choose(data, options, config, place)
 
 
@@ -131,7 +133,7 @@ def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> Mode
         remaining = max(c.time_budget - sizing["probe_seconds"], 0.5 * c.time_budget)
         c = dataclasses.replace(c, time_budget=remaining)
     config = candidate_config(sizing["layers"], sizing["hidden_size"], vocab_size, **fixed)
-    return ModelPlan(config, c, sizing, choice, None)
+    return ModelPlan(config, with_learning_rate(c, config.hidden_size), sizing, choice, None)
 
 
 @dataclass(frozen=True, eq=False)

@@ -165,3 +165,22 @@ def test_named_sizes_and_bad_ones(tmp_path, corpus):
     assert (model["layers"], model["hidden_size"]) == (1, 16)  # --hidden wins over --size
     bad = run_cli("train", str(corpus), "-o", str(out), "--size", "huge", *SMALL_RUN)
     assert bad.returncode == 1 and bad.stderr.startswith("error: --size")
+
+
+def test_the_learning_rate_follows_the_width_unless_given():
+    from rnngen.config import TrainConfig, learning_rate_for, with_learning_rate
+
+    assert learning_rate_for(512) == pytest.approx(8e-3)
+    assert learning_rate_for(128) > learning_rate_for(256) > learning_rate_for(512)
+    assert learning_rate_for(16) == learning_rate_for(128)  # measured widths only
+    assert with_learning_rate(TrainConfig(), 256).lr == learning_rate_for(256)
+    assert with_learning_rate(TrainConfig(lr=1e-3), 256).lr == 1e-3
+
+
+def test_the_checkpoint_records_the_learning_rate_used(tmp_path, corpus):
+    out = tmp_path / "m.safetensors"
+    result = run_cli("train", str(corpus), "-o", str(out), "--hidden", "16", *SMALL_RUN)
+    assert result.returncode == 0, result.stderr
+    from rnngen.config import learning_rate_for
+
+    assert json.loads(read_metadata(out)["train_config"])["lr"] == learning_rate_for(16)

@@ -84,6 +84,12 @@ def _checkpoint(path: Path, json_output: bool) -> None:
                      f"{train.get('seq_len')}, clip {train.get('clip')}, "
                      f"precision {fields.get('precision')}"],
     ]  # fmt: skip
+    sizing = fields.get("sizing")
+    if isinstance(sizing, dict):  # chosen by measuring the machine (rnngen/sizing.py)
+        measured = ", ".join(f"{k} {v / 1e3:.1f}k" for k, v in sizing.get("measured", {}).items())
+        chosen = f"{sizing.get('layers')}x{sizing.get('hidden_size')}"
+        reason = f"({sizing.get('reason')}); measured tokens/s: {measured}"
+        rows.append(["size chosen", f"{chosen} {reason}"])
     rows += [
         [f"{name} split", f"{s.tokens:,} tokens from {s.source}"] for name, s in splits.items()
     ]

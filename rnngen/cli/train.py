@@ -54,7 +54,9 @@ def train(
         M.residual, "--residual/--no-residual", help="Skip connections between stacked layers."
     ),
     clip: float = typer.Option(T.clip, help="Global gradient-norm bound (0: no clipping)."),
-    lr: float = typer.Option(T.lr, help="Peak learning rate (AdamW)."),
+    lr: float = typer.Option(
+        None, help="Peak learning rate (AdamW) [default: by the model's width, 8e-3 at 512]."
+    ),
     warmup: int = typer.Option(T.warmup_steps, help="Linear warm-up steps."),
     min_lr_ratio: float = typer.Option(T.min_lr_ratio, help="Cosine decay ends at lr x this."),
     weight_decay: float = typer.Option(T.weight_decay, help="AdamW weight decay on matrices."),
