@@ -21,7 +21,7 @@ from collections import defaultdict
 from rnngen import sizing
 
 BUDGETS = (40, 180, 600)
-STEP_TOKENS = 32 * 64
+STEP_TOKENS = 32 * 64  # the grid ran batch 32 x 64 (the default before it moved to 16)
 
 
 def load(paths: list[str]) -> list[dict]:

@@ -20,8 +20,11 @@ import time
 
 import torch
 
+from rnngen.config import TrainConfig
 from rnngen.hardware import cpu_has_native_bf16
 from rnngen.sizing import LADDER, candidate_config, measure_rate
+
+BATCH = TrainConfig().batch_size  # the default, as the probe measures it
 
 
 def cpu_flags() -> list[str]:
@@ -44,7 +47,7 @@ def main() -> None:
                 config = candidate_config(1, hidden, options.vocab)
                 rates = [
                     measure_rate(
-                        config, 32, 64, torch.device("cpu"), precision,
+                        config, BATCH, 64, torch.device("cpu"), precision,
                         min_seconds=options.seconds, max_steps=50,
                     )
                     for _ in range(3)

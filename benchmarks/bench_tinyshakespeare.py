@@ -13,6 +13,7 @@ recipe reaches 2.72 bits per character in 186 s on this machine.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -58,7 +59,16 @@ def main() -> None:
         json.dumps(
             {
                 "date": time.strftime("%Y-%m-%d"),
+                "cpu_flags": sorted(
+                    set(
+                        re.findall(
+                            r"\b(avx2|avx512_bf16|amx_bf16)\b", Path("/proc/cpuinfo").read_text()
+                        )
+                    )
+                ),
                 "options": extra,
+                "model": (re.search(r"model: (.*)", result.stderr) or [None, None])[1],
+                "size_line": (re.search(r"size: (.*)", result.stderr) or [None, None])[1],
                 "best_valid_bpc": round(summary["best_valid_bpc"], 4),
                 "best_valid_nats_per_char": round(
                     summary["best_valid_bpc"] * 0.6931471805599453, 4

@@ -171,8 +171,8 @@ def test_the_learning_rate_follows_the_width_unless_given():
     from rnngen.config import TrainConfig, learning_rate_for, with_learning_rate
 
     assert learning_rate_for(512) == pytest.approx(8e-3)
-    assert learning_rate_for(128) > learning_rate_for(256) > learning_rate_for(512)
-    assert learning_rate_for(16) == learning_rate_for(128)  # measured widths only
+    assert learning_rate_for(256) > learning_rate_for(384) > learning_rate_for(512)
+    assert learning_rate_for(16) == learning_rate_for(128) == learning_rate_for(256)
     assert with_learning_rate(TrainConfig(), 256).lr == learning_rate_for(256)
     assert with_learning_rate(TrainConfig(lr=1e-3), 256).lr == 1e-3
 
