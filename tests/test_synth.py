@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import io
 import itertools
@@ -237,15 +236,9 @@ def test_words_that_may_follow_an_omission_never_begin_the_omitted_option():
 
 def imported_modules(path: Path) -> set[str]:
     """Every module a file imports, "from rnngen import synth" counted as "rnngen.synth"."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module == "rnngen":
-            names |= {f"rnngen.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
+    from test_architecture import imports_of
+
+    return imports_of(path)
 
 
 def test_the_generator_needs_only_the_standard_library():
