@@ -21,8 +21,9 @@ from rnngen.atomic import atomic_writer
 from rnngen.errors import RnngenError
 from rnngen.plot_runs import Run, load_run, unique_labels
 
-__all__ = ["FORMATS", "Curve", "check_output", "curves_figure", "gradients_figure", "load_run",
-           "save_figure", "unique_labels"]  # fmt: skip
+__all__ = ["FORMATS", "Curve", "agreement_figure", "check_output", "curves_figure",
+           "gradients_figure", "load_run", "norm_traces_figure", "save_figure",
+           "unique_labels"]  # fmt: skip
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
@@ -133,12 +134,12 @@ def _draw_norms(ax, run: Run, colour) -> None:
 
 
 def _readable_log_axis(ax) -> None:
-    """Within one decade a log axis labels its minor ticks as 1.3x10^0; plain numbers read
+    """Within two decades a log axis labels its ticks as 1.3x10^0; plain numbers read
     better there."""
     from matplotlib import ticker
 
     low, high = ax.get_ylim()
-    if low > 0 and high / low < 10:
+    if low > 0 and high / low < 100:
         ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
@@ -200,9 +201,11 @@ class Curve:
     hidden_relative: np.ndarray  # (K+1,)
 
 
-def gradients_figure(curves: Sequence[Curve], title: str | None = None):
+def gradients_figure(curves: Sequence[Curve], title: str | None = None, relative: bool = True):
     """Two log-scale panels: how much log p(x_t | x_<t) depends on the input embedding and on
-    the hidden state k tokens earlier, one curve per checkpoint."""
+    the hidden state k tokens earlier, one curve per checkpoint. With `relative` False the
+    curves hold plain mean norms (a deep stack's k = 0 gradient may itself have vanished,
+    which a ratio to it would hide)."""
     figure, axes = _figure(12, 4.8, 1, 2)
     inputs, hidden = axes.flat
     for curve, colour in zip(curves, _colours(len(curves)), strict=True):
@@ -211,12 +214,13 @@ def gradients_figure(curves: Sequence[Curve], title: str | None = None):
                 values > 0, values, np.nan
             )  # exact zeros cannot be drawn on a log axis
             ax.plot(curve.lags, shown, color=colour, linewidth=1.8, label=curve.label)
+    ylabel = "mean gradient norm" + (" relative to k = 0" if relative else "")
     for ax, what in ((inputs, "the input embedding"), (hidden, "the hidden state")):
         ax.set_yscale("log")
         ax.set_xlim(left=0)
         ax.set(title=f"... with respect to {what} k tokens back",
                xlabel="k (tokens back from the last token read)",
-               ylabel="mean gradient norm relative to k = 0")  # fmt: skip
+               ylabel=ylabel)  # fmt: skip
         _readable_log_axis(ax)
     figure.suptitle(title or r"How much $\log p(x_t \mid x_{<t})$ depends on what came earlier: "
                     "the gradient norm", fontsize="large")  # fmt: skip
@@ -224,4 +228,44 @@ def gradients_figure(curves: Sequence[Curve], title: str | None = None):
     if handles:
         figure.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
                       frameon=False)  # fmt: skip
+    return figure
+
+
+def norm_traces_figure(runs: Sequence[Run]):
+    """One panel per run, side by side on one log scale: the gradient norm before clipping
+    at every logged step, the clip bound, clipped steps and rollbacks."""
+    figure, axes = _figure(6 * len(runs), 4.2, 1, len(runs))
+    for ax, run, colour in zip(axes.flat, runs, _colours(len(runs)), strict=True):
+        _draw_norms(ax, run, colour)
+        for step in run.rollbacks:
+            ax.axvline(step, color="0.2", linestyle=":", linewidth=1.2)
+        share = f", {run.clipped_share:.0%} of steps clipped" if run.clip else ""
+        ax.set(title=f"{run.label}{share}", xlabel="step", ylabel="gradient norm (log scale)")
+        ax.set_xlim(left=0)
+    for ax in axes.flat[1:]:
+        ax.sharey(axes.flat[0])
+    _readable_log_axis(axes.flat[0])
+    _legend(figure, axes.flat[0], axes.flat[0], runs)
+    return figure
+
+
+def agreement_figure(counts: dict[str, int], accuracy: dict[str, dict[str, float]]):
+    """Subject-verb agreement accuracy by distance: one bar per model in each distance
+    bucket, chance (50%) drawn, the number of items under each bucket."""
+    figure, axes = _figure(12, 4.8, 1, 1)
+    ax = axes[0, 0]
+    buckets, models = list(counts), list(accuracy)
+    width = 0.8 / max(len(models), 1)
+    for i, (model, colour) in enumerate(zip(models, _colours(len(models)), strict=True)):
+        values = [100 * accuracy[model].get(b, float("nan")) for b in buckets]
+        x = np.arange(len(buckets)) + (i - (len(models) - 1) / 2) * width
+        ax.bar(x, values, width * 0.92, color=colour, label=model)
+    ax.axhline(50, color="0.3", linestyle="--", linewidth=1, label="chance")
+    ax.set_xticks(np.arange(len(buckets)),
+                  [f"{b} words\n({counts[b]} items)" for b in buckets])  # fmt: skip
+    ax.set(ylim=(0, 100), ylabel="right verb form preferred (%)",
+           xlabel="distance from the subject to its verb",
+           title="Subject-verb agreement by distance")  # fmt: skip
+    handles, labels = ax.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside right center", frameon=False)
     return figure

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -196,3 +197,22 @@ def test_help_imports_neither_torch_nor_matplotlib():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_lesson_figures_draw_from_data(tmp_path):
+    from rnngen.plot import Curve, agreement_figure, gradients_figure, norm_traces_figure
+
+    clipped = load_run(metrics_file(tmp_path / "a.metrics.jsonl", crafted(1.0, back_to=12)))
+    clipped.clip = 5.0
+    free = load_run(metrics_file(tmp_path / "b.metrics.jsonl", crafted(1.0)))
+    save_figure(norm_traces_figure([clipped, free]), tmp_path / "norms.svg")
+    svg = (tmp_path / "norms.svg").read_text()
+    assert "of steps clipped" in svg and "rollback" in svg
+    counts = {"1-2": 10, ">10": 5}
+    accuracy = {"5-gram": {"1-2": 0.7, ">10": 0.5}, "lstm": {"1-2": 0.9, ">10": float("nan")}}
+    save_figure(agreement_figure(counts, accuracy), tmp_path / "agreement.svg")
+    assert "&gt;10 words" in (tmp_path / "agreement.svg").read_text()  # SVG escapes ">"
+    lags = np.arange(4)
+    flat = Curve("x", lags, np.array([1.0, 0.1, 0.0, 0.0]), np.ones(4))
+    save_figure(gradients_figure([flat], relative=False), tmp_path / "flow.svg")
+    assert "relative to k = 0" not in (tmp_path / "flow.svg").read_text()
