@@ -216,3 +216,23 @@ def test_lesson_figures_draw_from_data(tmp_path):
     flat = Curve("x", lags, np.array([1.0, 0.1, 0.0, 0.0]), np.ones(4))
     save_figure(gradients_figure([flat], relative=False), tmp_path / "flow.svg")
     assert "relative to k = 0" not in (tmp_path / "flow.svg").read_text()
+
+
+def test_eval_leaves_its_figures_for_plot(tmp_path):
+    """`rnngen eval` on the checkpoint's own held-out text writes NAME.eval.json beside it,
+    which plot reads for its reference lines; an eval on other text does not."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(tiny_text(200))
+    out = tmp_path / "m.safetensors"
+    trained = run_cli(
+        "train", str(corpus), "-o", str(out), "--hidden", "16", "--kind", "char",
+        "--max-steps", "3", "--batch-size", "4", "--seq-len", "16", "-q",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    other = tmp_path / "other.txt"
+    other.write_text(tiny_text(20, seed=3))
+    assert run_cli("eval", str(out), "--data", str(other), "-q").returncode == 0
+    assert not (tmp_path / "m.eval.json").exists()
+    result = run_cli("eval", str(out), "--json", "--ngram-order", "3", "-q")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "m.eval.json").read_text()) == json.loads(result.stdout)

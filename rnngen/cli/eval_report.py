@@ -28,6 +28,7 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, o
             f"orders {report.ngram.fallback_orders} had too little data to estimate discounts; "
             "used KenLM's fallback (0.5, 1, 1.5)"
         )
+    _leave_for_plot(reporter, path, report)
     if json_out:
         print_json(report.to_json())
         return
@@ -50,6 +51,25 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, o
             ],
             numeric=set(range(1, 2 + len(names))),
         )
+
+
+def _leave_for_plot(reporter, path: Path, report) -> None:
+    """Keep the report beside the checkpoint as NAME.eval.json (atomically), so that `rnngen
+    plot` draws the n-gram and oracle lines without computing them again. Only for the
+    checkpoint's own held-out text: another --data would give the plot the wrong lines. A
+    read-only checkpoint folder costs the plot its lines, not the eval its result."""
+    import json
+
+    from rnngen.atomic import write_text
+    from rnngen.errors import RnngenError
+
+    if not report.data.startswith("held-out "):
+        return
+    target = path.with_name(path.name.removesuffix(".safetensors") + ".eval.json")
+    try:
+        write_text(target, json.dumps(report.to_json()) + "\n")
+    except RnngenError as e:
+        reporter.warn(f"{e}; plot will lack the n-gram line")
 
 
 def _percent(value: float) -> str:
