@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from conftest import interrupt_once_written, tiny_text
@@ -333,3 +334,23 @@ def test_torchrun_ctrl_c_saves_and_resumes(tmp_path):
     assert f"resuming at step {stopped}" in resumed.stderr
     assert json.loads(resumed.stdout)["steps"] == stopped + 5
     assert math.isfinite(json.loads(resumed.stdout)["best_valid_loss"])
+
+
+def test_torchrun_sizes_the_model_once_for_every_rank(tmp_path, monkeypatch):
+    """Automatic sizing under torchrun: rank 0 measures, every rank builds what it chose
+    (DistributedDataParallel refuses ranks whose parameters differ, so a finished run is
+    the proof), and only rank 0 says so."""
+    monkeypatch.setenv("RNNGEN_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(tiny_text(600))
+    out = tmp_path / "auto.safetensors"
+    assert OPTIONS[:6] == ["--hidden", "32", "--embed", "32", "--layers", "1"]
+    auto = OPTIONS[6:]  # no size given
+    result = rnngen("train", str(corpus), "-o", str(out), "--max-steps", "3", *auto,
+                    torchrun=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("size: measured") == 1
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+    sizing, model = json.loads(meta["sizing"]), json.loads(meta["model_config"])
+    assert (model["layers"], model["hidden_size"]) == (sizing["layers"], sizing["hidden_size"])
