@@ -240,8 +240,3 @@ def parameters_of(config: ModelConfig) -> int:
     output = v if config.tie else v * h + v
     projection = 0 if (not config.tie or h == e) else h * e + e
     return recurrent + embedding + output + projection
-
-
-def named_size(name: str) -> tuple[int, int]:
-    """--size small|base|large -> (layers, hidden)."""
-    return SIZES[name]
