@@ -13,22 +13,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from rnngen import metrics
 from rnngen.errors import RnngenError
+from rnngen.line_scoring import LineScore, line_scorer
 from rnngen.provenance import Provenance, checkpoint_provenance
-
-
-@dataclass(frozen=True)
-class LineScore:
-    """One line scored as a line of its own (after a line end), its newline included."""
-
-    text: str  # without its newline
-    tokens: int
-    logprob: float  # total ln p of its tokens
-    ppl: float | None  # exp(-logprob / tokens); None for a line of no tokens
 
 
 class LanguageModel:
@@ -88,13 +77,7 @@ class LanguageModel:
 
 def score_line(model, tokenizer, device, line: str) -> LineScore:
     """`line` exactly as given (newline and all), scored after a line end."""
-    from rnngen.evaluate import sequence_logprobs
-
-    ids = tokenizer.encode(line)
-    context = [tokenizer.newline_id]
-    total = float(sequence_logprobs(model, [ids], context, device)[0]) if ids else 0.0  # (1,)
-    ppl = metrics.perplexity(-total / len(ids)) if ids else None
-    return LineScore(line.rstrip("\n"), len(ids), total, ppl)
+    return line_scorer(tokenizer, device, model)(line)
 
 
 def load(path: str | Path | None = None, device: str = "auto") -> LanguageModel:

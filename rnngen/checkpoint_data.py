@@ -126,13 +126,19 @@ def with_context(tokenizer: Tokenizer, ids: np.ndarray) -> np.ndarray:
     return np.concatenate([np.array([tokenizer.newline_id], dtype=ids.dtype), ids])
 
 
+def ngram_key(train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha256: str) -> str:
+    """What names an n-gram in the cache: its training tokens, tokenizer and order."""
+    digest = hashlib.sha256(np.ascontiguousarray(train_ids).tobytes())
+    digest.update(f"{tokenizer_sha256}:{order}:{vocab_size}".encode())
+    return digest.hexdigest()[:24]
+
+
 def cached_ngram(
     train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha256: str
 ) -> tuple[KneserNey, bool]:
     """The n-gram of these training tokens, tokenizer and order, built once and cached."""
-    digest = hashlib.sha256(np.ascontiguousarray(train_ids).tobytes())
-    digest.update(f"{tokenizer_sha256}:{order}:{vocab_size}".encode())
-    path = cache_root() / "ngram" / f"{digest.hexdigest()[:24]}.safetensors"
+    key = ngram_key(train_ids, order, vocab_size, tokenizer_sha256)
+    path = cache_root() / "ngram" / f"{key}.safetensors"
     if path.exists():
         try:
             return KneserNey.load(path), True
@@ -158,6 +164,7 @@ class TrainingNGram:
     source: str  # "the checkpoint's training tokens", "... corpus", or the --train path
     cached: bool  # loaded from the cache rather than built now
     seconds: float  # to load or build it
+    key: str  # its name in the cache (see ngram_key)
 
 
 def training_ngram(
@@ -169,4 +176,16 @@ def training_ngram(
     ids, source = training_ids(provenance, tokenizer, train)
     started = time.perf_counter()
     model, cached = cached_ngram(ids, order, tokenizer.vocab_size, tokenizer.sha256)
-    return TrainingNGram(model, len(ids), source, cached, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    key = ngram_key(ids, order, tokenizer.vocab_size, tokenizer.sha256)
+    return TrainingNGram(model, len(ids), source, cached, seconds, key)
+
+
+def split_ids(provenance: Provenance, tokenizer: Tokenizer, split: str) -> np.ndarray | None:
+    """The ids of one of the checkpoint's splits, from the token cache or the unchanged
+    source file; None when it has no such split or the text is gone."""
+    ids = stored_ids(provenance, tokenizer, split)
+    if ids is not None:
+        return ids
+    text = source_text(provenance, split)
+    return None if text is None else tokenizer.encode_array(text)

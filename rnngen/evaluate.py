@@ -127,7 +127,6 @@ def _warm_state(model, inputs, length, streams, warmup, device, precision):
     return state
 
 
-@torch.inference_mode()
 def sequence_logprobs(
     model: RNNLM,
     sequences: list[list[int]],
@@ -137,13 +136,29 @@ def sequence_logprobs(
     batch_size: int = 256,
 ) -> np.ndarray:
     """Total ln p of each id sequence, each scored after the same `context` ids.
+    Returns (len(sequences),) float64."""
+    per_token = sequence_token_logprobs(model, sequences, context, device, precision, batch_size)
+    return np.array([logp.sum() for logp in per_token], dtype=np.float64)
+
+
+@torch.inference_mode()
+def sequence_token_logprobs(
+    model: RNNLM,
+    sequences: list[list[int]],
+    context: list[int],
+    device: torch.device,
+    precision: str = "fp32",
+    batch_size: int = 256,
+) -> list[np.ndarray]:
+    """ln p of each token of each id sequence, each scored after the same `context` ids.
 
     Sequences are padded into batches and masked, so many short texts (lines to score,
-    agreement probes) cost a few forward passes. Returns (len(sequences),) float64.
+    agreement probes) cost a few forward passes. Returns one (len(sequence),) float64 array
+    per sequence.
     """
     was_training = model.training
     model.eval()
-    totals = np.zeros(len(sequences), dtype=np.float64)
+    result: list[np.ndarray] = [np.zeros(0)] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))  # similar lengths
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
@@ -151,18 +166,17 @@ def sequence_logprobs(
         if length == 0:
             continue
         full = np.zeros((len(chunk), len(context) + length), dtype=np.int64)  # (B, C+L)
-        mask = np.zeros((len(chunk), length), dtype=bool)  # (B, L)
         for row, i in enumerate(chunk):
             full[row, : len(context)] = context
             full[row, len(context) : len(context) + len(sequences[i])] = sequences[i]
-            mask[row, : len(sequences[i])] = True
         x = torch.from_numpy(full[:, :-1]).to(device)  # (B, C+L-1)
         with autocast(device, precision):
             logits, _ = model(x)  # (B, C+L-1, V)
         logits = logits[:, len(context) - 1 :].float()  # (B, L, V): predicts the sequence
         y = torch.from_numpy(full[:, len(context) :]).to(device)  # (B, L)
         logp = F.log_softmax(logits, dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
-        logp = logp.double().cpu().numpy() * mask
-        totals[chunk] = logp.sum(axis=1)
+        logp = logp.double().cpu().numpy()  # (B, L)
+        for row, i in enumerate(chunk):
+            result[i] = logp[row, : len(sequences[i])]
     model.train(was_training)
-    return totals
+    return result

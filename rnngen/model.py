@@ -97,6 +97,19 @@ def detach_state(state: State | None) -> State | None:
     return [tuple(s.detach() for s in st) if isinstance(st, tuple) else st.detach() for st in state]
 
 
+def reset_rows(state: State | None, rows: list[int]) -> State | None:
+    """The state with the given batch rows set back to zero (a fresh start for those streams)."""
+    if state is None or not rows:
+        return state
+
+    def zeroed(tensor: torch.Tensor) -> torch.Tensor:  # (1, B, H)
+        tensor = tensor.clone()
+        tensor[:, rows] = 0
+        return tensor
+
+    return [tuple(map(zeroed, st)) if isinstance(st, tuple) else zeroed(st) for st in state]
+
+
 def state_tensors(state: State | None) -> dict[str, torch.Tensor]:
     """Flatten a state to named tensors (for the resume file)."""
     out = {}

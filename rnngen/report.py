@@ -9,6 +9,7 @@ are added. Nothing here prints: `progress` receives the lines a CLI may log as w
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from rnngen.checkpoint_data import heldout_text, training_ngram, with_context
+from rnngen.dynamic import DynamicConfig, dynamic_logprobs
 from rnngen.errors import RnngenError
-from rnngen.evaluate import Score, model_logprobs, sequence_logprobs
+from rnngen.evaluate import Score, model_logprobs, sequence_token_logprobs
 from rnngen.hardware import resolve_precision
+from rnngen.interpolate import FIT, MixtureWeight, ids_sha256, mixture_weight
+from rnngen.mixture import mix_logprobs
 from rnngen.provenance import Provenance
 
 ORACLE = "oracle (true entropy)"
@@ -55,6 +59,9 @@ class ComparisonReport:
     rows: list[Score]  # the RNN, the n-gram, the unigram, then the oracle on synth text
     ngram: NGramInfo
     agreement: Agreement | None = None
+    mixture: MixtureWeight | None = None
+    mixture_on_fit_text: bool = False  # the held-out text is the text λ was fit on
+    dynamic: DynamicConfig | None = None
 
     @property
     def oracle(self) -> Score | None:
@@ -75,6 +82,13 @@ class ComparisonReport:
                 "fallback_orders": self.ngram.fallback_orders,
             },
         }
+        if self.mixture is not None:
+            report["mixture"] = {
+                **self.mixture.as_dict(),
+                "scored_on_fit_text": self.mixture_on_fit_text,
+            }
+        if self.dynamic is not None:
+            report["dynamic"] = dataclasses.asdict(self.dynamic)
         if self.agreement is not None:
             report["agreement"] = {
                 "items": self.agreement.items,
@@ -93,9 +107,13 @@ def compare_model(
     data: Path | None = None,
     train: Path | None = None,
     ngram_order: int = 5,
+    mix: float | str | None = FIT,
+    dynamic: DynamicConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ComparisonReport:
-    """Score the held-out text with the model, the cached n-gram and the unigram."""
+    """Score the held-out text with the model, the cached n-gram and the unigram; with `mix`
+    (a weight, or "fit" for the one fit on the validation split) also their mixture, and
+    with `dynamic` the model adapting as it reads (and its mixture)."""
     log = progress or (lambda _: None)
     heldout = heldout_text(provenance, tokenizer, data)
     ids = with_context(tokenizer, tokenizer.encode_array(heldout.text))  # (1 + targets,)
@@ -117,14 +135,35 @@ def compare_model(
     assert len(rnn_logp) == len(ngram_logp) == len(unigram_logp), "rows must share targets"
 
     config, chars, nbytes = model.config, heldout.chars, heldout.bytes
-    rows = [
-        Score(f"{config.cell} {config.layers}x{config.hidden_size}", -rnn_logp.sum(),
-              len(rnn_logp), chars, nbytes),
-        Score(f"kneser-ney {ngram_order}-gram", -ngram_logp.sum(), len(ngram_logp), chars,
-              nbytes),
-        Score("unigram", -unigram_logp.sum(), len(unigram_logp), chars, nbytes),
-    ]  # fmt: skip
-    agreement = _synth_rows(heldout.text, rows, model, tokenizer, ngram.model, device, precision)
+    rnn_name, ngram_name = (
+        f"{config.cell} {config.layers}x{config.hidden_size}",
+        f"{ngram_order}-gram",
+    )
+
+    def row(name: str, logp: np.ndarray) -> Score:
+        assert len(logp) == len(rnn_logp), "rows must share targets"
+        return Score(name, -logp.sum(), len(logp), chars, nbytes)
+
+    rows = [row(rnn_name, rnn_logp), row(f"kneser-ney {ngram_name}", ngram_logp),
+            row("unigram", unigram_logp)]  # fmt: skip
+    weight = None
+    if mix is not None:
+        weight = mixture_weight(mix, model, tokenizer, provenance, ngram, device, precision)
+        log(f"mixture: {weight.describe()}" + (" (cached)" if weight.cached else ""))
+        rows.append(
+            row(f"{rnn_name} + {ngram_name}", mix_logprobs(rnn_logp, ngram_logp, weight.weight))
+        )
+    if dynamic is not None:
+        started = time.perf_counter()
+        dynamic_logp = dynamic_logprobs(model, ids, device, dynamic, precision)  # (targets,)
+        seconds = time.perf_counter() - started
+        log(f"dynamic evaluation: {len(dynamic_logp):,} tokens in {seconds:.1f}s")
+        rows.append(row(f"{rnn_name} dynamic", dynamic_logp))
+        if weight is not None:
+            rows.append(row(f"{rnn_name} dynamic + {ngram_name}",
+                            mix_logprobs(dynamic_logp, ngram_logp, weight.weight)))  # fmt: skip
+    agreement = _synth_rows(heldout.text, rows, model, tokenizer, ngram.model, device, precision,
+                            weight)  # fmt: skip
     stats = ngram.model.stats
     return ComparisonReport(
         checkpoint=checkpoint,
@@ -136,10 +175,15 @@ def compare_model(
         ngram=NGramInfo(ngram_order, stats.discounts, stats.fallback_orders, ngram.tokens,
                         ngram.source, ngram.cached),
         agreement=agreement,
+        mixture=weight,
+        mixture_on_fit_text=weight is not None and weight.fit_ids_sha256 == ids_sha256(ids),
+        dynamic=dynamic,
     )  # fmt: skip
 
 
-def _synth_rows(text, rows, model, tokenizer, ngram, device, precision) -> Agreement | None:
+def _synth_rows(
+    text, rows, model, tokenizer, ngram, device, precision, weight: MixtureWeight | None
+) -> Agreement | None:
     """On text from `rnngen synth`: an oracle row in `rows`, and agreement accuracy."""
     from rnngen.synth import agreement_accuracy, looks_generated, oracle
 
@@ -151,14 +195,23 @@ def _synth_rows(text, rows, model, tokenizer, ngram, device, precision) -> Agree
         rows.append(Score(ORACLE, truth.nats, rows[0].tokens, rows[0].chars, rows[0].bytes))
     context = [tokenizer.newline_id]
 
-    def rnn(texts: list[str]) -> np.ndarray:
+    def rnn_tokens(texts: list[str]) -> list[np.ndarray]:
         sequences = [tokenizer.encode(t) for t in texts]
-        return sequence_logprobs(model, sequences, context, device, precision)  # (len(texts),)
+        return sequence_token_logprobs(model, sequences, context, device, precision)
 
-    def kn(texts: list[str]) -> np.ndarray:
-        return np.array(
-            [ngram.logprobs(np.array(context + tokenizer.encode(t))).sum() for t in texts]
-        )  # (len(texts),)
+    def kn_tokens(texts: list[str]) -> list[np.ndarray]:
+        return [ngram.logprobs(np.array(context + tokenizer.encode(t))) for t in texts]
 
-    result = agreement_accuracy(lines, truth.items, {rows[0].name: rnn, rows[1].name: kn})
+    def total(per_token) -> Callable[[list[str]], np.ndarray]:
+        return lambda texts: np.array([logp.sum() for logp in per_token(texts)])  # (len(texts),)
+
+    scorers = {rows[0].name: total(rnn_tokens), rows[1].name: total(kn_tokens)}
+    if weight is not None:
+
+        def mixed(texts: list[str]) -> list[np.ndarray]:
+            pairs = zip(rnn_tokens(texts), kn_tokens(texts), strict=True)
+            return [mix_logprobs(a, b, weight.weight) for a, b in pairs]
+
+        scorers[rows[3].name] = total(mixed)
+    result = agreement_accuracy(lines, truth.items, scorers)
     return Agreement(result.counts, result.accuracy)

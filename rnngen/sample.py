@@ -98,12 +98,15 @@ def generate(
     prompt: str = "",
     config: SampleConfig | None = None,
     precision: str = "fp32",
+    mixture: tuple | None = None,
 ) -> Iterator[Piece | Done]:
     """Continue `prompt` num_samples times, on the model's device.
 
     `model` is an RNNLM or a KneserNey. `precision` bf16/fp16 runs a converted copy of the
     RNN's weights (fp32 stays the reference; bf16 is about twice as fast on CPUs with bf16
-    units). Stopping early (closing the generator) is fine.
+    units). `mixture` (a KneserNey, λ) samples the RNN mixed with that n-gram, (1 - λ) p_rnn
+    + λ p_ngram, the n-gram's context being the prompt and the tokens sampled so far.
+    Stopping early (closing the generator) is fine.
     """
     config = config or SampleConfig()
     if precision not in DTYPES:
@@ -111,7 +114,11 @@ def generate(
     # The prompt starts a line, as it would in the training text.
     context = [tokenizer.newline_id] + (tokenizer.encode(prompt) if prompt else [])
     batch = config.num_samples
-    if isinstance(model, RNNLM):
+    if isinstance(model, RNNLM) and mixture is not None:
+        ngram, weight = mixture
+        source = MixedSource(RNNSource(model, batch, DTYPES[precision]),
+                             NGramSource(ngram, batch), weight)  # fmt: skip
+    elif isinstance(model, RNNLM):
         source = RNNSource(model, batch, DTYPES[precision])
     else:
         source = NGramSource(model, batch)
@@ -199,6 +206,26 @@ class NGramSource:
     def _logits(self) -> torch.Tensor:
         rows = [self.ngram.distribution(np.asarray(c, dtype=np.int64)) for c in self.contexts]
         return torch.from_numpy(np.log(np.stack(rows))).float()  # (B, V); KN has no zeros
+
+
+class MixedSource:
+    """The mixture (1 - λ) p_rnn + λ p_ngram of two sources, as logits (B, V): its log."""
+
+    def __init__(self, rnn: RNNSource, ngram: NGramSource, weight: float):
+        self.rnn, self.ngram = rnn, ngram
+        self.log_weights = (math.log1p(-weight) if weight < 1 else -math.inf,
+                            math.log(weight) if weight > 0 else -math.inf)  # fmt: skip
+
+    def start(self, context: list[int]) -> torch.Tensor:
+        return self._mix(self.rnn.start(context), self.ngram.start(context))
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self._mix(self.rnn.step(tokens), self.ngram.step(tokens.cpu()))
+
+    def _mix(self, rnn_logits: torch.Tensor, ngram_logits: torch.Tensor) -> torch.Tensor:
+        rnn_logp = F.log_softmax(rnn_logits.float(), dim=-1)  # (B, V)
+        ngram_logp = ngram_logits.to(rnn_logp.device)  # (B, V), already normalized
+        return torch.logaddexp(rnn_logp + self.log_weights[0], ngram_logp + self.log_weights[1])
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from rnngen import metrics
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
@@ -17,6 +16,22 @@ CheckpointArg = typer.Argument(
     None, help="A .safetensors checkpoint [default: the newest in ./checkpoints]."
 )
 Device = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
+DynamicLr = typer.Option(0.03, "--dynamic-lr", help="SGD step of dynamic evaluation.")
+DynamicSegment = typer.Option(
+    32, "--dynamic-segment", help="Tokens scored between two dynamic-evaluation updates."
+)
+DynamicDecay = typer.Option(
+    0.0, "--dynamic-decay", help="Pull back towards the trained weights after each update."
+)
+
+
+def dynamic_config(enabled: bool, learning_rate: float, segment: int, decay: float):
+    """The DynamicConfig of the --dynamic options (checked), or None when off."""
+    if not enabled:
+        return None
+    from rnngen.dynamic import DynamicConfig
+
+    return DynamicConfig(learning_rate=learning_rate, segment=segment, decay=decay)
 
 
 def open_checkpoint(checkpoint: Path | None, device: str):
@@ -40,6 +55,20 @@ def evaluate(
         None, "--train", help="Training text for the n-gram, if the checkpoint's corpus moved."
     ),
     ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the Kneser-Ney baseline."),
+    mix: str = typer.Option(
+        "fit",
+        "--mix",
+        metavar="fit|LAMBDA",
+        help="Weight of the n-gram in the RNN + n-gram row: 'fit' (by EM on the validation "
+        "split, cached) or a number in [0, 1].",
+    ),
+    no_mix: bool = typer.Option(False, "--no-mix", help="Leave out the RNN + n-gram row."),
+    dynamic: bool = typer.Option(
+        False, "--dynamic", help="Add rows for dynamic evaluation (the RNN adapting as it reads)."
+    ),
+    dynamic_lr: float = DynamicLr,
+    dynamic_segment: int = DynamicSegment,
+    dynamic_decay: float = DynamicDecay,
     device: str = Device,
     quiet: bool = args.Quiet,
     json_output: bool = args.Json,
@@ -49,19 +78,27 @@ def evaluate(
     Every row scores exactly the same targets: every token of the held-out text (the
     checkpoint's test split, else its validation split, or --data FILE), each given all the
     text before it. The n-gram is trained on exactly the checkpoint's training tokens and
-    cached. On text from `rnngen synth`, adds the true entropy ("oracle") and subject-verb
+    cached. A row mixes the two, p = (1 - λ) p_rnn + λ p_ngram, with λ fit on the validation
+    split. On text from `rnngen synth`, adds the true entropy ("oracle") and subject-verb
     agreement accuracy by distance.
     """
-    from rnngen.cli.eval_report import compare
+    from rnngen.cli.eval_report import EvalOptions, compare
+    from rnngen.interpolate import parse_mix
     from rnngen.ngram import MAX_ORDER
 
     if not 1 <= ngram_order <= MAX_ORDER:
         raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
+    options = EvalOptions(
+        data=data,
+        train=train,
+        ngram_order=ngram_order,
+        mix=None if no_mix else parse_mix(mix),
+        dynamic=dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay),
+        json_output=json_output,
+    )
     reporter = Reporter(quiet)
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
-    compare(
-        reporter, path, model, tokenizer, meta, torch_device, data, train, ngram_order, json_output
-    )
+    compare(reporter, path, model, tokenizer, meta, torch_device, options)
 
 
 @command()
@@ -72,7 +109,20 @@ def score(
     ),
     ngram: bool = typer.Option(False, "--ngram", help="Score with the n-gram baseline instead."),
     ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the n-gram baseline."),
-    train: Path = typer.Option(None, "--train", help="Training text for --ngram, if moved."),
+    mix: str = typer.Option(
+        None,
+        "--mix",
+        metavar="fit|LAMBDA",
+        help="Score with the RNN + n-gram mixture: 'fit' (the weight fit on the validation "
+        "split, as eval reports it) or the n-gram's weight in [0, 1].",
+    ),
+    dynamic: bool = typer.Option(
+        False, "--dynamic", help="Let the RNN adapt from line to line (dynamic evaluation)."
+    ),
+    dynamic_lr: float = DynamicLr,
+    dynamic_segment: int = DynamicSegment,
+    dynamic_decay: float = DynamicDecay,
+    train: Path = typer.Option(None, "--train", help="Training text for the n-gram, if moved."),
     device: str = Device,
 ) -> None:
     """One JSON object per input line: text, tokens, log-probability (nats), perplexity.
@@ -80,37 +130,44 @@ def score(
     Each line is scored as a line of its own (after a line end), including its newline.
     Streams: a line in, a line out, so it works in pipelines (ranking, filtering).
     """
-    import numpy as np
-
     from rnngen.cli.output import write_stdout
+    from rnngen.interpolate import parse_mix
     from rnngen.textio import iter_lines, open_lines, stdin_binary
 
+    mix_option = parse_mix(mix) if mix is not None else None
+    if ngram and (mix_option is not None or dynamic):
+        raise RnngenError(
+            "--ngram scores with the n-gram alone; it does not go with --mix or --dynamic"
+        )
+    dynamic_options = dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
     # The input is checked before the model loads: a bad one fails at once.
     if input_file == "-":
         source = iter_lines(stdin_binary("score"), "stdin")
     else:
         source = open_lines(Path(input_file), "input file")
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
-    from rnngen.api import LineScore, score_line
+    from rnngen.line_scoring import line_scorer
 
-    if ngram:
+    baseline, weight = None, None
+    if ngram or mix_option is not None:
         from rnngen.checkpoint_data import training_ngram
+        from rnngen.interpolate import mixture_weight
         from rnngen.provenance import checkpoint_provenance
 
         provenance = checkpoint_provenance(meta, required=False)
-        baseline = training_ngram(provenance, tokenizer, ngram_order, train).model
-
-        def line_score(line: str) -> LineScore:
-            ids = tokenizer.encode(line)
-            total = float(baseline.logprobs(np.array([tokenizer.newline_id, *ids])).sum())
-            total = total if ids else 0.0
-            ppl = metrics.perplexity(-total / len(ids)) if ids else None
-            return LineScore(line.rstrip("\n"), len(ids), total, ppl)
-    else:
-
-        def line_score(line: str) -> LineScore:
-            return score_line(model, tokenizer, torch_device, line)
-
+        baseline = training_ngram(provenance, tokenizer, ngram_order, train)
+        if mix_option is not None:
+            weight = mixture_weight(
+                mix_option, model, tokenizer, provenance, baseline, torch_device
+            ).weight
+    line_score = line_scorer(
+        tokenizer,
+        torch_device,
+        model=None if ngram else model,
+        ngram=baseline.model if baseline is not None else None,
+        weight=weight,
+        dynamic=dynamic_options,
+    )
     for line in source:
         s = line_score(line)
         record = {"text": s.text, "tokens": s.tokens, "logprob": s.logprob, "ppl": s.ppl}

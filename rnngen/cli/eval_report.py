@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from rnngen.cli.output import print_json, print_table
 
 
-def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, order, json_out):
+@dataclass(frozen=True)
+class EvalOptions:
+    """What `rnngen eval` was asked for, checked."""
+
+    data: Path | None
+    train: Path | None
+    ngram_order: int
+    mix: float | str | None  # a weight, "fit", or None for no mixture row
+    dynamic: object | None  # a DynamicConfig, or None
+    json_output: bool
+
+
+def compare(reporter, path: Path, model, tokenizer, meta, device, options: EvalOptions):
     from rnngen.provenance import checkpoint_provenance
     from rnngen.report import compare_model
 
@@ -18,9 +31,11 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, o
         checkpoint_provenance(meta, required=False),
         device,
         checkpoint=str(path),
-        data=data,
-        train=train,
-        ngram_order=order,
+        data=options.data,
+        train=options.train,
+        ngram_order=options.ngram_order,
+        mix=options.mix,
+        dynamic=options.dynamic,
         progress=reporter.log,
     )
     if report.ngram.fallback_orders:
@@ -29,12 +44,19 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, data, train, o
             "used KenLM's fallback (0.5, 1, 1.5)"
         )
     _leave_for_plot(reporter, path, report)
-    if json_out:
+    if options.json_output:
         print_json(report.to_json())
         return
-    rows, title = report.rows, f"{path.name} on {report.data}"
+    rows = report.rows
+    title = (
+        f"{path.name} on {report.data}: {report.targets:,} tokens, {report.characters:,} characters"
+    )
+    if report.mixture is not None:
+        title += f"\nmixture: {report.mixture.describe()}"
+        if report.mixture_on_fit_text:
+            title += "; that is the text scored here, so the mixture rows are optimistic"
     print_table(
-        f"{title}: {report.targets:,} tokens, {report.characters:,} characters",
+        title,
         ["model", "tokens", "nats/token", "perplexity", "bits/char", "bits/byte"],
         [[r.name, r.tokens, r.loss, r.ppl, r.bits_per_char, r.bits_per_byte] for r in rows],
         numeric={1, 2, 3, 4, 5},

@@ -71,7 +71,16 @@ def sample(
     ngram: bool = typer.Option(
         False, "--ngram", help="Sample the Kneser-Ney baseline of the checkpoint's training text."
     ),
-    ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the --ngram model."),
+    ngram_order: int = typer.Option(
+        5, "--ngram-order", help="Order of the --ngram or --mix n-gram."
+    ),
+    mix: str = typer.Option(
+        None,
+        "--mix",
+        metavar="fit|LAMBDA",
+        help="Sample the RNN + n-gram mixture: 'fit' (the weight fit on the validation split, "
+        "as eval reports it) or the n-gram's weight in [0, 1].",
+    ),
     quiet: bool = args.Quiet,
 ) -> None:
     """Generate text from CHECKPOINT, streamed to stdout as it is sampled.
@@ -95,7 +104,14 @@ def sample(
         raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
     if threads < 1:
         raise RnngenError(f"--threads must be at least 1, got {threads}")
-    if ngram:
+    mix_option = None
+    if mix is not None:
+        from rnngen.interpolate import parse_mix
+
+        mix_option = parse_mix(mix)
+        if ngram:
+            raise RnngenError("--ngram samples the n-gram alone; it does not go with --mix")
+    if ngram or mix_option is not None:
         from rnngen.ngram import MAX_ORDER
 
         if not 1 <= ngram_order <= MAX_ORDER:
@@ -103,9 +119,12 @@ def sample(
     prompt = read_prompt(prompt)
     reporter = Reporter(quiet)
     path, model, tokenizer, meta = _load(checkpoint, device, threads)
+    mixture = None
     if ngram:
-        model, precision = fit_ngram(meta, tokenizer, ngram_order, reporter), "fp32"
+        model, precision = fit_ngram(meta, tokenizer, ngram_order, reporter).model, "fp32"
     else:
+        if mix_option is not None:
+            mixture = mixture_of(model, tokenizer, meta, ngram_order, mix_option, reporter)
         precision = sampling_precision(precision, model.embedding.weight.device)
         c = model.config
         reporter.log(
@@ -118,7 +137,7 @@ def sample(
 
     echo = "" if no_echo else prompt
     writer = JsonWriter(config, prompt) if json_output else TextWriter(config, echo, separator)
-    for event in generate(model, tokenizer, prompt, config, precision):
+    for event in generate(model, tokenizer, prompt, config, precision, mixture=mixture):
         if isinstance(event, Piece):
             writer.piece(event.index, event.text)
         elif isinstance(event, Done):
@@ -170,7 +189,7 @@ def sampling_precision(precision: str, device) -> str:
     return resolve_precision(precision, device)
 
 
-def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter):
+def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter, purpose: str | None = None):
     """The Kneser-Ney model of exactly the checkpoint's training tokens (cached, as eval's)."""
     from rnngen.checkpoint_data import training_ngram
     from rnngen.provenance import checkpoint_provenance
@@ -187,10 +206,24 @@ def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter):
             "(and its token cache is gone)"
         ) from None
     reporter.log(
-        f"sampling the order-{order} Kneser-Ney model of the checkpoint's {ngram.tokens:,} "
-        f"training tokens ({'cached' if ngram.cached else 'built now'})"
+        f"{'sampling' if purpose is None else purpose} the order-{order} Kneser-Ney model of "
+        f"the checkpoint's {ngram.tokens:,} training tokens "
+        f"({'cached' if ngram.cached else 'built now'})"
     )
-    return ngram.model
+    return ngram
+
+
+def mixture_of(model, tokenizer, meta: dict, order: int, mix_option, reporter: Reporter):
+    """(n-gram, λ) for sampling the mixture, λ fixed or fit on the validation split."""
+    from rnngen.interpolate import mixture_weight
+    from rnngen.provenance import checkpoint_provenance
+
+    ngram = fit_ngram(meta, tokenizer, order, reporter, purpose="mixing in")
+    provenance = checkpoint_provenance(meta, required=False)
+    device = model.embedding.weight.device
+    weight = mixture_weight(mix_option, model, tokenizer, provenance, ngram, device)
+    reporter.log(f"mixture: {weight.describe()}")
+    return ngram.model, weight.weight
 
 
 def write(text: str) -> None:

@@ -1,0 +1,191 @@
+"""The RNN + n-gram mixture: exact, fit by EM, the same in eval, score and sample."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import run_cli, tiny_text
+from rnngen.config import ModelConfig, TokenizerConfig
+from rnngen.errors import RnngenError
+from rnngen.interpolate import FIT, parse_mix
+from rnngen.mixture import fit_weight, mix_logprobs
+from rnngen.model import RNNLM
+from rnngen.ngram import KneserNey
+from rnngen.sample import MixedSource, NGramSource, RNNSource
+from rnngen.tokenizer import train_tokenizer
+
+SMALL = ["--hidden", "32", "--embed", "32", "--layers", "1", "--batch-size", "8",
+         "--seq-len", "32", "--quiet"]  # fmt: skip
+
+
+def log_distributions(draw_size: int, rng: np.random.Generator) -> np.ndarray:
+    """Random log-probabilities of the targets of a text, as a model would give them."""
+    return np.log(rng.dirichlet(np.ones(5), size=draw_size)[:, 0])  # (T,)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 300), st.floats(0.01, 0.99))
+def test_em_never_lowers_the_likelihood_and_finds_the_best_weight(seed, size, start):
+    rng = np.random.default_rng(seed)
+    rnn, ngram = log_distributions(size, rng), log_distributions(size, rng)
+    fit = fit_weight(rnn, ngram, start=start)
+    assert all(b >= a for a, b in zip(fit.mean_logprob, fit.mean_logprob[1:], strict=False))
+    assert 0.0 <= fit.weight <= 1.0
+    # the likelihood is concave in λ: no weight on a grid does clearly better
+    best = max(mix_logprobs(rnn, ngram, w).mean() for w in np.linspace(0, 1, 101))
+    assert fit.mean_logprob[-1] >= best - 1e-4
+
+
+def test_em_weight_follows_the_better_model():
+    rng = np.random.default_rng(0)
+    good, bad = np.full(500, math.log(0.5)), np.full(500, math.log(0.01))
+    assert fit_weight(bad, good).weight > 0.95
+    assert fit_weight(good, bad).weight < 0.05
+    noise = log_distributions(500, rng)
+    assert 0.0 < fit_weight(noise, log_distributions(500, rng)).weight < 1.0
+
+
+def test_the_ends_of_the_mixture_are_the_models_exactly():
+    rng = np.random.default_rng(1)
+    rnn, ngram = log_distributions(50, rng), log_distributions(50, rng)
+    assert np.array_equal(mix_logprobs(rnn, ngram, 0.0), rnn)
+    assert np.array_equal(mix_logprobs(rnn, ngram, 1.0), ngram)
+    half = mix_logprobs(rnn, ngram, 0.5)
+    assert np.allclose(np.exp(half), 0.5 * np.exp(rnn) + 0.5 * np.exp(ngram))
+
+
+def test_parse_mix():
+    assert parse_mix("fit") == FIT and parse_mix(" FIT ") == FIT
+    assert parse_mix("0.25") == 0.25 and parse_mix("1") == 1.0
+    for bad in ("-0.1", "1.5", "nan", "lots", ""):
+        with pytest.raises(RnngenError, match="--mix|mixture weight"):
+            parse_mix(bad)
+
+
+@pytest.fixture(scope="module")
+def models():
+    """A random tiny RNN and a 3-gram over the same character tokenizer."""
+    text = tiny_text(200)
+    tokenizer = train_tokenizer(text.splitlines(), TokenizerConfig(kind="char"))
+    torch.manual_seed(0)
+    rnn = RNNLM(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, embed_size=16))
+    ngram = KneserNey.fit(tokenizer.encode_array(text), 3, tokenizer.vocab_size)
+    return tokenizer, rnn.eval(), ngram
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 1.0])
+def test_the_sampled_mixture_sums_to_one_in_every_context(models, weight):
+    tokenizer, rnn, ngram = models
+    source = MixedSource(RNNSource(rnn, 3), NGramSource(ngram, 3), weight)
+    logits = source.start([tokenizer.newline_id, *tokenizer.encode("the ca")])  # (B, V)
+    for _ in range(5):
+        assert torch.allclose(logits.exp().sum(-1), torch.ones(3, dtype=torch.float32), atol=1e-5)
+        logits = source.step(torch.tensor([3, 5, 7]))
+    if weight == 1.0:  # all n-gram: exactly its distribution
+        context = np.array([tokenizer.newline_id, *tokenizer.encode("the ca"), 3, 3, 3, 3, 3])
+        assert np.allclose(logits[0].exp().numpy(), ngram.distribution(context), atol=1e-6)
+
+
+# -- through the command line ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mixture")
+    corpus = root / "synth.txt"
+    assert run_cli("synth", "-o", str(corpus), "--lines", "400", "-q").returncode == 0
+    result = run_cli("train", str(corpus), "--max-steps", "30", "--kind", "char", *SMALL, cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def eval_rows(trained, *options) -> tuple[dict, dict]:
+    result = run_cli("eval", "--json", *options, cwd=trained)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    return report, {row["name"]: row for row in report["rows"]}
+
+
+def test_eval_adds_the_fitted_mixture_on_identical_targets(trained):
+    report, rows = eval_rows(trained)
+    mixed = rows["lstm 1x32 + 5-gram"]
+    assert len({row["tokens"] for row in rows.values()}) == 1
+    assert 0.0 <= report["mixture"]["lambda"] <= 1.0
+    assert report["mixture"]["fit_on"] == "valid split"
+    assert report["mixture"]["scored_on_fit_text"] is False  # eval scores the test split
+    # fit on other text it need not beat both, but it cannot lose to the worse of the two
+    worse = max(rows["lstm 1x32"]["nats"], rows["kneser-ney 5-gram"]["nats"])
+    assert mixed["nats"] < worse
+    assert "lstm 1x32 + 5-gram" in report["agreement"]["accuracy"]
+
+
+def test_fixed_weights_at_the_ends_reproduce_the_rows_exactly(trained):
+    _, rows = eval_rows(trained, "--mix", "0")
+    assert rows["lstm 1x32 + 5-gram"]["nats"] == rows["lstm 1x32"]["nats"]
+    report, rows = eval_rows(trained, "--mix", "1")
+    assert rows["lstm 1x32 + 5-gram"]["nats"] == rows["kneser-ney 5-gram"]["nats"]
+    assert report["mixture"] == {"lambda": 1.0, "fit_on": None, "fit_tokens": 0,
+                                 "scored_on_fit_text": False}  # fmt: skip
+
+
+def test_no_mix_drops_the_row_and_the_fit_is_cached(trained):
+    _, rows = eval_rows(trained, "--no-mix")
+    assert not any("+" in name for name in rows)
+    first = run_cli("eval", cwd=trained)
+    second = run_cli("eval", cwd=trained)
+    assert "mixture: λ" in second.stderr and "(cached)" in second.stderr
+    assert first.stdout == second.stdout
+
+
+def test_eval_says_when_it_scores_the_text_the_weight_was_fit_on(trained):
+    # no test split: eval scores the validation split, the very text λ is fit on
+    corpus = trained / "synth.txt"
+    result = run_cli("train", str(corpus), "--max-steps", "5", "--kind", "char", "--test-frac",
+                     "0", "-o", "nosplit/model.safetensors", *SMALL, cwd=trained)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report, _ = eval_rows(trained, "nosplit/model.safetensors")
+    assert report["data"] == "held-out valid split"
+    assert report["mixture"]["scored_on_fit_text"] is True
+    table = run_cli("eval", "nosplit/model.safetensors", cwd=trained)
+    assert "the mixture rows are optimistic" in table.stdout
+
+
+def test_bad_mix_options_fail_cleanly(trained):
+    bad = [["eval", "--mix", "2"], ["score", "--mix", "x"],
+           ["score", "--ngram", "--mix", "fit"], ["sample", "--ngram", "--mix", "0.5"]]  # fmt: skip
+    for options in bad:
+        result = run_cli(*options, cwd=trained, input="a line\n")
+        assert result.returncode == 1, options
+        assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
+        assert result.stdout == ""
+
+
+def test_score_with_the_mixture(trained):
+    lines = "the man walks .\nthe men walk .\n"
+    plain = run_cli("score", cwd=trained, input=lines)
+    ngram = run_cli("score", "--ngram", cwd=trained, input=lines)
+    zero = run_cli("score", "--mix", "0", cwd=trained, input=lines)
+    one = run_cli("score", "--mix", "1", cwd=trained, input=lines)
+    fitted = run_cli("score", "--mix", "fit", cwd=trained, input=lines)
+    for result in (plain, ngram, zero, one, fitted):
+        assert result.returncode == 0, result.stderr
+    logprob = [[json.loads(line)["logprob"] for line in r.stdout.splitlines()]
+               for r in (plain, ngram, zero, one, fitted)]  # fmt: skip
+    assert logprob[2] == pytest.approx(logprob[0], abs=1e-9)
+    assert logprob[3] == pytest.approx(logprob[1], abs=1e-9)
+    assert len(logprob[4]) == 2
+
+
+def test_sampling_the_mixture_is_reproducible(trained):
+    runs = [run_cli("sample", "--mix", "0.5", "--seed", "7", "--length", "60", cwd=trained)
+            for _ in range(2)]  # fmt: skip
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()
+    assert "mixture: λ = 0.5000 (fixed)" in runs[0].stderr
