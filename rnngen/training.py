@@ -36,7 +36,7 @@ from rnngen.distributed import Group
 from rnngen.errors import RnngenError
 from rnngen.run_files import RunFiles
 from rnngen.train_data import TrainingData, prepare_data
-from rnngen.train_events import Evaluation, Finished, Saved, Step, Stopped, TrainResult
+from rnngen.train_events import Evaluation, Finished, Rollback, Saved, Step, Stopped, TrainResult
 from rnngen.train_options import complete, configs
 
 # The corpus options of `train(...)`, with their defaults; the rest go to `configs`.
@@ -183,6 +183,8 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
                 record = {"event": "eval", **vars(event), **valid_figures(event, data)}
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
+            elif isinstance(event, Rollback):  # plot marks where a run went back
+                metrics.write(json.dumps({"event": "rollback", **vars(event)}) + "\n")
             yield event
             if isinstance(event, Evaluation):
                 if event.is_best:

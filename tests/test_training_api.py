@@ -83,3 +83,24 @@ def test_cli_and_api_give_the_same_figures(corpus, tmp_path):
         return [(r["event"], r["step"], r.get("loss", r.get("valid_loss"))) for r in lines]
 
     assert losses(api_out) == losses(cli_out)
+
+
+def test_a_rollback_is_kept_in_the_metrics_for_plot(corpus, tmp_path, monkeypatch):
+    from rnngen.plot_runs import load_run
+    from rnngen.trainer import Trainer
+    from rnngen.training import train
+
+    original = Trainer._exploded
+
+    def explode_once(self, loss):  # one loss explosion, at step 3
+        return self.step == 3 and self.rollbacks == 0 or original(self, loss)
+
+    monkeypatch.setattr(Trainer, "_exploded", explode_once)
+    out = tmp_path / "rb" / "m.safetensors"
+    train(corpus, output=out, **{**TINY, "max_steps": 8, "eval_every": 2})
+    records = [json.loads(line) for line in metrics_path(out).read_text().splitlines()]
+    rollbacks = [r for r in records if r["event"] == "rollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["lr_scale"] == 0.5
+    back_to = rollbacks[0]["step"]  # the last evaluation before the explosion
+    assert 0 < back_to <= 3
+    assert load_run(metrics_path(out)).rollbacks == [back_to]
