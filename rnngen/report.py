@@ -148,7 +148,13 @@ def compare_model(
             row("unigram", unigram_logp)]  # fmt: skip
     weight = None
     if mix is not None:
-        weight = mixture_weight(mix, model, tokenizer, provenance, ngram, device, precision)
+        try:
+            weight = mixture_weight(mix, model, tokenizer, provenance, ngram, device, precision)
+        except RnngenError as e:  # no validation text to fit on: the rest of eval stands
+            if mix != FIT:
+                raise
+            log(f"mixture row left out: {e}")
+    if weight is not None:
         log(f"mixture: {weight.describe()}" + (" (cached)" if weight.cached else ""))
         rows.append(
             row(f"{rnn_name} + {ngram_name}", mix_logprobs(rnn_logp, ngram_logp, weight.weight))
