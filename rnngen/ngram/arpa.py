@@ -1,0 +1,228 @@
+"""ARPA text of an n-gram model, formatted with numpy a chunk of lines at a time.
+
+Formatting ARPA lines one by one in Python costs about 1 µs per n-gram, more than building the
+model. Here whole columns are formatted at once. A chunk of lines is laid out as a byte matrix,
+one row per line and one fixed-width slot per field (log10 p, each word, the backoff), with a
+mask of the bytes that belong to the line; `matrix[mask]` is then the text. Numbers come from
+digit tables (`format_fixed6`), words from a padded matrix of the names, each slot filled by one
+fancy index of whole rows. Chunks holding a word longer than LONG_NAME bytes, which would widen
+every row, are assembled instead by a gather of byte ranges (`_gather_lines`). The bytes are
+exactly those of the per-line writer this replaces: numbers as Python's f"{x:.6f}", words
+joined by " ", fields by "\\t".
+
+API
+---
+    arpa_chunks(names, extra, tables) -> iterator of bytes, the UTF-8 ARPA file in pieces
+    format_fixed6(x) -> (chars, lengths), f"{v:.6f}" of every v, right-aligned
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+CHUNK_LINES = 100_000  # lines formatted at a time: bounds the matrices (~100 B a line)
+LONG_NAME = 48  # bytes; a chunk with a longer word is gathered, not laid out in slots
+_FAST_LIMIT = 1000.0  # |x| below this: x * 1e6 is within 1.2e-7 of exact, 3 integer digits
+_TIE_MARGIN = 1e-6  # so rint(x * 1e6) is exact unless the fraction is this close to one half
+_TAB, _NEWLINE = 9, 10
+_DIGITS3 = np.array([list(f"{i:03d}".encode()) for i in range(1000)], dtype=np.uint8)
+_INTEGER_TEXTS = [f"{-i if neg else i:d}".encode() for neg in (0, 1) for i in range(1000)]
+_INTEGER_TEXTS[1000] = b"-0"  # key 1000 + i: negative, i = 0 included (as in "-0.000000")
+_INTEGERS = np.array([list(t.rjust(4)) for t in _INTEGER_TEXTS], dtype=np.uint8)  # (2000, 4)
+_INTEGER_LENGTHS = np.array([len(t) for t in _INTEGER_TEXTS], dtype=np.int64)  # (2000,)
+
+
+def _rows(table: np.ndarray) -> np.ndarray:
+    """A C-contiguous (n, w) table as n items of w bytes, so that fancy indexing copies rows
+    with one memcpy each instead of element by element; shape (n,)."""
+    table = np.ascontiguousarray(table)
+    return table.view(np.dtype(f"V{table.shape[1] * table.itemsize}")).reshape(-1)
+
+
+def _slot(matrix: np.ndarray, column: int, width: int) -> np.ndarray:
+    """Columns column .. column + width of a C-contiguous (n, w) matrix, as n items; shape (n,).
+
+    Assigning _rows(...)[index] to it fills the slot of every row at once.
+    """
+    return np.ndarray(
+        buffer=matrix,
+        dtype=np.dtype(f"V{width * matrix.itemsize}"),
+        shape=(matrix.shape[0],),
+        offset=column * matrix.itemsize,
+        strides=(matrix.strides[0],),
+    )
+
+
+def _right_masks(width: int) -> np.ndarray:
+    """_rows of a (width + 1, width) table: row L marks the last L columns; shape (width + 1,)."""
+    return _rows(np.arange(width) >= width - np.arange(width + 1)[:, None])
+
+
+def format_fixed6(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """f"{v:.6f}" for every v in x, right-aligned; why: Python formats one value at a time.
+
+    Returns chars, a uint8 matrix of shape (n, width) whose row i ends with v's text (padding
+    before it undefined), and lengths (n,). The rounding is Python's: correctly rounded, ties to
+    even, the sign kept on -0.0 and on negatives that round to zero. rint(x * 1e6) gives it
+    wherever the product's rounding error cannot matter; values near a tie, of 1000 or more in
+    magnitude or not finite (a few in a million log-probabilities) go to Python's formatting.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()  # (n,)
+    if x.size == 0:
+        return np.zeros((0, 11), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and nan: formatted by Python
+        scaled = x * 1e6
+        q = np.rint(scaled)
+        slow = ~(np.abs(x) < _FAST_LIMIT) | (0.5 - np.abs(scaled - q) < _TIE_MARGIN)
+    slow_rows = np.flatnonzero(slow)
+    slow_text = [f"{v:.6f}".encode() for v in x[slow_rows].tolist()]
+    width = max([11, *map(len, slow_text)])  # 11: "-999.999999"
+
+    magnitude = np.where(slow, 0, np.abs(q)).astype(np.int64)  # (n,) |x| in millionths
+    whole, frac = np.divmod(magnitude, 10**6)  # whole < 1000 where not slow
+    key = whole + 1000 * np.signbit(x)  # (n,) row of _INTEGERS
+    chars = np.empty((x.size, width), dtype=np.uint8)
+    _slot(chars, width - 11, 4)[...] = _rows(_INTEGERS)[key]
+    chars[:, width - 7] = ord(".")
+    high, low = np.divmod(frac, 1000)
+    _slot(chars, width - 6, 3)[...] = _rows(_DIGITS3)[high]
+    _slot(chars, width - 3, 3)[...] = _rows(_DIGITS3)[low]
+    lengths = _INTEGER_LENGTHS[key] + 7
+    if slow_text:
+        padded = b"".join(text.rjust(width) for text in slow_text)
+        chars[slow_rows] = np.frombuffer(padded, dtype=np.uint8).reshape(-1, width)
+        lengths[slow_rows] = [len(text) for text in slow_text]
+    return chars, lengths
+
+
+class _Names:
+    """Every word's UTF-8 bytes followed by a space, both as one buffer and as padded rows.
+
+    buf[start[i] : start[i] + length[i] + 1] is name i and its space; rows[i] holds the same
+    left-aligned in `width` bytes (junk after), for names of at most LONG_NAME bytes.
+    """
+
+    def __init__(self, names: list[str]):
+        encoded = [name.encode() for name in names]
+        self.length = np.array([len(e) for e in encoded], dtype=np.int64)  # (V,)
+        self.start = np.cumsum(self.length + 1) - (self.length + 1)  # (V,)
+        self.long = self.length > LONG_NAME  # (V,)
+        self.width = int(np.minimum(self.length, LONG_NAME).max(initial=0)) + 1
+        self.buf = np.frombuffer(
+            b"".join(e + b" " for e in encoded) + bytes(self.width), dtype=np.uint8
+        )
+        index = np.minimum(self.start[:, None] + np.arange(self.width), self.buf.size - 1)
+        self.rows = _rows(self.buf[index])  # (V,) items of `width` bytes
+        left = np.arange(self.width) < np.arange(self.width + 1)[:, None]
+        self.left_masks = _rows(left)  # row L marks the first L columns
+
+
+def arpa_chunks(names: list[str], extra: list[str], tables: list[tuple]) -> Iterator[bytes]:
+    """The ARPA file, UTF-8, in pieces that each end a line: header, then one section per order.
+
+    names[i] is the text of word id i; extra are markers listed as unigrams with log10 p = -99;
+    tables[k - 1] is order k's (prefix, last, lnp, lnbo), as KneserNey.ngram_table returns it.
+    """
+    order = len(tables)
+    head = ["\\data\\\n"]
+    for k, (_, last, _, _) in enumerate(tables, start=1):
+        head.append(f"ngram {k}={last.size + (len(extra) if k == 1 else 0)}\n")
+    yield "".join(head).encode()
+    words = _Names(names)
+    for k, (_, last, lnp, lnbo) in enumerate(tables, start=1):
+        yield f"\n\\{k}-grams:\n".encode()
+        for lo in range(0, last.size, CHUNK_LINES):
+            rows = np.arange(lo, min(lo + CHUNK_LINES, last.size))
+            ids = _word_ids(tables, k, rows)  # (n, k)
+            chunk_lnp = lnp[rows]
+            log10p = np.where(np.isfinite(chunk_lnp), chunk_lnp / math.log(10), -99.0)
+            lines = _gather_lines if words.long[ids].any() else _slot_lines
+            yield lines(words, ids, log10p, lnbo[rows] if k < order else None)
+        if k == 1:
+            yield "".join(f"-99\t{marker}\n" for marker in extra).encode()
+    yield b"\n\\end\\\n"
+
+
+def _word_ids(tables: list[tuple], k: int, rows: np.ndarray) -> np.ndarray:
+    """The word ids of order k's n-grams rows, first word first; shape (n, k).
+
+    An n-gram is its prefix (an n-gram of order k - 1, a word id at k = 2) and a last word, so
+    following prefixes down the orders spells it out.
+    """
+    ids = np.empty((rows.size, k), dtype=np.int64)
+    for m in range(k, 1, -1):
+        prefix, last = tables[m - 1][:2]
+        ids[:, m - 1] = last[rows]
+        rows = prefix[rows]
+    ids[:, 0] = tables[0][1][rows]
+    return ids
+
+
+def _fields(log10p: np.ndarray, lnbo: np.ndarray | None) -> tuple:
+    """The numbers of n lines: log10 p and the log10 backoff as format_fixed6 lays them out,
+    and whether each line lists a backoff (lnbo != 0; never at the top order, lnbo None)."""
+    p_chars, p_lengths = format_fixed6(log10p)
+    if lnbo is None:
+        empty = np.zeros((log10p.size, 0), dtype=np.uint8)
+        return p_chars, p_lengths, empty, np.zeros(log10p.size, np.int64), np.zeros(0, bool)
+    bo_chars, bo_lengths = format_fixed6(lnbo / math.log(10))
+    has_bo = lnbo != 0
+    return p_chars, p_lengths, bo_chars, bo_lengths * has_bo, has_bo
+
+
+def _slot_lines(words: _Names, ids: np.ndarray, log10p: np.ndarray, lnbo) -> bytes:
+    """Lines f"{p:.6f}\\t{w1} .. {wk}[\\t{bo:.6f}]\\n" laid out in slots, masked, compressed.
+
+    Row layout: p | tab | word 1 and its space | .. | word k | [tab | backoff] | newline.
+    """
+    p_chars, p_lengths, bo_chars, bo_lengths, has_bo = _fields(log10p, lnbo)
+    n, k = ids.shape
+    wp, wb, wn = p_chars.shape[1], bo_chars.shape[1], words.width
+    width = wp + 1 + k * wn + (wb + 1 if lnbo is not None else 0) + 1
+    text = np.empty((n, width), dtype=np.uint8)
+    mask = np.empty((n, width), dtype=bool)
+    _slot(text, 0, wp)[...] = _rows(p_chars)
+    _slot(mask, 0, wp)[...] = _right_masks(wp)[p_lengths]
+    text[:, wp], mask[:, wp] = _TAB, True
+    for j in range(k):
+        column = wp + 1 + j * wn
+        _slot(text, column, wn)[...] = words.rows[ids[:, j]]
+        shown = words.length[ids[:, j]] + (j < k - 1)  # the space, except after the last word
+        _slot(mask, column, wn)[...] = words.left_masks[shown]
+    if lnbo is not None:
+        column = wp + 1 + k * wn
+        text[:, column], mask[:, column] = _TAB, has_bo
+        _slot(text, column + 1, wb)[...] = _rows(bo_chars)
+        _slot(mask, column + 1, wb)[...] = _right_masks(wb)[bo_lengths]
+    text[:, -1], mask[:, -1] = _NEWLINE, True
+    return text[mask].tobytes()
+
+
+def _gather_lines(words: _Names, ids: np.ndarray, log10p: np.ndarray, lnbo) -> bytes:
+    """The same lines as _slot_lines, as one gather of byte ranges (slower, any word length)."""
+    p_chars, p_lengths, bo_chars, bo_lengths, has_bo = _fields(log10p, lnbo)
+    n, k = ids.shape
+    wp, wb = p_chars.shape[1], bo_chars.shape[1]
+    separators = p_chars.size + words.buf.size  # where b"\t\n" lies in the pool
+    pool = np.concatenate(
+        [p_chars.ravel(), words.buf, np.array([_TAB, _NEWLINE], np.uint8), bo_chars.ravel()]
+    )
+    row = np.arange(n)
+    starts = [(row + 1) * wp - p_lengths, np.full(n, separators)]
+    lengths = [p_lengths, np.ones(n, np.int64)]
+    for j in range(k):
+        starts.append(p_chars.size + words.start[ids[:, j]])
+        lengths.append(words.length[ids[:, j]] + (j < k - 1))
+    if lnbo is not None:
+        starts += [np.full(n, separators), separators + 2 + (row + 1) * wb - bo_lengths]
+        lengths += [has_bo.astype(np.int64), bo_lengths]
+    starts.append(np.full(n, separators + 1))
+    lengths.append(np.ones(n, np.int64))
+    starts, lengths = np.stack(starts, axis=1).ravel(), np.stack(lengths, axis=1).ravel()
+    offsets = np.cumsum(lengths) - lengths  # (segments,) where each lands in the output
+    index = np.repeat(starts - offsets, lengths)
+    index += np.arange(index.size)
+    return pool[index].tobytes()
