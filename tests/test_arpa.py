@@ -77,7 +77,8 @@ def assert_formats(values):
     chars, lengths = format_fixed6(x)
     assert chars.shape[0] == lengths.shape[0] == x.size
     for row, length, v in zip(chars, lengths.tolist(), x.tolist(), strict=True):
-        assert row[row.size - length :].tobytes() == f"{v:.6f}".encode(), v
+        assert length == len(f"{v:.6f}")
+        assert row.tobytes() == f"{v:.6f}".encode().rjust(row.size, b"\xff"), v
 
 
 @HYPOTHESIS

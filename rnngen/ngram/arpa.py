@@ -2,13 +2,13 @@
 
 Formatting ARPA lines one by one in Python costs about 1 µs per n-gram, more than building the
 model. Here whole columns are formatted at once. A chunk of lines is laid out as a byte matrix,
-one row per line and one fixed-width slot per field (log10 p, each word, the backoff), with a
-mask of the bytes that belong to the line; `matrix[mask]` is then the text. Numbers come from
-digit tables (`format_fixed6`), words from a padded matrix of the names, each slot filled by one
-fancy index of whole rows. Chunks holding a word longer than LONG_NAME bytes, which would widen
-every row, are assembled instead by a gather of byte ranges (`_gather_lines`). The bytes are
-exactly those of the per-line writer this replaces: numbers as Python's f"{x:.6f}", words
-joined by " ", fields by "\\t".
+one row per line and one fixed-width slot per field (log10 p, each word, the backoff), each
+field padded with the byte 0xFF, which UTF-8 never uses; `matrix[matrix != 0xFF]` is then the
+text. Numbers come from digit tables (`format_fixed6`), words from a padded matrix of the names,
+each slot filled by one fancy index of whole rows. Chunks holding a word longer than LONG_NAME
+bytes, which would widen every row, are assembled instead by a gather of byte ranges
+(`_gather_lines`). The bytes are exactly those of the per-line writer this replaces: numbers as
+Python's f"{x:.6f}", words joined by " ", fields by "\\t".
 
 API
 ---
@@ -27,11 +27,11 @@ CHUNK_LINES = 100_000  # lines formatted at a time: bounds the matrices (~100 B 
 LONG_NAME = 48  # bytes; a chunk with a longer word is gathered, not laid out in slots
 _FAST_LIMIT = 1000.0  # |x| below this: x * 1e6 is within 1.2e-7 of exact, 3 integer digits
 _TIE_MARGIN = 1e-6  # so rint(x * 1e6) is exact unless the fraction is this close to one half
-_TAB, _NEWLINE = 9, 10
+_TAB, _NEWLINE, PAD = 9, 10, 0xFF  # PAD: never a byte of UTF-8 text
 _DIGITS3 = np.array([list(f"{i:03d}".encode()) for i in range(1000)], dtype=np.uint8)
 _INTEGER_TEXTS = [f"{-i if neg else i:d}".encode() for neg in (0, 1) for i in range(1000)]
 _INTEGER_TEXTS[1000] = b"-0"  # key 1000 + i: negative, i = 0 included (as in "-0.000000")
-_INTEGERS = np.array([list(t.rjust(4)) for t in _INTEGER_TEXTS], dtype=np.uint8)  # (2000, 4)
+_INTEGERS = np.array([list(t.rjust(4, b"\xff")) for t in _INTEGER_TEXTS], np.uint8)  # (2000, 4)
 _INTEGER_LENGTHS = np.array([len(t) for t in _INTEGER_TEXTS], dtype=np.int64)  # (2000,)
 
 
@@ -56,53 +56,68 @@ def _slot(matrix: np.ndarray, column: int, width: int) -> np.ndarray:
     )
 
 
-def _right_masks(width: int) -> np.ndarray:
-    """_rows of a (width + 1, width) table: row L marks the last L columns; shape (width + 1,)."""
-    return _rows(np.arange(width) >= width - np.arange(width + 1)[:, None])
-
-
 def format_fixed6(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """f"{v:.6f}" for every v in x, right-aligned; why: Python formats one value at a time.
 
-    Returns chars, a uint8 matrix of shape (n, width) whose row i ends with v's text (padding
-    before it undefined), and lengths (n,). The rounding is Python's: correctly rounded, ties to
-    even, the sign kept on -0.0 and on negatives that round to zero. rint(x * 1e6) gives it
-    wherever the product's rounding error cannot matter; values near a tie, of 1000 or more in
-    magnitude or not finite (a few in a million log-probabilities) go to Python's formatting.
+    Returns chars, a uint8 matrix of shape (n, width) whose row i is v's text preceded by PAD
+    bytes, and lengths (n,) of the texts. See _Numbers for how.
     """
-    x = np.asarray(x, dtype=np.float64).ravel()  # (n,)
-    if x.size == 0:
-        return np.zeros((0, 11), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    with np.errstate(over="ignore", invalid="ignore"):  # inf and nan: formatted by Python
-        scaled = x * 1e6
-        q = np.rint(scaled)
-        slow = ~(np.abs(x) < _FAST_LIMIT) | (0.5 - np.abs(scaled - q) < _TIE_MARGIN)
-    slow_rows = np.flatnonzero(slow)
-    slow_text = [f"{v:.6f}".encode() for v in x[slow_rows].tolist()]
-    width = max([11, *map(len, slow_text)])  # 11: "-999.999999"
+    numbers = _Numbers(x)
+    chars = np.empty((numbers.lengths.size, numbers.width), dtype=np.uint8)
+    numbers.write(chars, 0)
+    return chars, numbers.lengths
 
-    magnitude = np.where(slow, 0, np.abs(q)).astype(np.int64)  # (n,) |x| in millionths
-    whole, frac = np.divmod(magnitude, 10**6)  # whole < 1000 where not slow
-    key = whole + 1000 * np.signbit(x)  # (n,) row of _INTEGERS
-    chars = np.empty((x.size, width), dtype=np.uint8)
-    _slot(chars, width - 11, 4)[...] = _rows(_INTEGERS)[key]
-    chars[:, width - 7] = ord(".")
-    high, low = np.divmod(frac, 1000)
-    _slot(chars, width - 6, 3)[...] = _rows(_DIGITS3)[high]
-    _slot(chars, width - 3, 3)[...] = _rows(_DIGITS3)[low]
-    lengths = _INTEGER_LENGTHS[key] + 7
-    if slow_text:
-        padded = b"".join(text.rjust(width) for text in slow_text)
-        chars[slow_rows] = np.frombuffer(padded, dtype=np.uint8).reshape(-1, width)
-        lengths[slow_rows] = [len(text) for text in slow_text]
-    return chars, lengths
+
+class _Numbers:
+    """Values to be written as f"{v:.6f}", split into table keys; written by write().
+
+    The rounding is Python's: correctly rounded, ties to even, the sign kept on -0.0 and on
+    negatives that round to zero. rint(x * 1e6) gives it wherever the product's rounding error
+    cannot matter; values near a tie, of 1000 or more in magnitude or not finite (a few in a
+    million log-probabilities) are formatted by Python. width: bytes of the longest text.
+    """
+
+    def __init__(self, x: np.ndarray):
+        x = np.asarray(x, dtype=np.float64).ravel()  # (n,)
+        with np.errstate(over="ignore", invalid="ignore"):  # inf and nan: formatted by Python
+            scaled = x * 1e6
+            q = np.rint(scaled)
+            slow = ~(np.abs(x) < _FAST_LIMIT) | (0.5 - np.abs(scaled - q) < _TIE_MARGIN)
+        self.slow_rows = np.flatnonzero(slow)
+        self.slow_text = [f"{v:.6f}".encode() for v in x[self.slow_rows].tolist()]
+        self.width = max([11, *map(len, self.slow_text)])  # 11: "-999.999999"
+        # Float arithmetic on integers below 2**53 is exact, and faster than int64 divmod.
+        magnitude = np.where(slow, 0.0, np.abs(q))  # (n,) |x| in millionths, < 1e9
+        whole = np.floor(magnitude / 1e6)
+        frac = magnitude - whole * 1e6
+        high = np.floor(frac / 1000)
+        self.low = (frac - high * 1000).astype(np.intp)  # rows of _DIGITS3
+        self.high = high.astype(np.intp)
+        self.key = (whole + 1000 * np.signbit(x)).astype(np.intp)  # rows of _INTEGERS
+        self.lengths = _INTEGER_LENGTHS[self.key] + 7  # (n,)
+        self.lengths[self.slow_rows] = [len(text) for text in self.slow_text]
+
+    def write(self, matrix: np.ndarray, column: int) -> None:
+        """Fill columns column .. column + width of a uint8 matrix (n, w), right-aligned."""
+        if matrix.shape[0] == 0:
+            return
+        end = column + self.width
+        matrix[:, column : end - 11] = PAD
+        _slot(matrix, end - 11, 4)[...] = _rows(_INTEGERS)[self.key]
+        matrix[:, end - 7] = ord(".")
+        _slot(matrix, end - 6, 3)[...] = _rows(_DIGITS3)[self.high]
+        _slot(matrix, end - 3, 3)[...] = _rows(_DIGITS3)[self.low]
+        if self.slow_text:
+            padded = b"".join(text.rjust(self.width, b"\xff") for text in self.slow_text)
+            slow = np.frombuffer(padded, dtype=np.uint8).reshape(-1, self.width)
+            matrix[self.slow_rows, column:end] = slow
 
 
 class _Names:
     """Every word's UTF-8 bytes followed by a space, both as one buffer and as padded rows.
 
-    buf[start[i] : start[i] + length[i] + 1] is name i and its space; rows[i] holds the same
-    left-aligned in `width` bytes (junk after), for names of at most LONG_NAME bytes.
+    buf[start[i] : start[i] + length[i] + 1] is name i and its space; spaced[i] holds the same
+    in `width` bytes, PAD after, and bare[i] the name alone, for names of at most LONG_NAME bytes.
     """
 
     def __init__(self, names: list[str]):
@@ -114,10 +129,12 @@ class _Names:
         self.buf = np.frombuffer(
             b"".join(e + b" " for e in encoded) + bytes(self.width), dtype=np.uint8
         )
-        index = np.minimum(self.start[:, None] + np.arange(self.width), self.buf.size - 1)
-        self.rows = _rows(self.buf[index])  # (V,) items of `width` bytes
-        left = np.arange(self.width) < np.arange(self.width + 1)[:, None]
-        self.left_masks = _rows(left)  # row L marks the first L columns
+        column = np.arange(self.width)
+        spaced = self.buf[np.minimum(self.start[:, None] + column, self.buf.size - 1)]  # (V, w)
+        spaced[column > self.length[:, None]] = PAD
+        bare = spaced.copy()
+        bare[column == self.length[:, None]] = PAD
+        self.spaced, self.bare = _rows(spaced), _rows(bare)  # (V,) items of `width` bytes
 
 
 def arpa_chunks(names: list[str], extra: list[str], tables: list[tuple]) -> Iterator[bytes]:
@@ -126,33 +143,38 @@ def arpa_chunks(names: list[str], extra: list[str], tables: list[tuple]) -> Iter
     names[i] is the text of word id i; extra are markers listed as unigrams with log10 p = -99;
     tables[k - 1] is order k's (prefix, last, lnp, lnbo), as KneserNey.ngram_table returns it.
     """
-    order = len(tables)
     head = ["\\data\\\n"]
     for k, (_, last, _, _) in enumerate(tables, start=1):
         head.append(f"ngram {k}={last.size + (len(extra) if k == 1 else 0)}\n")
     yield "".join(head).encode()
     words = _Names(names)
-    for k, (_, last, lnp, lnbo) in enumerate(tables, start=1):
+    for k, (_, last, _, _) in enumerate(tables, start=1):
         yield f"\n\\{k}-grams:\n".encode()
         for lo in range(0, last.size, CHUNK_LINES):
-            rows = np.arange(lo, min(lo + CHUNK_LINES, last.size))
-            ids = _word_ids(tables, k, rows)  # (n, k)
-            chunk_lnp = lnp[rows]
-            log10p = np.where(np.isfinite(chunk_lnp), chunk_lnp / math.log(10), -99.0)
-            lines = _gather_lines if words.long[ids].any() else _slot_lines
-            yield lines(words, ids, log10p, lnbo[rows] if k < order else None)
+            yield _chunk(words, tables, k, lo)
         if k == 1:
             yield "".join(f"-99\t{marker}\n" for marker in extra).encode()
     yield b"\n\\end\\\n"
 
 
-def _word_ids(tables: list[tuple], k: int, rows: np.ndarray) -> np.ndarray:
-    """The word ids of order k's n-grams rows, first word first; shape (n, k).
+def _chunk(words: _Names, tables: list[tuple], k: int, lo: int) -> bytes:
+    """Lines lo .. lo + CHUNK_LINES of order k's section."""
+    _, last, lnp, lnbo = tables[k - 1]
+    rows = slice(lo, lo + CHUNK_LINES)
+    ids = _word_ids(tables, k, rows)  # (n, k)
+    log10p = np.where(np.isfinite(lnp[rows]), lnp[rows] / math.log(10), -99.0)
+    lines = _gather_lines if words.long[ids].any() else _slot_lines
+    return lines(words, ids, log10p, lnbo[rows] if k < len(tables) else None)
+
+
+def _word_ids(tables: list[tuple], k: int, rows: slice | np.ndarray) -> np.ndarray:
+    """The word ids of order k's n-grams `rows` (a slice, then the prefixes' indices), first
+    word first; shape (n, k).
 
     An n-gram is its prefix (an n-gram of order k - 1, a word id at k = 2) and a last word, so
     following prefixes down the orders spells it out.
     """
-    ids = np.empty((rows.size, k), dtype=np.int64)
+    ids = np.empty((tables[k - 1][1][rows].size, k), dtype=np.int64)
     for m in range(k, 1, -1):
         prefix, last = tables[m - 1][:2]
         ids[:, m - 1] = last[rows]
@@ -162,8 +184,9 @@ def _word_ids(tables: list[tuple], k: int, rows: np.ndarray) -> np.ndarray:
 
 
 def _fields(log10p: np.ndarray, lnbo: np.ndarray | None) -> tuple:
-    """The numbers of n lines: log10 p and the log10 backoff as format_fixed6 lays them out,
-    and whether each line lists a backoff (lnbo != 0; never at the top order, lnbo None)."""
+    """For _gather_lines, the numbers of n lines: log10 p and the log10 backoff as
+    format_fixed6 lays them out, and whether each line lists a backoff (lnbo != 0; never at the
+    top order, lnbo None)."""
     p_chars, p_lengths = format_fixed6(log10p)
     if lnbo is None:
         empty = np.zeros((log10p.size, 0), dtype=np.uint8)
@@ -174,31 +197,28 @@ def _fields(log10p: np.ndarray, lnbo: np.ndarray | None) -> tuple:
 
 
 def _slot_lines(words: _Names, ids: np.ndarray, log10p: np.ndarray, lnbo) -> bytes:
-    """Lines f"{p:.6f}\\t{w1} .. {wk}[\\t{bo:.6f}]\\n" laid out in slots, masked, compressed.
+    """Lines f"{p:.6f}\\t{w1} .. {wk}[\\t{bo:.6f}]\\n" laid out in slots, PAD dropped.
 
     Row layout: p | tab | word 1 and its space | .. | word k | [tab | backoff] | newline.
     """
-    p_chars, p_lengths, bo_chars, bo_lengths, has_bo = _fields(log10p, lnbo)
+    p = _Numbers(log10p)
+    bo = None if lnbo is None else _Numbers(lnbo / math.log(10))
     n, k = ids.shape
-    wp, wb, wn = p_chars.shape[1], bo_chars.shape[1], words.width
-    width = wp + 1 + k * wn + (wb + 1 if lnbo is not None else 0) + 1
+    wp, wn = p.width, words.width
+    width = wp + 1 + k * wn + (0 if bo is None else 1 + bo.width) + 1
     text = np.empty((n, width), dtype=np.uint8)
-    mask = np.empty((n, width), dtype=bool)
-    _slot(text, 0, wp)[...] = _rows(p_chars)
-    _slot(mask, 0, wp)[...] = _right_masks(wp)[p_lengths]
-    text[:, wp], mask[:, wp] = _TAB, True
+    p.write(text, 0)
+    text[:, wp] = _TAB
     for j in range(k):
-        column = wp + 1 + j * wn
-        _slot(text, column, wn)[...] = words.rows[ids[:, j]]
-        shown = words.length[ids[:, j]] + (j < k - 1)  # the space, except after the last word
-        _slot(mask, column, wn)[...] = words.left_masks[shown]
-    if lnbo is not None:
+        names = words.spaced if j < k - 1 else words.bare  # no space after the last word
+        _slot(text, wp + 1 + j * wn, wn)[...] = names[ids[:, j]]
+    if bo is not None:
         column = wp + 1 + k * wn
-        text[:, column], mask[:, column] = _TAB, has_bo
-        _slot(text, column + 1, wb)[...] = _rows(bo_chars)
-        _slot(mask, column + 1, wb)[...] = _right_masks(wb)[bo_lengths]
-    text[:, -1], mask[:, -1] = _NEWLINE, True
-    return text[mask].tobytes()
+        text[:, column] = _TAB
+        bo.write(text, column + 1)
+        text[np.flatnonzero(lnbo == 0), column : width - 1] = PAD  # no backoff listed
+    text[:, -1] = _NEWLINE
+    return np.extract(text != PAD, text).tobytes()  # twice as fast as text[text != PAD]
 
 
 def _gather_lines(words: _Names, ids: np.ndarray, log10p: np.ndarray, lnbo) -> bytes:
