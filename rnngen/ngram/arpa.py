@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-CHUNK_LINES = 100_000  # lines formatted at a time: bounds the matrices (~100 B a line)
+CHUNK_LINES = 32_768  # lines formatted at a time: bounds the memory (~40 B a line, a few times)
 LONG_NAME = 48  # bytes; a chunk with a longer word is gathered, not laid out in slots
 _FAST_LIMIT = 1000.0  # |x| below this: x * 1e6 is within 1.2e-7 of exact, 3 integer digits
 _TIE_MARGIN = 1e-6  # so rint(x * 1e6) is exact unless the fraction is this close to one half
