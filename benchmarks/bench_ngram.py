@@ -1,15 +1,20 @@
 """Kneser-Ney n-gram build speed and memory; prints one JSON line of figures.
 
-Figures (times are the median of 3 runs, each in a fresh subprocess so that peak RSS is the
-build's own; times include reading the text file):
+Figures (times are the median of 5 rounds; a round runs rnngen's library, rnngen's CLI and
+KenLM's lmplz back to back, each in a fresh process, so that peak RSS is the job's own and load
+from other jobs falls on all three alike; times include reading the text file):
 - zipf_*: sentence mode, order 5, on a million words of seeded Zipfian text generated here
   (vocabulary 50,000, 1 to 24 words a line).
 - tinyshakespeare_*: sentence mode, order 5, on shared/corpora/tinyshakespeare/train.txt, the
   job for which KenLM's `lmplz -o 5` takes 0.44 s on the reference machine (2-core AMD EPYC).
   Skipped when shared/ is absent.
-- *_build_s: estimate only; *_build_and_arpa_s: also write the ARPA file, as lmplz does.
+- *_build_s: estimate only; *_build_and_arpa_s: also write the ARPA file, as lmplz does (both
+  timed inside the process, after Python and numpy have started).
+- *_cli_s: the whole command `rnngen ngram TEXT --words --order 5 --arpa FILE --test ONE_LINE`,
+  interpreter start and imports included, as lmplz's time includes its own start.
 - lmplz_*: the same jobs with KenLM's `lmplz -o 5 -S 100M` when it is on PATH (or $LMPLZ).
   -S 100M, not lmplz's default of 80% of RAM, which made it several times slower here.
+- cpu, bf16_flags, load_average (at the start), load_average_after: the machine.
 
     python benchmarks/bench_ngram.py
 """
@@ -27,7 +32,7 @@ import time
 from pathlib import Path
 
 TINYSHAKESPEARE = Path(__file__).resolve().parents[2] / "shared/corpora/tinyshakespeare/train.txt"
-REPEATS = 3
+REPEATS = 5
 
 CHILD = r"""
 import json, resource, sys, time
@@ -95,43 +100,79 @@ def run_child(code: str, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def measure(path: Path, order: int, arpa: Path) -> dict:
-    runs = [run_child(CHILD, str(path), str(order), str(arpa)) for _ in range(REPEATS)]
-    return {
-        "build_s": round(statistics.median(r["build_s"] for r in runs), 3),
-        "build_and_arpa_s": round(statistics.median(r["build_arpa_s"] for r in runs), 3),
-        "build_peak_rss_mb": round(max(r["build_peak_rss_mb"] for r in runs), 1),
-        "build_and_arpa_peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
-        "tokens": runs[0]["words"],
-        "distinct_ngrams": runs[0]["distinct_ngrams"],
+def measure(path: Path, order: int, arpa: Path, lmplz: str | None) -> dict:
+    """Median figures of REPEATS rounds; each round runs rnngen's library, its CLI and lmplz
+    back to back, so that load from other jobs falls on all of them alike."""
+    library, cli, kenlm = [], [], []
+    test = arpa.with_suffix(".test.txt")
+    test.write_text("the\n")  # the CLI also scores --test; one line keeps that negligible
+    cli_argv = [sys.executable, "-m", "rnngen", "ngram", str(path), "--test", str(test)]
+    cli_argv += ["--words", "--order", str(order), "--arpa", str(arpa), "--quiet"]
+    for _ in range(REPEATS):
+        library.append(run_child(CHILD, str(path), str(order), str(arpa)))
+        cli.append(run_timed(cli_argv))
+        arpa_bytes = arpa.stat().st_size
+        if lmplz:
+            with open(path, "rb") as stdin, open(arpa, "wb") as stdout:
+                kenlm.append(run_timed([lmplz, "-o", str(order), "-S", "100M"], stdin, stdout))
+            lmplz_bytes = arpa.stat().st_size
+    figures = {
+        "build_s": round(statistics.median(r["build_s"] for r in library), 3),
+        "build_and_arpa_s": round(statistics.median(r["build_arpa_s"] for r in library), 3),
+        "build_peak_rss_mb": round(max(r["build_peak_rss_mb"] for r in library), 1),
+        "build_and_arpa_peak_rss_mb": round(max(r["peak_rss_mb"] for r in library), 1),
+        "cli_s": round(statistics.median(s for s, _ in cli), 3),
+        "cli_peak_rss_mb": round(max(mb for _, mb in cli), 1),
+        "arpa_mb": round(arpa_bytes / 2**20, 1),
+        "tokens": library[0]["words"],
+        "distinct_ngrams": library[0]["distinct_ngrams"],
     }
+    if lmplz:
+        figures["lmplz_s"] = round(statistics.median(s for s, _ in kenlm), 3)
+        figures["lmplz_peak_rss_mb"] = round(max(mb for _, mb in kenlm), 1)
+        figures["lmplz_arpa_mb"] = round(lmplz_bytes / 2**20, 1)
+    return figures
 
 
-def measure_lmplz(lmplz: str, path: Path, order: int, arpa: Path) -> dict:
-    """Median wall time and peak RSS of `lmplz -o order -S 100M < path > arpa`.
+def run_timed(argv: list[str], stdin=None, stdout=None) -> tuple[float, float]:
+    """Wall seconds and peak RSS in MB of one command, which must succeed.
 
     Its peak RSS includes this parent's RSS at fork; that is small here (see run_child).
     """
-    times, peaks = [], []
-    for _ in range(REPEATS):
-        with open(path, "rb") as stdin, open(arpa, "wb") as stdout:
-            start = time.perf_counter()
-            child = subprocess.Popen(
-                [lmplz, "-o", str(order), "-S", "100M"],
-                stdin=stdin,
-                stdout=stdout,
-                stderr=subprocess.DEVNULL,
-            )
-            _, status, usage = os.wait4(child.pid, 0)
-            times.append(time.perf_counter() - start)
-        if status != 0:
-            raise RuntimeError(f"lmplz failed on {path} (status {status})")
-        peaks.append(usage.ru_maxrss / 1024)
-    return {"s": round(statistics.median(times), 3), "peak_rss_mb": round(max(peaks), 1)}
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        argv, stdin=stdin, stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{argv[0]} failed (status {status})")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def machine() -> dict:
+    """What the figures depend on: CPU model, bf16 flags, cores and load."""
+    with open("/proc/cpuinfo") as f:
+        cpuinfo = f.read()
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    flags = sorted({f for f in ("amx_bf16", "avx512_bf16") if f" {f}" in cpuinfo})
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "bf16_flags": flags,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def main() -> None:
-    figures: dict = {"benchmark": "ngram", "order": 5, "repeats": REPEATS}
+    figures: dict = {"benchmark": "ngram", "order": 5, "repeats": REPEATS, **machine()}
     figures["python_numpy_baseline_rss_mb"] = round(run_child(BASELINE)["peak_rss_mb"], 1)
     lmplz = os.environ.get("LMPLZ") or shutil.which("lmplz")
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,11 +182,11 @@ def main() -> None:
             corpora["tinyshakespeare"] = TINYSHAKESPEARE
         for name, path in corpora.items():
             arpa = Path(tmp) / f"{name}.arpa"
-            figures |= {f"{name}_{key}": value for key, value in measure(path, 5, arpa).items()}
-            if lmplz:
-                lmplz_figures = measure_lmplz(lmplz, path, 5, arpa)
-                figures |= {f"lmplz_{name}_{key}": value for key, value in lmplz_figures.items()}
+            for key, value in measure(path, 5, arpa, lmplz).items():
+                key = f"lmplz_{name}_{key[6:]}" if key.startswith("lmplz_") else f"{name}_{key}"
+                figures[key] = value
     figures["lmplz_tinyshakespeare_reference_s"] = 0.44
+    figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(figures))
 
 

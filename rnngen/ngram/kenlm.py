@@ -32,13 +32,13 @@ import numpy as np
 
 from rnngen.atomic import remove_stale_temporaries
 from rnngen.errors import RnngenError
+from rnngen.ngram.arpa import arpa_chunks
 from rnngen.ngram.estimate import estimate
 from rnngen.ngram.kneser_ney import KneserNey, _check_order
 from rnngen.textio import output_file
 
 UNK, EOS, BOS = "<unk>", "</s>", "<s>"
 RESERVED = frozenset((UNK, EOS, BOS))  # KenLM refuses them in training text
-_ARPA_CHUNK = 100_000  # ARPA lines formatted at a time
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,8 @@ def write_arpa(
     must be distinct, non-empty and free of whitespace (escape such tokens first). KenLM
     refuses files without <s> and </s>, so a stream-mode model gets them, and <unk>, as extra
     unigrams with log10 p = -99 when its names lack them. A path is written atomically
-    (temporary file, then os.replace).
+    (temporary file, then os.replace), in UTF-8; rnngen.ngram.arpa formats the lines a chunk
+    at a time with numpy, since one at a time in Python took longer than the whole build.
     """
     n_names = model.vocab_size + int(model.stats.sentence_mode)
     names = (
@@ -150,45 +151,9 @@ def write_arpa(
     tables = [model.ngram_table(k) for k in range(1, model.order + 1)]
     if isinstance(path_or_file, (str, os.PathLike)):
         remove_stale_temporaries(os.path.dirname(os.fspath(path_or_file)) or ".")
-        with output_file(path_or_file, "w", encoding="utf-8", newline="\n") as f:
-            _write_arpa_text(f, names, extra, tables)
+        with output_file(path_or_file, "wb") as f:
+            for chunk in arpa_chunks(names, extra, tables):
+                f.write(chunk)
     else:
-        _write_arpa_text(path_or_file, names, extra, tables)
-
-
-def _write_arpa_text(f: TextIO, names: list[str], extra: list[str], tables: list[tuple]) -> None:
-    """The ARPA body: header counts, then one section per order.
-
-    An n-gram's text is its prefix's text plus its last word, so each order keeps the texts of
-    the one below; lines are formatted in chunks to bound the memory of Python floats.
-    """
-    order = len(tables)
-    f.write("\\data\\\n")
-    for k, (_, last, _, _) in enumerate(tables, start=1):
-        f.write(f"ngram {k}={last.size + (len(extra) if k == 1 else 0)}\n")
-    prefix_texts = names  # texts of order k-1's n-grams, by id
-    for k, (prefix, last, lnp, lnbo) in enumerate(tables, start=1):
-        f.write(f"\n\\{k}-grams:\n")
-        texts_of_order: list[str] = []
-        for lo in range(0, last.size, _ARPA_CHUNK):
-            hi = lo + _ARPA_CHUNK
-            if k == 1:
-                texts = names[lo:hi]
-            else:
-                pairs = zip(prefix[lo:hi].tolist(), last[lo:hi].tolist(), strict=True)
-                texts = [f"{prefix_texts[p]} {names[w]}" for p, w in pairs]
-            log10p = np.where(np.isfinite(lnp[lo:hi]), lnp[lo:hi] / math.log(10), -99.0)
-            if k < order:
-                log10bo = (lnbo[lo:hi] / math.log(10)).tolist()
-                has_bo = (lnbo[lo:hi] != 0).tolist()
-                rows = zip(log10p.tolist(), texts, log10bo, has_bo, strict=True)
-                f.writelines(
-                    f"{p:.6f}\t{t}\t{bo:.6f}\n" if b else f"{p:.6f}\t{t}\n" for p, t, bo, b in rows
-                )
-                texts_of_order.extend(texts)
-            else:
-                f.writelines(f"{p:.6f}\t{t}\n" for p, t in zip(log10p.tolist(), texts, strict=True))
-        if k == 1:
-            f.writelines(f"-99\t{marker}\n" for marker in extra)
-        prefix_texts = texts_of_order
-    f.write("\n\\end\\\n")
+        for chunk in arpa_chunks(names, extra, tables):  # each ends a line: decodes whole
+            path_or_file.write(chunk.decode("utf-8"))
