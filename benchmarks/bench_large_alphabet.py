@@ -1,0 +1,150 @@
+"""Large alphabets: subword vocabularies smaller than the alphabet (byte fallback), measured.
+
+On generated Chinese-like text (tests/conftest.py `large_alphabet_text`: words of CJK
+ideographs with Zipfian frequencies, ASCII punctuation, spaces, line ends; about 2 MB and 5k
+distinct characters; nothing downloaded or committed), prints one JSON line with:
+
+* `split`: for bpe and unigram at 2000 pieces, each share of the room kept for characters
+  (the rest for merges): tokens per character, the share of characters spelled in bytes, and
+  the bits per character of a Kneser-Ney 3-gram over the tokens on the held-out text. This
+  is how alphabet.CHAR_SHARE was chosen.
+* `tokenize`: `rnngen tokenize --kind bpe|unigram --vocab-size 2000` end to end (process wall
+  time, tokenizer training included) on a larger generated file (BENCH_LARGE_ALPHABET_MB,
+  default 24); target >= 8 MB/s.
+* `train`: `rnngen train --size small --time-budget S` (BENCH_LARGE_ALPHABET_SECONDS, default
+  90) for bpe 2000, unigram 2000 and char, then `rnngen eval --json`: the model's bits per
+  character on the held-out test split; target: subword no worse than char.
+
+    python benchmarks/bench_large_alphabet.py [--skip-train]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import large_alphabet_text  # noqa: E402  (the generator the tests use)
+
+VOCAB = 2000
+SHARES = (0.35, 0.5, 0.65, 0.8, 0.95)
+
+
+def rnngen(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "rnngen", *args], capture_output=True, text=True, timeout=3600
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"rnngen {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+def split_sweep(text: str) -> dict:
+    """Tokens per character and n-gram bits per character for each share of the room."""
+    from rnngen.config import TokenizerConfig
+    from rnngen.ngram import KneserNey
+    from rnngen.tokenizer import train_tokenizer
+
+    lines = text.split("\n")
+    cut = len(lines) * 9 // 10
+    train, heldout = "\n".join(lines[:cut]) + "\n", "\n".join(lines[cut:])
+    results: dict = {}
+    for kind in ("bpe", "unigram"):
+        for share in SHARES:
+            config = TokenizerConfig(kind=kind, vocab_size=VOCAB)
+            started = time.perf_counter()
+            tokenizer = train_tokenizer(train.split("\n"), config, char_share=share)
+            seconds = time.perf_counter() - started
+            train_ids, ids = tokenizer.encode_array(train), tokenizer.encode_array(heldout)
+            ngram = KneserNey.fit(train_ids, 3, tokenizer.vocab_size)
+            nats = -float(ngram.logprobs(ids).sum())
+            fallback_chars, _ = tokenizer.fallback_counts(ids)
+            results[f"{kind}_{share}"] = {
+                "char_pieces": tokenizer.coverage.pieces,
+                "vocab": tokenizer.vocab_size,
+                "tokens_per_char": round(len(ids) / len(heldout), 4),
+                "fallback_share": round(fallback_chars / len(heldout), 4),
+                "kn3_bits_per_char": round(nats / math.log(2) / len(heldout), 4),
+                "tokenizer_seconds": round(seconds, 1),
+            }
+    return results
+
+
+def tokenize_speed(tmp: Path, megabytes: float) -> dict:
+    big = tmp / "big.txt"
+    big.write_text(large_alphabet_text(int(megabytes * 1e6 / 2.9), seed=1), encoding="utf-8")
+    size = big.stat().st_size / 1e6
+    figures: dict = {"mb": round(size, 1)}
+    for kind in ("bpe", "unigram"):
+        started = time.perf_counter()
+        rnngen("tokenize", str(big), "-o", str(tmp / f"big-{kind}"), "--kind", kind,
+               "--vocab-size", str(VOCAB), "-q")  # fmt: skip
+        seconds = time.perf_counter() - started
+        figures[kind] = {"seconds": round(seconds, 2), "mb_per_s": round(size / seconds, 2)}
+    return figures
+
+
+def train_and_eval(tmp: Path, corpus: Path, seconds: str) -> dict:
+    figures = {}
+    runs = {
+        "bpe": ["--vocab-size", str(VOCAB)],
+        "unigram": ["--vocab-size", str(VOCAB)],
+        "char": [],
+    }
+    for kind, options in runs.items():
+        checkpoint = tmp / f"{kind}.safetensors"
+        trained = rnngen("train", str(corpus), "--kind", kind, *options, "--size", "small",
+                         "--time-budget", seconds, "-o", str(checkpoint), "--json")  # fmt: skip
+        summary = json.loads(trained.stdout)
+        report = json.loads(rnngen("eval", str(checkpoint), "--json", "-q").stdout)
+        rnn, ngram = report["rows"][0], report["rows"][1]
+        figures[kind] = {
+            "vocab": (re.search(r"vocab (\d+)", trained.stderr) or [None, None])[1],
+            "steps": summary["steps"],
+            "tokens_per_second": round(summary["tokens_per_second"] or 0),
+            "test_bits_per_char": round(rnn["bits_per_char"], 4),
+            "test_bits_per_byte": round(rnn["bits_per_byte"], 4),
+            "kn5_bits_per_char": round(ngram["bits_per_char"], 4),
+            "test_tokens": rnn["tokens"],
+        }
+    return figures
+
+
+def main() -> None:
+    text = large_alphabet_text(700_000, seed=0)
+    figures: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu_flags": sorted(
+            set(re.findall(r"\b(avx2|avx512_bf16|amx_bf16)\b", Path("/proc/cpuinfo").read_text()))
+        ),
+        "load_before": os.getloadavg()[0],
+        "corpus": {
+            "mb": round(len(text.encode()) / 1e6, 2),
+            "chars": len(text),
+            "distinct": len(set(text)),
+        },
+    }
+    figures["split"] = split_sweep(text)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        corpus = tmp / "zh.txt"
+        corpus.write_text(text, encoding="utf-8")
+        megabytes = float(os.environ.get("BENCH_LARGE_ALPHABET_MB", "24"))
+        figures["tokenize"] = tokenize_speed(tmp, megabytes)
+        if "--skip-train" not in sys.argv:
+            seconds = os.environ.get("BENCH_LARGE_ALPHABET_SECONDS", "90")
+            figures["train"] = train_and_eval(tmp, corpus, seconds)
+    figures["load_after"] = os.getloadavg()[0]
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

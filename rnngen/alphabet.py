@@ -1,0 +1,109 @@
+"""Which characters a subword vocabulary keeps as pieces, and which fall back to bytes.
+
+SentencePiece needs one piece per character it keeps, besides the 256 byte pieces and our two
+meta pieces (<unk> and "\\n"). Chinese, Japanese or Korean text, mixed scripts, emoji-heavy
+chat or code with unusual Unicode can have more distinct characters than a small model's
+vocabulary can hold. SentencePiece's own knob for that, `character_coverage`, cannot go below
+0.98 of the character occurrences, which on such text still keeps thousands of rare
+characters. So bpe and unigram choose the characters here, by frequency, and the training
+sample is cut at every character left out: SentencePiece then sees only kept characters, and
+learns no piece across a left-out one (as its own coverage cut does). When encoding, a
+left-out character is unknown to the model and byte fallback spells it as its UTF-8 bytes, so
+`decode(encode(s)) == s` still holds for every string.
+
+How the room is shared when not every character fits: CHAR_SHARE of the pieces left after the
+byte and meta pieces go to the most frequent characters, the rest to merges. Measured on a
+generated large-alphabet corpus (benchmarks/bench_large_alphabet.py, BENCHMARKS.md): keeping
+as many characters as fit, with no merges, spells the text in the most tokens; a share around
+two thirds gives the fewest tokens per character and the best n-gram bits per character.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rnngen.config import DEFAULT_VOCAB_SIZE
+from rnngen.errors import RnngenError
+
+SPACE_MARK = "\u2581"  # SentencePiece's visible space: a space in the text is this piece
+FIXED_PIECES = 258  # 256 byte pieces, <unk> and "\n"
+# The space (always a piece: a space spelled in bytes would decode as a literal "▁") and one
+# more character: the least room a bpe or unigram vocabulary needs.
+MIN_VOCAB_SIZE = FIXED_PIECES + 2
+CHAR_SHARE = 0.65
+# The default vocabulary is an upper bound of DEFAULT_VOCAB_SIZE pieces; a corpus whose
+# characters do not fit in it gets this bound instead (the extra pieces mostly spell its
+# commonest characters). Beyond it, a small model pays more for its output layer than it
+# gains: 2048 x 512 multiply-adds is half the 8 x 512^2 of the default LSTM's step.
+LARGE_ALPHABET_VOCAB_SIZE = 2 * DEFAULT_VOCAB_SIZE
+# Never a piece: SentencePiece uses the tab internally as a boundary between pieces.
+NEVER_PIECES = frozenset("\t")
+
+
+@dataclass(frozen=True)
+class AlphabetPlan:
+    """What to ask SentencePiece for: how many pieces, and which characters may be pieces."""
+
+    vocab_size: int
+    alphabet: frozenset[str]  # distinct characters of the sample (a space, not "▁")
+    kept: frozenset[str] | None  # characters to keep, as SentencePiece writes them; None: all
+
+    def restrict(self, lines: Sequence[str]) -> list[str]:
+        """The sample cut at every character left out (the pieces in between, non-empty)."""
+        if self.kept is None:
+            return list(lines)
+        dropped = self.alphabet - {" "} - self.kept - NEVER_PIECES
+        table = {ord(c): "\n" for c in dropped}  # lines hold no "\n": a safe cut mark
+        return [part for part in "\n".join(lines).translate(table).split("\n") if part]
+
+
+def plan_alphabet(
+    lines: Sequence[str], kind: str, vocab_size: int | None, char_share: float = CHAR_SHARE
+) -> AlphabetPlan:
+    """How many pieces to train, and which characters keep one (`vocab_size` None: default).
+
+    char: every character. word: its pieces are whole words, so characters need no room
+    (an unknown word is spelled in bytes whatever this says). bpe and unigram: every
+    character while they fit, else the commonest `char_share` of the room (the space first).
+    """
+    text = "".join(lines)
+    alphabet = frozenset(text)
+    # SentencePiece's view: spaces are "▁", which is always made a piece; tabs never are.
+    needed = len((alphabet - {" "} - NEVER_PIECES) | {SPACE_MARK}) + FIXED_PIECES
+    if kind == "char":
+        return AlphabetPlan(needed, alphabet, None)
+    if vocab_size is None:
+        vocab_size = (
+            DEFAULT_VOCAB_SIZE if needed <= DEFAULT_VOCAB_SIZE else LARGE_ALPHABET_VOCAB_SIZE
+        )
+    if kind == "word" or needed <= vocab_size:
+        return AlphabetPlan(vocab_size, alphabet, None)
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise RnngenError(
+            f"--vocab-size {vocab_size} is too small: with 256 byte-fallback pieces, {kind} "
+            f"needs at least {MIN_VOCAB_SIZE} (or use --kind char)"
+        )
+    room = vocab_size - FIXED_PIECES
+    keep = min(room, max(2, round(char_share * room)))
+    return AlphabetPlan(vocab_size, alphabet, frozenset(commonest(text, keep)))
+
+
+def commonest(text: str, keep: int) -> list[str]:
+    """The `keep` commonest characters of `text` as SentencePiece counts them (spaces as "▁",
+    which always comes first), ties broken by code point so the choice is reproducible."""
+    counts = Counter(text)
+    counts[SPACE_MARK] += counts.pop(" ", 0)
+    for char in NEVER_PIECES:
+        counts.pop(char, None)
+    ranked = sorted(counts.items(), key=lambda item: (item[0] != SPACE_MARK, -item[1], item[0]))
+    return [char for char, _ in ranked[:keep]]
+
+
+@dataclass(frozen=True)
+class CharacterCoverage:
+    """How many of the sample's distinct characters became pieces of their own."""
+
+    sample: int  # distinct characters of the tokenizer's training sample
+    pieces: int  # of them, those with a piece of their own (the others fall back to bytes)
