@@ -16,9 +16,11 @@ import pytest
 import sentencepiece as spm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from conftest import large_alphabet_text, run_cli
 from rnngen.alphabet import FIXED_PIECES, LARGE_ALPHABET_VOCAB_SIZE, SPACE_MARK, plan_alphabet
+from rnngen.cli import app
 from rnngen.config import TokenizerConfig
 from rnngen.tokenizer import train_tokenizer
 
@@ -31,7 +33,7 @@ FULL = len((ALPHABET - {" "}) | {SPACE_MARK}) + FIXED_PIECES  # every character 
 
 def test_the_corpus_has_a_large_zipfian_alphabet():
     counts = sorted((COUNTS[c] for c in ALPHABET), reverse=True)
-    assert len(ALPHABET) > 1500 and FULL > 1000
+    assert len(ALPHABET) > 1200 and FULL > 1400
     assert sum(counts[:300]) > 0.6 * sum(counts)  # a few hundred characters are most text
     assert counts.count(1) > 200  # and many appear once
 
@@ -109,7 +111,7 @@ def test_the_default_vocabulary_stays_small():
 
 def test_incomplete_character_is_dropped_not_replaced(tokenizers):
     tokenizer = tokenizers["bpe", 300]
-    rare = next(c for c in sorted(ALPHABET) if c not in tokenizer.character_pieces)
+    rare = next(c for c in sorted(ALPHABET, key=COUNTS.get) if c not in tokenizer.character_pieces)
     ids = tokenizer.encode(rare + rare)  # six byte pieces
     assert len(ids) == 6
     decoder = tokenizer.decoder()
@@ -182,15 +184,16 @@ def test_sampling_never_writes_half_a_character(tokenized, tmp_path):
     config = ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, embed_size=16)
     checkpoint = tmp_path / "tiny.safetensors"
     save_model(checkpoint, RNNLM(config).eval(), tokenizer, {"metrics": {"step": 1}})
-    base = [sys.executable, "-m", "rnngen", "sample", str(checkpoint), "--seed", "5", "-q"]
-    options = ["-n", "40", "--length", "9"]
-    plain = subprocess.run([*base, *options], capture_output=True, timeout=300)
+    options = [str(checkpoint), "--seed", "5", "-q", "-n", "40", "--length", "9"]
+    command = [sys.executable, "-m", "rnngen", "sample", *options]
+    plain = subprocess.run(command, capture_output=True, timeout=300)  # stdout's real bytes
     assert plain.returncode == 0, plain.stderr
-    plain.stdout.decode("utf-8")  # strict: raises on half a character
-    as_json = subprocess.run([*base, *options, "--json"], capture_output=True, timeout=300)
-    samples = [json.loads(line) for line in as_json.stdout.decode("utf-8").splitlines()]
+    plain_text = plain.stdout.decode("utf-8")  # strict: raises on half a character
+    as_json = CliRunner().invoke(app, ["sample", *options, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    samples = [json.loads(line) for line in as_json.stdout_bytes.decode("utf-8").splitlines()]
     assert len(samples) == 40 and all(s["finish"] == "length" for s in samples)
     dropped = [s["dropped_bytes"] for s in samples]
     assert any(dropped) and all(0 <= d <= 3 for d in dropped)
-    # The plain text is the same samples: each written whole, then a newline.
-    assert all(s["text"] in plain.stdout.decode("utf-8") for s in samples)
+    # The plain text is the same samples, each written whole.
+    assert all(s["text"] in plain_text for s in samples)
