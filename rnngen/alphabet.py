@@ -32,7 +32,7 @@ FIXED_PIECES = 258  # 256 byte pieces, <unk> and "\n"
 # The space (always a piece: a space spelled in bytes would decode as a literal "▁") and one
 # more character: the least room a bpe or unigram vocabulary needs.
 MIN_VOCAB_SIZE = FIXED_PIECES + 2
-CHAR_SHARE = 0.65
+CHAR_SHARE = 0.7
 # The default vocabulary is an upper bound of DEFAULT_VOCAB_SIZE pieces; a corpus whose
 # characters do not fit in it gets this bound instead (the extra pieces mostly spell its
 # commonest characters). Beyond it, a small model pays more for its output layer than it
