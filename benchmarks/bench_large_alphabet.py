@@ -14,8 +14,9 @@ distinct characters; nothing downloaded or committed), prints one JSON line with
   (BENCH_LARGE_ALPHABET_MB, default 200, as bench_tokenize.py: 20 MB of generated text
   written over and over; encoding speed does not depend on repeats); target >= 8 MB/s.
 * `train`: `rnngen train --size small --time-budget S` (BENCH_LARGE_ALPHABET_SECONDS, default
-  90) for bpe 2000, unigram 2000 and char, then `rnngen eval --json`: the model's bits per
-  character on the held-out test split; target: subword no worse than char.
+  60) for bpe 2000, unigram 2000 and char, then `rnngen eval --json`: the model's bits per
+  character on the held-out test split; target: subword no worse than char. Repeated
+  BENCH_LARGE_ALPHABET_ROUNDS times (default 2), in alternating order.
 
     python benchmarks/bench_large_alphabet.py [--skip-split] [--skip-tokenize] [--skip-train]
 """
@@ -109,29 +110,35 @@ def tokenize_speed(tmp: Path, megabytes: float) -> dict:
     return figures
 
 
-def train_and_eval(tmp: Path, corpus: Path, seconds: str) -> dict:
-    figures = {}
+def train_and_eval(tmp: Path, corpus: Path, seconds: str, rounds: int) -> dict:
+    """Each kind trained `rounds` times, in alternating order (the machine's load drifts),
+    each run's model scored by `rnngen eval` on the held-out test split."""
     runs = {
         "bpe": ["--vocab-size", str(VOCAB)],
         "unigram": ["--vocab-size", str(VOCAB)],
         "char": [],
     }
-    for kind, options in runs.items():
-        checkpoint = tmp / f"{kind}.safetensors"
-        trained = rnngen("train", str(corpus), "--kind", kind, *options, "--size", "small",
-                         "--time-budget", seconds, "-o", str(checkpoint), "--json")  # fmt: skip
-        summary = json.loads(trained.stdout)
-        report = json.loads(rnngen("eval", str(checkpoint), "--json", "-q").stdout)
-        rnn, ngram = report["rows"][0], report["rows"][1]
-        figures[kind] = {
-            "vocab": (re.search(r"vocab (\d+)", trained.stderr) or [None, None])[1],
-            "steps": summary["steps"],
-            "tokens_per_second": round(summary["tokens_per_second"] or 0),
-            "test_bits_per_char": round(rnn["bits_per_char"], 4),
-            "test_bits_per_byte": round(rnn["bits_per_byte"], 4),
-            "kn5_bits_per_char": round(ngram["bits_per_char"], 4),
-            "test_tokens": rnn["tokens"],
-        }
+    figures: dict = {kind: [] for kind in runs}
+    for round_number in range(rounds):
+        order = list(runs) if round_number % 2 == 0 else list(reversed(runs))
+        for kind in order:
+            checkpoint = tmp / f"{kind}.safetensors"
+            trained = rnngen("train", str(corpus), "--kind", kind, *runs[kind], "--size",
+                             "small", "--time-budget", seconds, "-o", str(checkpoint), "--force",
+                             "--json")  # fmt: skip
+            summary = json.loads(trained.stdout)
+            report = json.loads(rnngen("eval", str(checkpoint), "--json", "-q").stdout)
+            rnn, ngram = report["rows"][0], report["rows"][1]
+            figures[kind].append({
+                "vocab": (re.search(r"vocab (\d+)", trained.stderr) or [None, None])[1],
+                "steps": summary["steps"],
+                "tokens_per_second": round(summary["tokens_per_second"] or 0),
+                "test_bits_per_char": round(rnn["bits_per_char"], 4),
+                "test_bits_per_byte": round(rnn["bits_per_byte"], 4),
+                "kn5_bits_per_char": round(ngram["bits_per_char"], 4),
+                "test_tokens": rnn["tokens"],
+                "load": round(os.getloadavg()[0], 1),
+            })  # fmt: skip
     return figures
 
 
@@ -160,8 +167,9 @@ def main() -> None:
         if "--skip-tokenize" not in sys.argv:
             figures["tokenize"] = tokenize_speed(tmp, megabytes)
         if "--skip-train" not in sys.argv:
-            seconds = os.environ.get("BENCH_LARGE_ALPHABET_SECONDS", "90")
-            figures["train"] = train_and_eval(tmp, corpus, seconds)
+            seconds = os.environ.get("BENCH_LARGE_ALPHABET_SECONDS", "60")
+            rounds = int(os.environ.get("BENCH_LARGE_ALPHABET_ROUNDS", "2"))
+            figures["train"] = train_and_eval(tmp, corpus, seconds, rounds)
     figures["load_after"] = os.getloadavg()[0]
     print(json.dumps(figures))
 
