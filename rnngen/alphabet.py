@@ -12,10 +12,15 @@ left-out character is unknown to the model and byte fallback spells it as its UT
 `decode(encode(s)) == s` still holds for every string.
 
 How the room is shared when not every character fits: CHAR_SHARE of the pieces left after the
-byte and meta pieces go to the most frequent characters, the rest to merges. Measured on a
-generated large-alphabet corpus (benchmarks/bench_large_alphabet.py, BENCHMARKS.md): keeping
-as many characters as fit, with no merges, spells the text in the most tokens; a share around
-two thirds gives the fewest tokens per character and the best n-gram bits per character.
+byte and meta pieces go to the commonest characters, the rest to merges. Measured on generated
+Chinese-like text (5k distinct characters; benchmarks/bench_large_alphabet.py, BENCHMARKS.md)
+at 1024, 2000 and 4000 pieces: spending the room on characters alone spells the text in 10-15%
+more tokens (merges are what shorten it); spending too little on them puts more characters in
+3 byte pieces each. Tokens per character are lowest at 0.5-0.65 of the room, while n-gram
+bits per character mostly improve with more characters (by up to 0.8%, at 4000 pieces). 0.7
+is within 0.2% of the fewest tokens at 1024 and 2000 pieces (1.5% at 4000) and close to the
+n-gram's best: fewer tokens per character is what a recurrent model trained for a fixed time
+gains most from (more text per second).
 """
 
 from __future__ import annotations
