@@ -160,9 +160,8 @@ class Tokenizer:
     def fallback_counts(self, ids: np.ndarray) -> tuple[int, int]:
         """(characters, bytes) of the text `ids` encode that are spelled in byte pieces."""
         ids = np.asarray(ids)
-        return int(np.count_nonzero(self._starts_byte_char[ids])), int(
-            np.count_nonzero(self._is_byte[ids])
-        )
+        chars = np.count_nonzero(self._starts_byte_char[ids])
+        return int(chars), int(np.count_nonzero(self._is_byte[ids]))
 
     def token_bytes(self, token_id: int) -> bytes:
         return self._piece_bytes[token_id]
