@@ -197,3 +197,15 @@ def test_sampling_never_writes_half_a_character(tokenized, tmp_path):
     assert any(dropped) and all(0 <= d <= 3 for d in dropped)
     # The plain text is the same samples, each written whole.
     assert all(s["text"] in plain_text for s in samples)
+
+
+def test_ascii_text_larger_than_a_tiny_vocabulary():
+    """The other counting path (ASCII): 99 characters, room for 42."""
+    import string
+
+    chars = string.printable.replace("\n", "")
+    lines = [chars[i:] + chars[:i] for i in range(100)]
+    tokenizer = train_tokenizer(lines, TokenizerConfig(kind="unigram", vocab_size=300))
+    assert tokenizer.coverage.pieces < tokenizer.coverage.sample
+    text = "\n".join(lines) + "\n\t▁"
+    assert tokenizer.decode(tokenizer.encode_array(text)) == text
