@@ -10,6 +10,7 @@ on the same corpus skips tokenization.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -114,7 +115,7 @@ def tokenize_corpus(
         done = 0
         splits = {}
         for name, span in spans.items():
-            counts = {"tokens": 0, "chars": 0, "bytes": 0}
+            counts = {"tokens": 0, "chars": 0, "bytes": 0, "fallback_chars": 0, "fallback_bytes": 0}
             with open(work / f"{name}.bin", "xb") as out:
                 for text, nbytes in iter_text(span):
                     ids = tokenizer.encode_array(text)
@@ -122,6 +123,9 @@ def tokenize_corpus(
                     counts["tokens"] += len(ids)
                     counts["chars"] += len(text)
                     counts["bytes"] += nbytes
+                    fallback_chars, fallback_bytes = tokenizer.fallback_counts(ids)
+                    counts["fallback_chars"] += fallback_chars
+                    counts["fallback_bytes"] += fallback_bytes
                     done += nbytes
                     if on_progress:
                         on_progress(done, total)
@@ -138,6 +142,9 @@ def tokenize_corpus(
                 "vocab_size": tokenizer.vocab_size,
                 "sha256": tokenizer.sha256,
                 "config": json.loads(to_json(config)),
+                # Distinct characters of the tokenizer's sample, and how many are pieces; the
+                # others (and any unseen) are spelled in bytes: see each split's fallback_*.
+                "characters": dataclasses.asdict(tokenizer.coverage),
             },
             "dtype": tokenizer.dtype.name,
             "splits": splits,

@@ -84,12 +84,17 @@ class Piece:
 
 @dataclass(frozen=True)
 class Done:
-    """Sample `index` ended: its generated text, token count, and why (length/chars/stop)."""
+    """Sample `index` ended: its generated text, token count, and why (length/chars/stop).
+
+    `dropped_bytes`: a sample that reaches its length inside a character spelled in byte
+    pieces ends with that character incomplete; its bytes are left out of the text.
+    """
 
     index: int
     text: str
     tokens: int
     reason: str
+    dropped_bytes: int = 0
 
 
 def generate(
@@ -134,7 +139,7 @@ def generate(
             if text:
                 yield Piece(index, text)
             if sample.reason:
-                yield Done(index, sample.text, sample.tokens, sample.reason)
+                yield Done(index, sample.text, sample.tokens, sample.reason, sample.dropped_bytes)
         if all(sample.reason for sample in samples):
             return
         logits = source.step(tokens)
@@ -295,6 +300,7 @@ class SampleText:
         self.chars = 0
         self.tokens = 0
         self.reason: str | None = None  # why it ended: "length", "chars" or "stop"
+        self.dropped_bytes = 0  # of an incomplete last character, when it ended by length
 
     @property
     def text(self) -> str:
@@ -310,7 +316,8 @@ class SampleText:
         if room is not None and (len(text) > room or (len(text) == room and not self.reason)):
             text, self.reason = text[:room], "chars"  # a stop string cut later loses
         if not self.reason and self.tokens >= self.config.max_tokens:
-            self.reason = "length"  # bytes of an incomplete last character are dropped
+            self.reason = "length"
+            self.dropped_bytes = self.decoder.flush()  # half a character is never text
         self.parts.append(text)
         self.chars += len(text)
         return text

@@ -2,9 +2,11 @@
 
 SentencePiece is the only tokenizer library here (this is its only importer). It is set up so
 that `decode(encode(s)) == s` for every string: identity normalization, no whitespace
-stripping, no dummy prefix, byte fallback for characters the sample never showed, and "\\n" as
-a piece of its own (so a line end is one token and never merges with its neighbours, which
-also lets a corpus be encoded chunk by chunk, cut at line ends).
+stripping, no dummy prefix, byte fallback for every character without a piece of its own
+(those the sample never showed, and the rare ones left out when the corpus has more distinct
+characters than the vocabulary can hold: see alphabet.py), and "\\n" as a piece of its own
+(so a line end is one token and never merges with its neighbours, which also lets a corpus
+be encoded chunk by chunk, cut at line ends).
 
 One hole remains in SentencePiece itself: it writes spaces as U+2581 "▁" and turns every "▁"
 back into a space when decoding, so a literal "▁" in the text would come back as " ". We
@@ -13,6 +15,7 @@ encode a literal "▁" as its three UTF-8 byte pieces instead, which decode to "
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import itertools
@@ -22,10 +25,10 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import sentencepiece as spm
 
-from rnngen.config import DEFAULT_VOCAB_SIZE, TokenizerConfig
+from rnngen.alphabet import CHAR_SHARE, SPACE_MARK, CharacterCoverage, plan_alphabet
+from rnngen.config import TokenizerConfig
 from rnngen.errors import RnngenError
 
-SPACE_MARK = "\u2581"  # SentencePiece's visible space
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-F]{2})>$")
 
 
@@ -42,6 +45,15 @@ class Tokenizer:
         self._space_mark_ids = [self.sp.piece_to_id(f"<0x{b:02X}>") for b in SPACE_MARK.encode()]
         # Per id: the bytes it stands for, so decoding can be incremental and exact.
         self._piece_bytes = [self._bytes_of(i) for i in range(self.vocab_size)]
+        # Per id: a byte piece, and one that starts a character (not a UTF-8 continuation
+        # byte), so that counting them in encoded text counts the bytes and the characters
+        # spelled in byte pieces.
+        self._is_byte = np.array([self.sp.is_byte(i) for i in range(self.vocab_size)], dtype=bool)
+        continues = [0x80 <= b[0] < 0xC0 if len(b) == 1 else False for b in self._piece_bytes]
+        self._starts_byte_char = self._is_byte & ~np.array(continues, dtype=bool)
+        # How many of the training sample's characters are pieces (set by train_tokenizer;
+        # None for a tokenizer loaded from a file, whose sample is not known).
+        self.coverage: CharacterCoverage | None = None
 
     def _bytes_of(self, token_id: int) -> bytes:
         piece = self.sp.id_to_piece(token_id)
@@ -134,6 +146,23 @@ class Tokenizer:
     def decode(self, ids: Iterable[int]) -> str:
         return b"".join(self._piece_bytes[int(i)] for i in ids).decode("utf-8", errors="replace")
 
+    @property
+    def character_pieces(self) -> frozenset[str]:
+        """The characters that have a piece of their own (the space for "▁"); every other
+        character is spelled in byte pieces, and so is a literal "▁" (see above)."""
+        pieces = (self.sp.id_to_piece(i) for i in range(self.vocab_size) if self._is_char(i))
+        return frozenset(piece.replace(SPACE_MARK, " ") for piece in pieces)
+
+    def _is_char(self, token_id: int) -> bool:
+        special = self.sp.is_byte(token_id) or self.sp.is_unknown(token_id)
+        return not special and len(self.sp.id_to_piece(token_id)) == 1
+
+    def fallback_counts(self, ids: np.ndarray) -> tuple[int, int]:
+        """(characters, bytes) of the text `ids` encode that are spelled in byte pieces."""
+        ids = np.asarray(ids)
+        chars = np.count_nonzero(self._starts_byte_char[ids])
+        return int(chars), int(np.count_nonzero(self._is_byte[ids]))
+
     def token_bytes(self, token_id: int) -> bytes:
         return self._piece_bytes[token_id]
 
@@ -149,51 +178,50 @@ class IncrementalDecoder:
     """Turns ids into text one at a time, never splitting a multi-byte character.
 
     Byte-fallback pieces may carry a fraction of a character; they wait in a buffer until the
-    character is complete. Used by streaming samplers.
+    character is complete. Bytes that cannot start or continue a character (a model may
+    sample any sequence of byte pieces) become U+FFFD, so the text is always valid UTF-8.
+    Used by streaming samplers.
     """
 
     def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer
-        self.pending = b""
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    @property
+    def pending(self) -> bytes:
+        """The bytes of an incomplete last character, waiting for the rest."""
+        return self._utf8.getstate()[0]
 
     def feed(self, token_id: int) -> str:
-        self.pending += self.tokenizer.token_bytes(token_id)
-        try:
-            text, self.pending = self.pending.decode("utf-8"), b""
-            return text
-        except UnicodeDecodeError as e:
-            if e.reason == "unexpected end of data":  # an incomplete character: wait for more
-                text = self.pending[: e.start].decode("utf-8")
-                self.pending = self.pending[e.start :]
-                return text
-            text, self.pending = self.pending.decode("utf-8", errors="replace"), b""
-            return text
+        return self._utf8.decode(self.tokenizer.token_bytes(token_id))
 
-    def flush(self) -> str:
-        text, self.pending = self.pending.decode("utf-8", errors="replace"), b""
-        return text
+    def flush(self) -> int:
+        """End the text: drop the bytes of an incomplete last character, and return how many.
+
+        Everything whole was already returned by `feed`; half a character is never text
+        (printing it would put invalid UTF-8 on stdout, or a U+FFFD that was never sampled).
+        """
+        dropped = len(self.pending)
+        self._utf8.reset()
+        return dropped
 
 
-def train_tokenizer(lines: Iterable[str], config: TokenizerConfig) -> Tokenizer:
-    """Train on a sample of lines (no newlines inside) and return the tokenizer, in memory."""
+def train_tokenizer(
+    lines: Iterable[str], config: TokenizerConfig, char_share: float = CHAR_SHARE
+) -> Tokenizer:
+    """Train on a sample of lines (no newlines inside) and return the tokenizer, in memory.
+
+    When the sample has more distinct characters than a bpe or unigram vocabulary can hold,
+    the rarer ones get no piece and fall back to bytes (alphabet.py; `char_share` overrides
+    the measured share of the room kept for characters, for benchmarks).
+    """
     lines = [line for line in lines if line]
     if not lines:
         raise RnngenError("the corpus has no text to train a tokenizer on")
-    chars = {c for line in lines for c in line} - {SPACE_MARK}
-    # SentencePiece needs one piece per character it keeps, 256 byte pieces and <unk>, "\n".
-    required = len(chars | {SPACE_MARK}) + 258
+    plan = plan_alphabet(lines, config.kind, config.vocab_size, char_share)
     exact = config.vocab_size is not None and config.kind != "char"
-    vocab_size = config.vocab_size or DEFAULT_VOCAB_SIZE
-    if config.kind == "char":
-        vocab_size = required
-    elif not exact and config.kind in ("bpe", "unigram"):
-        vocab_size = max(vocab_size, required)
-    if config.kind in ("bpe", "unigram") and vocab_size < required:
-        raise RnngenError(
-            f"--vocab-size {vocab_size} is too small for this corpus: it has {len(chars)} "
-            f"distinct characters, and with 256 byte-fallback pieces {config.kind} needs at "
-            f"least {required} (or use --kind char)"
-        )
+    vocab_size = plan.vocab_size
+    lines = plan.restrict(lines)
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
@@ -205,7 +233,8 @@ def train_tokenizer(lines: Iterable[str], config: TokenizerConfig) -> Tokenizer:
             remove_extra_whitespaces=False,
             add_dummy_prefix=False,
             byte_fallback=True,
-            character_coverage=1.0,
+            character_coverage=1.0,  # of the characters `plan` kept
+            required_chars=SPACE_MARK,  # a space must never fall back to bytes, even unseen
             allow_whitespace_only_pieces=True,
             split_digits=False,
             user_defined_symbols=["\n"],
@@ -222,7 +251,10 @@ def train_tokenizer(lines: Iterable[str], config: TokenizerConfig) -> Tokenizer:
         )
     except RuntimeError as e:
         raise RnngenError(_explain_training_failure(str(e), config)) from None
-    return Tokenizer(model.getvalue(), config.kind)
+    tokenizer = Tokenizer(model.getvalue(), config.kind)
+    pieces = len(plan.alphabet & tokenizer.character_pieces)
+    tokenizer.coverage = CharacterCoverage(sample=len(plan.alphabet), pieces=pieces)
+    return tokenizer
 
 
 def _explain_training_failure(message: str, config: TokenizerConfig) -> str:

@@ -13,12 +13,15 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rnngen.config import TokenizerConfig
-from rnngen.distributed import Group
 from rnngen.errors import RnngenError
+
+if TYPE_CHECKING:  # distributed imports torch, which `rnngen tokenize` never needs
+    from rnngen.distributed import Group
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +58,7 @@ def prepare_data(
     is spooled into `spool_dir` for the two passes tokenizing needs). `progress()` gives a
     context manager yielding a (done, total) callback for the bytes tokenized."""
     from rnngen.data import cached_tokenize, is_tokenized_dir, load_tokenized
+    from rnngen.distributed import Group
     from rnngen.textio import spool_stdin
 
     group = group or Group()

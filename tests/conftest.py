@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -42,6 +43,46 @@ def tiny_text(lines: int = 400, seed: int = 0) -> str:
     for _ in range(lines):
         out.append(" ".join(rng.choice(words) for _ in range(rng.randint(3, 12))) + ".")
     return "\n".join(out) + "\n"
+
+
+# After a word of large_alphabet_text: mostly nothing (the words of Chinese text run on), else
+# ASCII punctuation, a space, or a line end.
+_SEPARATORS = ["", ",", ", ", ".", ". ", "!", "?", ";", ":", " ", '"', ".\n", "!\n", "?\n"]
+_SEPARATOR_WEIGHTS = [78, 5, 1, 2, 1, 0.5, 0.5, 0.5, 0.5, 2, 0.5, 2.5, 0.5, 0.5]
+
+
+def large_alphabet_text(chars: int, seed: int = 0, ideographs: int = 7000) -> str:
+    """Chinese-like text with thousands of distinct characters, for tokenizer tests and
+    benchmarks (generated, so no corpus is downloaded or committed).
+
+    A lexicon of words of 1-4 characters from the CJK Unified Ideographs block (U+4E00 on,
+    drawn with Zipfian frequencies over `ideographs` code points), then words drawn with
+    Zipfian frequencies, with ASCII punctuation, spaces and line ends between some of them.
+    The character frequencies come out Zipfian, and there is structure beyond them (words)
+    for merges and models to find; unlike real text, nothing beyond word frequencies.
+    """
+    import random
+
+    rng = random.Random(seed)
+    code_points = [chr(0x4E00 + i) for i in range(ideographs)]
+    char_weights = list(itertools.accumulate(1 / (rank + 1) for rank in range(ideographs)))
+    lexicon = [
+        "".join(rng.choices(code_points, cum_weights=char_weights, k=length))
+        for length in rng.choices([1, 2, 3, 4], weights=[3, 5, 2, 1], k=3 * ideographs)
+    ]
+    word_weights = list(
+        itertools.accumulate(1 / (rank + 1) ** 1.05 for rank in range(len(lexicon)))
+    )
+    parts: list[str] = []
+    size = 0
+    while size < chars:
+        words = rng.choices(lexicon, cum_weights=word_weights, k=max(chars // 4, 64))
+        seps = rng.choices(_SEPARATORS, weights=_SEPARATOR_WEIGHTS, k=len(words))
+        block = "".join(w + s for w, s in zip(words, seps, strict=True))
+        parts.append(block)
+        size += len(block)
+    text = "".join(parts)[:chars]
+    return text[: text.rfind("\n") + 1] or text + "\n"
 
 
 @pytest.fixture

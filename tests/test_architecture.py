@@ -120,3 +120,19 @@ def test_help_does_not_import_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_tokenize_does_not_import_torch(tmp_path):
+    """Two seconds of start-up out of a tokenize run that may take five (torch is only for
+    models)."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a few words of text\n" * 50)
+    code = (
+        "import sys\n"
+        "from rnngen.cli import app\n"
+        f"try:\n    app(['tokenize', {str(corpus)!r}, '-o', {str(tmp_path / 'o')!r}, '-q'],"
+        " prog_name='rnngen')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules, 'torch imported by tokenize'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -40,12 +40,29 @@ def _tokenized(path: Path, json_output: bool) -> None:
         print_json({"path": str(path), **meta})
         return
     tok = meta["tokenizer"]
-    print_table(
-        f"{path}: {tok['kind']} tokenizer, {tok['vocab_size']} pieces, sha256 {tok['sha256'][:12]}",
-        ["split", "tokens", "characters", "bytes", "source"],
-        [[n, s["tokens"], s["chars"], s["bytes"], s["source"]] for n, s in meta["splits"].items()],
-        numeric={1, 2, 3},
+    characters = tok.get("characters")  # absent from directories older versions wrote
+    pieces = (
+        f" ({characters['pieces']:,} of its sample's {characters['sample']:,} characters)"
+        if isinstance(characters, dict)
+        else ""
     )
+    print_table(
+        f"{path}: {tok['kind']} tokenizer, {tok['vocab_size']} pieces{pieces}, "
+        f"sha256 {tok['sha256'][:12]}",
+        ["split", "tokens", "characters", "bytes", "in byte pieces", "source"],
+        [
+            [n, s["tokens"], s["chars"], s["bytes"], _fallback_share(s), s["source"]]
+            for n, s in meta["splits"].items()
+        ],
+        numeric={1, 2, 3, 4},
+    )
+
+
+def _fallback_share(split: dict) -> str:
+    """The share of a split's characters spelled in byte pieces ("-" when not recorded)."""
+    if not isinstance(split.get("fallback_chars"), int):
+        return "-"
+    return f"{split['fallback_chars'] / max(split['chars'], 1):.2%}"
 
 
 def _checkpoint(path: Path, json_output: bool) -> None:

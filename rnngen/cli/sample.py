@@ -283,7 +283,7 @@ class JsonWriter:
         self.ready[event.index] = {
             "index": event.index, "prompt": self.prompt, "text": event.text,
             "tokens": event.tokens, "seed": self.config.seed_of(event.index),
-            "finish": event.reason,
+            "finish": event.reason, "dropped_bytes": event.dropped_bytes,
         }  # fmt: skip
         while self.next in self.ready:
             write(json.dumps(self.ready.pop(self.next), ensure_ascii=False) + "\n")

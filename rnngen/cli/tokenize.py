@@ -30,7 +30,8 @@ def tokenize(
 
     Writes OUTPUT/tokenizer.model (a standard SentencePiece model), OUTPUT/{train,valid,test}.bin
     (flat uint16 ids, uint32 for vocabularies over 65536) and OUTPUT/meta.json (tokens,
-    characters and bytes per split; tokenizer kind, size and sha256).
+    characters, bytes and byte-fallback counts per split; tokenizer kind, size, sha256, and
+    how many of its sample's characters are pieces).
     """
     from rnngen.data import tokenize_corpus
     from rnngen.textio import make_dir, spool_stdin
@@ -49,7 +50,22 @@ def tokenize(
         if corpus == "-":
             source.unlink(missing_ok=True)
     _report(result, json_output)
+    reporter.log(coverage_line(result.meta))
     reporter.log(f"wrote {output}/ ({result.tokenizer.kind}, {result.tokenizer.vocab_size} pieces)")
+
+
+def coverage_line(meta: dict) -> str:
+    """One line: how many characters are pieces, and what share of the text is spelled in
+    byte pieces instead (rare characters left out of a small vocabulary, tabs, unseen ones)."""
+    characters = meta["tokenizer"]["characters"]
+    splits = meta["splits"].values()
+    chars = sum(s["chars"] for s in splits)
+    fallback = sum(s["fallback_chars"] for s in splits)
+    return (
+        f"{characters['pieces']:,} of the {characters['sample']:,} distinct characters of the "
+        f"tokenizer's sample are pieces; {fallback:,} of the corpus's {chars:,} characters "
+        f"({fallback / max(chars, 1):.2%}) fall back to UTF-8 byte pieces"
+    )
 
 
 def _report(result, json_output: bool) -> None:
