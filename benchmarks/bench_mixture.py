@@ -1,6 +1,7 @@
 """The RNN + n-gram mixture and dynamic evaluation, on tinyshakespeare and the built-in corpus.
 
     python benchmarks/bench_mixture.py [--fp32-one-core] [--budget SECONDS] [--skip-synth]
+                                       [--keep DIR]
 
 1. tinyshakespeare (../shared): `rnngen train train.txt --valid valid.txt --time-budget 180`
    with defaults, then `rnngen eval --json`: the LSTM, the 5-gram and their mixture on
@@ -15,7 +16,7 @@
    training, then `rnngen eval --dynamic --json`: the mixture against the oracle, and
    agreement accuracy by distance for the RNN, the n-gram and the mixture.
 
-Prints one JSON line of figures; progress on stderr.
+Prints one JSON line of figures; progress on stderr. `--keep DIR` keeps the checkpoints.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from rnngen.mixture import fit_weight, mix_logprobs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare"
 TUNING_TOKENS = 20_000
-GRID = [(lr, segment) for lr in (0.01, 0.03, 0.1) for segment in (16, 64)]
+GRID = [(lr, segment) for lr in (0.03, 0.1, 0.3, 1.0) for segment in (8, 16, 32)]
 
 
 def log(message: str, started: float = time.time()) -> None:
@@ -67,7 +68,7 @@ def bits_per_char(logp: np.ndarray, chars: int) -> float:
 
 def tinyshakespeare(tmp: Path, budget: str, one_core: bool) -> dict:
     checkpoint = tmp / "ts.safetensors"
-    extra = ["--precision", "fp32", "--threads", "1"] if one_core else []
+    extra = ["--precision", "fp32"] if one_core else []  # one core: threads follow affinity
     started = time.perf_counter()
     rnngen_cli("train", str(DATA / "train.txt"), "--valid", str(DATA / "valid.txt"),
                "--time-budget", budget, "-o", str(checkpoint), "-q", *extra,
@@ -84,7 +85,8 @@ def tinyshakespeare(tmp: Path, budget: str, one_core: bool) -> dict:
     started = time.perf_counter()
     rnn = model_logprobs(lm.model, ids, lm.device)  # (T,)
     static_seconds = time.perf_counter() - started
-    ngram = training_ngram(lm.provenance, lm.tokenizer, 5).model.logprobs(ids)  # (T,)
+    ngram_model = training_ngram(lm.provenance, lm.tokenizer, 5).model
+    ngram = ngram_model.logprobs(ids)  # (T,)
     half = len(rnn) // 2
     second_chars = len(lm.tokenizer.decode(ids[1 + half :]))
     fit = fit_weight(rnn[:half], ngram[:half])
@@ -97,6 +99,18 @@ def tinyshakespeare(tmp: Path, budget: str, one_core: bool) -> dict:
             bits_per_char(mix_logprobs(rnn[half:], ngram[half:], fit.weight), second_chars), 4
         ),  # fmt: skip
     }
+    # A weight per n-gram context order (how long a context the n-gram knows; it depends on
+    # the context only, so the mixture stays normalized), fit on the first half as well.
+    orders = ngram_model.context_orders(ids)  # (T,)
+    mixed = np.empty(len(rnn) - half)
+    weights = {}
+    for order in np.unique(orders):
+        fit_part, scored = orders[:half] == order, orders[half:] == order
+        weight = fit_weight(rnn[:half][fit_part], ngram[:half][fit_part]).weight
+        weights[int(order)] = round(weight, 3)
+        mixed[scored] = mix_logprobs(rnn[half:][scored], ngram[half:][scored], weight)
+    figures["fair"]["mixture_weight_per_context_order"] = weights
+    figures["fair"]["mixture_per_context_order"] = round(bits_per_char(mixed, second_chars), 4)
     log(f"fair variant: {figures['fair']}")
     figures["dynamic"] = dynamic(lm, ids, rnn, ngram, len(text), report["mixture"]["lambda"])
     figures["dynamic"]["static_seconds_per_100k_tokens"] = round(static_seconds / len(rnn) * 1e5, 1)
@@ -153,6 +167,9 @@ def main() -> None:
                "emulated_fp32_one_core": one_core, "threads": torch.get_num_threads(),
                "load_before": round(os.getloadavg()[0], 2)}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
+        if "--keep" in args:
+            tmp = args[args.index("--keep") + 1]
+            Path(tmp).mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("RNNGEN_CACHE", str(Path(tmp) / "cache"))
         if DATA.is_dir():
             figures["tinyshakespeare"] = tinyshakespeare(Path(tmp), budget, one_core)

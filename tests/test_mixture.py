@@ -189,3 +189,13 @@ def test_sampling_the_mixture_is_reproducible(trained):
     assert runs[0].returncode == 0, runs[0].stderr
     assert runs[0].stdout == runs[1].stdout and runs[0].stdout.strip()
     assert "mixture: λ = 0.5000 (fixed)" in runs[0].stderr
+
+
+def test_context_orders_depend_on_the_context_only():
+    train = np.array([0, 1, 2, 0, 1, 2, 0, 1, 3, 4, 0, 1, 2] * 5)
+    ngram = KneserNey.fit(train, 3, 5)
+    assert ngram.context_orders(np.array([0, 1, 2, 4, 4, 3, 1])).tolist() == [2, 3, 3, 2, 2, 2]
+    # the same context before two different targets: the same order
+    a, b = ngram.context_orders(np.array([0, 1, 2])), ngram.context_orders(np.array([0, 1, 4]))
+    assert a.tolist() == b.tolist()
+    assert ngram.context_orders(np.array([3])).size == 0

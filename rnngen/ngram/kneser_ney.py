@@ -117,6 +117,26 @@ class KneserNey:
         result[targets == self.bos] = 0.0
         return result
 
+    def context_orders(self, ids: np.ndarray) -> np.ndarray:
+        """For each target ids[t], t >= 1: 1 + the length of the longest suffix of its
+        context (up to order-1 ids) that the model knows as a context, shape (len(ids)-1,).
+
+        It depends on the context only, never on the target, so a mixture weight chosen by it
+        keeps the mixture normalized. 1 means the n-gram has only its unigram to offer.
+        """
+        ids = _as_ids(ids, self._id_limit, "ids")
+        orders = np.ones(max(ids.size - 1, 0), dtype=np.int64)
+        if ids.size < 2:
+            return orders
+        gram = ids  # (T,) id of the (k-1)-gram ending at each position, -1 if unknown
+        for k, level in enumerate(self._levels, start=2):
+            if level.keys.size == 0:
+                break
+            context = gram[:-1]  # (T-1,) the (k-1)-gram ending just before each target
+            orders = np.where((context >= 0) & (orders == k - 1), k, orders)
+            gram = np.concatenate(([-1], self._lookup(level, context, ids[1:])))
+        return orders
+
     def distribution(self, context: np.ndarray) -> np.ndarray:
         """p(x | context) for every x < vocab_size, shape (vocab_size,); used for sampling.
 
