@@ -32,8 +32,8 @@ from rnngen.model import RNNLM, detach_state
 class DynamicConfig:
     """The update rule. Defaults tuned on validation text (BENCHMARKS.md, dynamic evaluation)."""
 
-    learning_rate: float = 0.03  # SGD step on the mean loss (nats/token) of a segment
-    segment: int = 32  # tokens scored between two updates
+    learning_rate: float = 0.1  # SGD step on the mean loss (nats/token) of a segment
+    segment: int = 16  # tokens scored between two updates
     decay: float = 0.0  # share of the way back to the trained weights after each update
 
     def __post_init__(self) -> None:

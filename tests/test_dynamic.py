@@ -90,7 +90,7 @@ def test_eval_and_score_dynamic_leave_the_checkpoint_byte_identical(tmp_path):
     rows = {row["name"]: row for row in report["rows"]}
     assert {"lstm 1x32 dynamic", "lstm 1x32 dynamic + 5-gram"} <= set(rows)
     assert len({row["tokens"] for row in rows.values()}) == 1  # identical targets
-    assert report["dynamic"] == {"learning_rate": 0.03, "segment": 16, "decay": 0.0}
+    assert report["dynamic"] == {"learning_rate": 0.1, "segment": 16, "decay": 0.0}
     scored = run_cli("score", "--dynamic", "--mix", "0.2", cwd=tmp_path, input="the man .\n" * 3)
     assert scored.returncode == 0, scored.stderr
     assert len(scored.stdout.splitlines()) == 3

@@ -16,9 +16,9 @@ CheckpointArg = typer.Argument(
     None, help="A .safetensors checkpoint [default: the newest in ./checkpoints]."
 )
 Device = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
-DynamicLr = typer.Option(0.03, "--dynamic-lr", help="SGD step of dynamic evaluation.")
+DynamicLr = typer.Option(0.1, "--dynamic-lr", help="SGD step of dynamic evaluation.")
 DynamicSegment = typer.Option(
-    32, "--dynamic-segment", help="Tokens scored between two dynamic-evaluation updates."
+    16, "--dynamic-segment", help="Tokens scored between two dynamic-evaluation updates."
 )
 DynamicDecay = typer.Option(
     0.0, "--dynamic-decay", help="Pull back towards the trained weights after each update."
