@@ -30,9 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnngen.config import ModelConfig, TokenizerConfig, TrainConfig
+from rnngen.config import ModelConfig, TokenizerConfig, TrainConfig, learning_rate_for
 from rnngen.evaluate import model_logprobs, sequence_logprobs
 from rnngen.gradients import gradient_flow
+from rnngen.hardware import resolve_precision
 from rnngen.model import RNNLM
 from rnngen.ngram import KneserNey
 from rnngen.plot import (
@@ -50,9 +51,12 @@ from rnngen.tokenizer import train_tokenizer
 from rnngen.trainer import Evaluation, Rollback, Step, Trainer
 
 CPU = torch.device("cpu")
-PRECISION = "fp32"  # bf16 autocast runs nn.LSTM ~10x slower here (avx512_bf16, no AMX)
-HIDDEN = 128
-LR = 8e-3  # the project default (tuned on the LSTM reference task), for every cell
+# What `rnngen train` would use on this machine for a model of this width: the automatic
+# precision (bf16 on CPUs with native bf16), the width's default learning rate, batch 16.
+PRECISION = resolve_precision("auto", CPU)
+HIDDEN = 256
+LR = learning_rate_for(HIDDEN)  # the same for every cell
+BATCH_SIZE = 16
 ITEMS_PER_BUCKET = 100  # agreement items scored per distance bucket (two probes each)
 RUNS = {  # name -> (label, model options, clip)
     "rnn": ("vanilla RNN, clip 1", {"cell": "rnn"}, 1.0),
@@ -81,7 +85,7 @@ def train(name: str, budget: float, tokenizer, train_ids, valid_ids) -> tuple[RN
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=HIDDEN, embed_size=HIDDEN,
                          dropout=0.0, **options)  # fmt: skip
-    train_config = TrainConfig(batch_size=32, seq_len=64, lr=LR, warmup_steps=20, clip=clip,
+    train_config = TrainConfig(batch_size=BATCH_SIZE, seq_len=64, lr=LR, warmup_steps=20, clip=clip,
                                time_budget=budget, eval_tokens=10_000, log_every=1,
                                seed=0)  # fmt: skip
     model = RNNLM(config)
