@@ -98,10 +98,15 @@ def compare(
     ngram_order: int = 5,
     train: str | Path | None = None,
     device: str = "auto",
+    mix: float | str | None = "fit",
+    dynamic=None,
 ):
     """The eval table as data (a ComparisonReport): the model, a Kneser-Ney n-gram of its
     training tokens and a unigram on the same targets of `data` (default: the held-out split);
-    on `rnngen synth` text also the oracle and agreement accuracy."""
+    their mixture (`mix`: "fit" for the weight fit on the validation split, a weight in [0, 1],
+    or None for no mixture row); with `dynamic` (a `rnngen.dynamic.DynamicConfig`) the model
+    adapting as it reads; on `rnngen synth` text also the oracle and agreement accuracy."""
+    from rnngen.interpolate import parse_mix
     from rnngen.ngram import MAX_ORDER
     from rnngen.report import compare_model
 
@@ -114,6 +119,7 @@ def compare(
         lm.model, lm.tokenizer, lm.provenance, lm.device, checkpoint=str(lm.path),
         data=Path(data) if data is not None else None,
         train=Path(train) if train is not None else None, ngram_order=ngram_order,
+        mix=parse_mix(str(mix)) if mix is not None else None, dynamic=dynamic,
     )  # fmt: skip
 
 
