@@ -56,8 +56,8 @@ def fit_weight(
     rnn_logp: np.ndarray,
     ngram_logp: np.ndarray,
     start: float = 0.5,
-    tolerance: float = 1e-7,
-    max_iterations: int = 200,
+    tolerance: float = 1e-10,
+    max_iterations: int = 1000,
 ) -> MixtureFit:
     """The λ that maximizes the mean ln p_mix of these targets, by EM (see the module doc).
 

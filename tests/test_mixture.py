@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -106,9 +107,24 @@ def trained(tmp_path_factory):
     return root
 
 
+def invoke(cwd, *args: str, input: str | None = None):
+    """The CLI in-process (a real subprocess costs seconds of start-up per call): exit code,
+    stdout and stderr apart."""
+    from typer.testing import CliRunner
+
+    from rnngen.cli import app
+
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, list(args), input=input)
+    finally:
+        os.chdir(previous)
+
+
 def eval_rows(trained, *options) -> tuple[dict, dict]:
-    result = run_cli("eval", "--json", *options, cwd=trained)
-    assert result.returncode == 0, result.stderr
+    result = invoke(trained, "eval", "--json", "-q", *options)
+    assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     return report, {row["name"]: row for row in report["rows"]}
 
@@ -138,8 +154,8 @@ def test_fixed_weights_at_the_ends_reproduce_the_rows_exactly(trained):
 def test_no_mix_drops_the_row_and_the_fit_is_cached(trained):
     _, rows = eval_rows(trained, "--no-mix")
     assert not any("+" in name for name in rows)
-    first = run_cli("eval", cwd=trained)
-    second = run_cli("eval", cwd=trained)
+    first = invoke(trained, "eval")
+    second = invoke(trained, "eval")
     assert "mixture: λ" in second.stderr and "(cached)" in second.stderr
     assert first.stdout == second.stdout
 
@@ -153,7 +169,7 @@ def test_eval_says_when_it_scores_the_text_the_weight_was_fit_on(trained):
     report, _ = eval_rows(trained, "nosplit/model.safetensors")
     assert report["data"] == "held-out valid split"
     assert report["mixture"]["scored_on_fit_text"] is True
-    table = run_cli("eval", "nosplit/model.safetensors", cwd=trained)
+    table = invoke(trained, "eval", "nosplit/model.safetensors")
     assert "the mixture rows are optimistic" in table.stdout
 
 
@@ -169,13 +185,11 @@ def test_bad_mix_options_fail_cleanly(trained):
 
 def test_score_with_the_mixture(trained):
     lines = "the man walks .\nthe men walk .\n"
-    plain = run_cli("score", cwd=trained, input=lines)
-    ngram = run_cli("score", "--ngram", cwd=trained, input=lines)
-    zero = run_cli("score", "--mix", "0", cwd=trained, input=lines)
-    one = run_cli("score", "--mix", "1", cwd=trained, input=lines)
-    fitted = run_cli("score", "--mix", "fit", cwd=trained, input=lines)
-    for result in (plain, ngram, zero, one, fitted):
-        assert result.returncode == 0, result.stderr
+    options = ([], ["--ngram"], ["--mix", "0"], ["--mix", "1"], ["--mix", "fit"])
+    runs = [invoke(trained, "score", *option, input=lines) for option in options]
+    for result in runs:
+        assert result.exit_code == 0, result.stderr
+    plain, ngram, zero, one, fitted = runs
     logprob = [[json.loads(line)["logprob"] for line in r.stdout.splitlines()]
                for r in (plain, ngram, zero, one, fitted)]  # fmt: skip
     assert logprob[2] == pytest.approx(logprob[0], abs=1e-9)
