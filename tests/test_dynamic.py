@@ -63,7 +63,7 @@ def test_decay_pulls_back_towards_the_trained_weights(setup):
     free.read(half), held.read(half)
 
     def distance(adaptation):
-        return sum(float((p - q).norm()) for p, q in
+        return sum(float((p - q).detach().norm()) for p, q in
                    zip(adaptation.model.parameters(), model.parameters(), strict=True))  # fmt: skip
 
     assert 0 < distance(held) < distance(free)
