@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,8 +59,10 @@ def parse_mix(value: str) -> float | str:
     try:
         weight = float(value)
     except ValueError:
-        raise RnngenError(f"--mix takes 'fit' or a weight between 0 and 1, got {value!r}") from None
-    return check_weight(weight)
+        weight = math.nan
+    if not 0.0 <= weight <= 1.0:
+        raise RnngenError(f"--mix takes 'fit' or a weight between 0 and 1, got {value!r}")
+    return weight
 
 
 def ids_sha256(ids: np.ndarray) -> str:
@@ -98,7 +101,7 @@ def mixture_weight(
     if ids is None or len(ids) == 0:
         raise RnngenError(
             "the checkpoint has no validation text to fit the mixture weight on; "
-            "give --mix LAMBDA (a weight between 0 and 1) or --no-mix"
+            "give --mix LAMBDA (a weight between 0 and 1)"
         )
     ids = with_context(tokenizer, np.asarray(ids))  # (1 + targets,)
     rnn_logp = model_logprobs(model, ids, device, precision)  # (targets,)
