@@ -86,8 +86,13 @@ def mixture_weight(
     ngram: TrainingNGram,
     device,
     precision: str = "fp32",
+    scored: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> MixtureWeight:
-    """A fixed λ as given, or the one fit on the validation split (cached)."""
+    """A fixed λ as given, or the one fit on the validation split (cached).
+
+    `scored` = (ids, rnn log-probs, n-gram log-probs) of text the caller has scored already:
+    when that text is the validation split (eval of a checkpoint without a test split), the
+    fit reuses the scores instead of running the RNN over the same text again."""
     if option != FIT:
         return MixtureWeight(check_weight(option), None, 0, None, False)
     path = cache_root() / "mixture" / f"{ngram.key}-{model_digest(model)}.json"
@@ -104,8 +109,12 @@ def mixture_weight(
             "give --mix LAMBDA (a weight between 0 and 1)"
         )
     ids = with_context(tokenizer, np.asarray(ids))  # (1 + targets,)
-    rnn_logp = model_logprobs(model, ids, device, precision)  # (targets,)
-    fit = fit_weight(rnn_logp, ngram.model.logprobs(ids))
+    if scored is not None and np.array_equal(scored[0], ids):
+        rnn_logp, ngram_logp = scored[1], scored[2]  # (targets,) each
+    else:
+        rnn_logp = model_logprobs(model, ids, device, precision)  # (targets,)
+        ngram_logp = ngram.model.logprobs(ids)  # (targets,)
+    fit = fit_weight(rnn_logp, ngram_logp)
     result = MixtureWeight(fit.weight, "valid", fit.tokens, ids_sha256(ids), False)
     # Like the n-gram cache, this only saves time: failing to write it costs a refit.
     with contextlib.suppress(RnngenError):

@@ -149,7 +149,8 @@ def compare_model(
     weight = None
     if mix is not None:
         try:
-            weight = mixture_weight(mix, model, tokenizer, provenance, ngram, device, precision)
+            weight = mixture_weight(mix, model, tokenizer, provenance, ngram, device, precision,
+                                    scored=(ids, rnn_logp, ngram_logp))  # fmt: skip
         except RnngenError as e:  # no validation text to fit on: the rest of eval stands
             if mix != FIT:
                 raise
