@@ -17,6 +17,7 @@ from rnngen.errors import RnngenError
 TOKENIZER_KINDS = ("char", "bpe", "unigram", "word")
 DEFAULT_VOCAB_SIZE = 1024
 CELLS = ("lstm", "gru", "rnn")
+SOFTMAXES = ("full", "adaptive")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -55,16 +56,59 @@ class ModelConfig:
     embed_dropout: float = 0.0
     tie: bool = True
     residual: bool = False
+    # Where `dropout` applies, each position may have its own rate (None: `dropout`): on the
+    # embedded input, between stacked layers, and on the top layer's output.
+    dropout_input: float | None = None
+    dropout_hidden: float | None = None
+    dropout_output: float | None = None
+    # Locked (variational) dropout: one mask per sequence, the same at every time step (Gal &
+    # Ghahramani 2016; AWD-LSTM), instead of a fresh mask per token.
+    locked_dropout: bool = False
+    # DropConnect on the hidden-to-hidden matrices (Wan et al. 2013; AWD-LSTM's weight drop).
+    weight_drop: float = 0.0
+    # The output layer: a full softmax, or an adaptive one (Grave et al. 2017) whose clusters
+    # end at `cutoffs` (ranks of the training text's token frequencies).
+    softmax: str = "full"
+    cutoffs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise RnngenError(f"unknown cell {self.cell!r}; use one of {CELLS}")
+        if self.softmax not in SOFTMAXES:
+            raise RnngenError(f"unknown softmax {self.softmax!r}; use one of {SOFTMAXES}")
+        for name in ("dropout_input", "dropout_hidden", "dropout_output"):
+            if getattr(self, name) is not None:
+                _check_range("--" + name.replace("_", "-"), getattr(self, name), 0.0, 0.95)
+        _check_range("--weight-drop", self.weight_drop, 0.0, 0.95)
+        object.__setattr__(self, "cutoffs", tuple(self.cutoffs))
+        if self.softmax == "adaptive" and not (
+            self.cutoffs
+            and all(isinstance(c, int) for c in self.cutoffs)
+            and 0 < self.cutoffs[0]
+            and list(self.cutoffs) == sorted(set(self.cutoffs))
+            and self.cutoffs[-1] < self.vocab_size
+        ):
+            raise RnngenError(
+                f"an adaptive softmax needs increasing cutoffs between 1 and the vocabulary "
+                f"size {self.vocab_size} - 1, got {list(self.cutoffs)}"
+            )
         _check_range("--layers", self.layers, 1, 64)
         _check_range("--hidden", self.hidden_size, 1, 65536)
         _check_range("--embed", self.embed_size, 1, 65536)
         _check_range("--dropout", self.dropout, 0.0, 0.95)
         _check_range("embedding dropout", self.embed_dropout, 0.0, 0.95)
         _check_range("vocabulary size", self.vocab_size, 1, 10_000_000)
+
+    def dropout_at(self, position: str) -> float:
+        """The dropout rate at `position`: input, hidden or output."""
+        rate = getattr(self, f"dropout_{position}")
+        return self.dropout if rate is None else rate
+
+
+# What a model is, as opposed to how it is regularized: `--init-from` keeps these from the
+# base checkpoint (its weights only fit them), and takes the rest from the new run's options.
+ARCHITECTURE = ("vocab_size", "cell", "layers", "hidden_size", "embed_size", "tie", "residual",
+                "softmax", "cutoffs")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,6 +133,11 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     precision: str = "auto"
+    # AWD-LSTM's training-side regularizers (Merity et al. 2017), all off by default.
+    ar: float = 0.0  # activation regularization: ar x mean(output^2) of the top layer
+    tar: float = 0.0  # temporal AR: tar x mean((h_t - h_{t-1})^2) of the top layer
+    variable_bptt: bool = False  # window lengths drawn around --seq-len, lr scaled to match
+    average: bool = False  # average the weights once validation stops improving (NT-ASGD)
 
     def __post_init__(self) -> None:
         _check_range("--batch-size", self.batch_size, 1, 1 << 20)
@@ -110,6 +159,8 @@ class TrainConfig:
             _check_range("--max-steps", self.max_steps, 1, 1 << 40)
         if self.time_budget is not None:
             _check_range("--time-budget", self.time_budget, 1e-3, 1e8)
+        _check_range("--ar", self.ar, 0.0, 1e3)
+        _check_range("--tar", self.tar, 0.0, 1e3)
         if self.device not in DEVICES:
             raise RnngenError(f"unknown device {self.device!r}; use one of {DEVICES}")
         if self.precision not in PRECISIONS:
@@ -152,7 +203,8 @@ def to_json(config: Any) -> str:
 
 
 # The JSON types each annotation accepts (bool is never taken for a number).
-_JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+_JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+               "tuple[int, ...]": (list,)}  # fmt: skip
 
 
 def from_json(cls: type[T], text: str) -> T:
@@ -182,5 +234,9 @@ def from_json(cls: type[T], text: str) -> T:
             not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
         ):
             raise RnngenError(f"{name} field {field.name!r} has the wrong type ({value!r})")
+        if isinstance(value, list):
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise RnngenError(f"{name} field {field.name!r} has the wrong type ({value!r})")
+            value = tuple(value)
         values[field.name] = value
     return cls(**values)
