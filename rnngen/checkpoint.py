@@ -41,6 +41,7 @@ from rnngen.config import TOKENIZER_KINDS, ModelConfig, from_json, to_json
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
 from rnngen.tokenizer import Tokenizer, load_tokenizer
+from rnngen.train_state import is_permutation
 
 FORMAT = "rnngen/1"
 STATE_FORMAT = "rnngen-state/1"
@@ -60,8 +61,12 @@ def metrics_path(path: Path) -> Path:
 
 
 def save_model(path: Path, model: RNNLM, tokenizer: Tokenizer, metadata: dict[str, object]) -> None:
-    """Save weights (fp32, on the CPU) and metadata; values that are not strings go as JSON."""
-    tensors = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    """Save weights (fp32, on the CPU; an adaptive softmax's token order int64) and metadata;
+    values that are not strings go as JSON."""
+    tensors = {
+        k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
     meta = {
         "format": FORMAT,
         "model_config": to_json(model.config),
@@ -141,9 +146,10 @@ def validate_meta(
         missing, extra = sorted(set(expected) - set(layout)), sorted(set(layout) - set(expected))
         raise RnngenError(f"the weights do not fit the model (missing {missing}, extra {extra})")
     for key, (dtype, shape) in layout.items():
-        if dtype != "F32" or list(shape) != list(expected[key].shape):
+        want = "F32" if expected[key].is_floating_point() else "I64"
+        if dtype != want or list(shape) != list(expected[key].shape):
             raise RnngenError(
-                f"weight {key!r} is {dtype} {list(shape)}; the model needs F32 "
+                f"weight {key!r} is {dtype} {list(shape)}; the model needs {want} "
                 f"{list(expected[key].shape)}"
             )
     return config, proto
@@ -165,6 +171,8 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[RNNLM, T
     for key, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise damaged(f"weight {key!r} holds NaN or infinite values")
+        if key.endswith("ids_by_rank") and not is_permutation(tensor):
+            raise damaged(f"{key!r} is not a permutation of the vocabulary")
     try:
         tokenizer = load_tokenizer(proto, meta["tokenizer_kind"])
     except RnngenError as e:

@@ -84,7 +84,7 @@ class ModelConfig:
         if self.softmax == "adaptive" and not (
             self.cutoffs
             and all(isinstance(c, int) for c in self.cutoffs)
-            and 0 < self.cutoffs[0]
+            and self.cutoffs[0] > 0
             and list(self.cutoffs) == sorted(set(self.cutoffs))
             and self.cutoffs[-1] < self.vocab_size
         ):

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rnngen.errors import RnngenError
@@ -84,11 +83,10 @@ class Adaptation:
         tokens = torch.from_numpy(np.asarray(ids, dtype=np.int64)).to(self.device)  # (N,)
         out = np.empty(max(len(ids) - 1, 0), dtype=np.float64)
         for start in range(0, len(out), segment):
-            x = tokens[start : start + segment].unsqueeze(0)  # (1, L)
             y = tokens[start + 1 : start + 1 + segment].unsqueeze(0)  # (1, L)
+            x = tokens[start : start + y.shape[1]].unsqueeze(0)  # (1, L)
             with torch.enable_grad(), autocast(self.device, self.precision):
-                logits, state = self.model(x, state)  # (1, L, V)
-            logp = F.log_softmax(logits.float(), dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+                logp, state = self.model.score(x, y, state)  # (1, L)
             out[start : start + y.shape[1]] = logp[0].detach().double().cpu().numpy()
             self._update(-logp.mean())  # after the segment's scores are kept
             state = detach_state(state)

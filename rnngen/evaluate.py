@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rnngen import metrics
 from rnngen.data import batchify
@@ -92,8 +91,7 @@ def model_logprobs(
         x = torch.from_numpy(inputs[:, start : start + window].astype(np.int64)).to(device)
         y = torch.from_numpy(targets[:, start : start + window].astype(np.int64)).to(device)
         with autocast(device, precision):
-            logits, state = model(x, state)  # (S, W, V)
-        logp = F.log_softmax(logits.float(), dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+            logp, state = model.score(x, y, state)  # (S, W)
         out[:, start : start + window] = logp.double().cpu().numpy()
     flat = out.reshape(-1)
     if used < n_targets:  # the remainder batchify dropped: score it as one more stream
@@ -170,12 +168,10 @@ def sequence_token_logprobs(
             full[row, : len(context)] = context
             full[row, len(context) : len(context) + len(sequences[i])] = sequences[i]
         x = torch.from_numpy(full[:, :-1]).to(device)  # (B, C+L-1)
+        y = torch.from_numpy(full[:, 1:]).to(device)  # (B, C+L-1)
         with autocast(device, precision):
-            logits, _ = model(x)  # (B, C+L-1, V)
-        logits = logits[:, len(context) - 1 :].float()  # (B, L, V): predicts the sequence
-        y = torch.from_numpy(full[:, len(context) :]).to(device)  # (B, L)
-        logp = F.log_softmax(logits, dim=-1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
-        logp = logp.double().cpu().numpy()  # (B, L)
+            logp, _ = model.score(x, y)  # (B, C+L-1)
+        logp = logp[:, len(context) - 1 :].double().cpu().numpy()  # (B, L): the sequence
         for row, i in enumerate(chunk):
             result[i] = logp[row, : len(sequences[i])]
     model.train(was_training)

@@ -15,6 +15,28 @@ from rnngen.errors import RnngenError
 
 M, T = ModelConfig(vocab_size=1), TrainConfig()  # the defaults, stated once in config.py
 
+# --preset awd: AWD-LSTM's recipe (Merity et al. 2017, the Penn Treebank settings of its
+# README) on rnngen's AdamW trainer: a 3-layer 1150-wide LSTM, 400-wide tied embeddings,
+# locked dropout 0.4 on the input and output and 0.25 between layers, embedding dropout 0.1,
+# weight drop 0.5, AR 2, TAR 1, variable BPTT around 70 tokens, and weight averaging. It is
+# meant for a GPU or a long CPU run; every option given on the command line wins over it.
+PRESETS = {
+    "awd": dict(
+        cell="lstm", layers=3, hidden=1150, embed=400, tie=True, dropout=0.4,
+        dropout_input=0.4, dropout_hidden=0.25, dropout_output=0.4, locked_dropout=True,
+        embed_dropout=0.1, weight_drop=0.5, ar=2.0, tar=1.0, variable_bptt=True,
+        average=True, seq_len=70, batch_size=20,
+    ),
+}  # fmt: skip
+# The options a preset may set, and their values without one (None: chosen later).
+PRESET_DEFAULTS = dict(
+    cell=M.cell, layers=None, hidden=None, embed=None, tie=M.tie, dropout=M.dropout,
+    dropout_input=None, dropout_hidden=None, dropout_output=None, locked_dropout=False,
+    embed_dropout=M.embed_dropout, weight_drop=M.weight_drop, ar=T.ar, tar=T.tar,
+    variable_bptt=False, average=False, seq_len=T.seq_len, batch_size=T.batch_size,
+)  # fmt: skip
+SOFTMAX_CHOICES = ("auto", "full", "adaptive")
+
 
 def parse_duration(text: str | float | None) -> float | None:
     """'180', '90s', '3m', '1h30m' -> seconds; a number is seconds already."""
@@ -31,22 +53,33 @@ def parse_duration(text: str | float | None) -> float | None:
 
 def configs(
     *,
+    preset: str | None = None,
     size: str = "auto",
-    cell: str = M.cell,
+    cell: str | None = None,
     layers: int | None = None,
     hidden: int | None = None,
     embed: int | None = None,
-    dropout: float = M.dropout,
-    embed_dropout: float = M.embed_dropout,
-    tie: bool = M.tie,
+    dropout: float | None = None,
+    embed_dropout: float | None = None,
+    tie: bool | None = None,
     residual: bool = M.residual,
+    softmax: str = "auto",
+    dropout_input: float | None = None,
+    dropout_hidden: float | None = None,
+    dropout_output: float | None = None,
+    locked_dropout: bool | None = None,
+    weight_drop: float | None = None,
+    ar: float | None = None,
+    tar: float | None = None,
+    variable_bptt: bool | None = None,
+    average: bool | None = None,
     clip: float = T.clip,
     lr: float | None = None,
     warmup: int = T.warmup_steps,
     min_lr_ratio: float = T.min_lr_ratio,
     weight_decay: float = T.weight_decay,
-    batch_size: int = T.batch_size,
-    seq_len: int = T.seq_len,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
     epochs: float | None = None,
     max_steps: int | None = None,
     time_budget: str | float | None = None,
@@ -58,21 +91,46 @@ def configs(
     precision: str = T.precision,
 ) -> tuple[TrainConfig, dict]:
     """The run's TrainConfig and its model options (named as ModelConfig's fields; layers and
-    hidden_size stay None when automatic sizing is to choose them), checked before any work.
-    The keywords are the CLI's options; an unknown one is a TypeError."""
+    hidden_size stay None when automatic sizing is to choose them, softmax may be "auto"),
+    checked before any work. The keywords are the CLI's options; an unknown one is a
+    TypeError. None means: the preset's value, else the default."""
+    given = dict(
+        cell=cell, layers=layers, hidden=hidden, embed=embed, tie=tie, dropout=dropout,
+        dropout_input=dropout_input, dropout_hidden=dropout_hidden,
+        dropout_output=dropout_output, locked_dropout=locked_dropout,
+        embed_dropout=embed_dropout, weight_drop=weight_drop, ar=ar, tar=tar,
+        variable_bptt=variable_bptt, average=average, seq_len=seq_len, batch_size=batch_size,
+    )  # fmt: skip
+    if preset is not None and preset not in PRESETS:
+        raise RnngenError(f"--preset must be one of {', '.join(PRESETS)}; got {preset!r}")
+    if softmax not in SOFTMAX_CHOICES:
+        raise RnngenError(f"--softmax must be one of {', '.join(SOFTMAX_CHOICES)}; got {softmax!r}")
+    chosen = {**PRESET_DEFAULTS, **PRESETS.get(preset, {})}
+    values = {k: chosen[k] if v is None else v for k, v in given.items()}
+    if preset is not None and size != "auto":
+        raise RnngenError("--preset sets the model's size; give --layers/--hidden, not --size")
+    cell, layers, hidden, embed, tie = (values[k] for k in ("cell", "layers", "hidden", "embed",
+                                                             "tie"))  # fmt: skip
+    batch_size, seq_len = values["batch_size"], values["seq_len"]
     config = TrainConfig(
         batch_size=batch_size, seq_len=seq_len, lr=lr, min_lr_ratio=min_lr_ratio,
         warmup_steps=warmup, weight_decay=weight_decay, clip=clip, epochs=epochs,
         max_steps=max_steps, time_budget=parse_duration(time_budget), eval_every=eval_every,
         eval_tokens=eval_tokens, log_every=log_every, seed=seed, device=device,
-        precision=precision,
+        precision=precision, ar=values["ar"], tar=values["tar"],
+        variable_bptt=values["variable_bptt"], average=values["average"],
     )  # fmt: skip
     options = dict(
-        cell=cell, layers=layers, hidden_size=hidden, embed_size=embed, dropout=dropout,
-        embed_dropout=embed_dropout, tie=tie, residual=residual,
+        cell=cell, layers=layers, hidden_size=hidden, embed_size=embed,
+        dropout=values["dropout"], embed_dropout=values["embed_dropout"], tie=tie,
+        residual=residual, dropout_input=values["dropout_input"],
+        dropout_hidden=values["dropout_hidden"], dropout_output=values["dropout_output"],
+        locked_dropout=values["locked_dropout"], weight_drop=values["weight_drop"],
+        softmax=softmax,
     )  # fmt: skip
     options = resolve_size(size, options)
-    ModelConfig(vocab_size=1, **complete(options))  # check the options before any work
+    check = {**complete(options), "softmax": "full"}  # the softmax needs the vocabulary
+    ModelConfig(vocab_size=1, **check)  # check the options before any work
     return config, options
 
 

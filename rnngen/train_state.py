@@ -34,25 +34,31 @@ def check_resume_tensors(
     def bad(reason: str) -> RnngenError:
         return RnngenError(f"--resume: the resume file does not fit this run ({reason})")
 
-    def check(name: str, tensor, shape, floating: bool = True) -> None:
+    def check(name: str, tensor, shape, dtype=torch.float32) -> None:
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != tuple(shape):
             got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor)
             raise bad(f"{name!r} has shape {got}, not {tuple(shape)}")
-        if floating:
-            if tensor.dtype != torch.float32:
-                raise bad(f"{name!r} is {tensor.dtype}, not float32")
-            if not torch.isfinite(tensor).all():
-                raise bad(f"{name!r} holds NaN or infinite values")
-        elif tensor.dtype != torch.uint8:
-            raise bad(f"{name!r} is {tensor.dtype}, not uint8")
+        if tensor.dtype != dtype:
+            raise bad(f"{name!r} is {tensor.dtype}, not {dtype}")
+        if dtype == torch.float32 and not torch.isfinite(tensor).all():
+            raise bad(f"{name!r} holds NaN or infinite values")
+
+    def check_weights(prefix: str, expected: dict[str, torch.Tensor]) -> None:
+        saved = {k[len(prefix) :] for k in tensors if k.startswith(prefix)}
+        if saved != set(expected):
+            missing, extra = sorted(set(expected) - saved), sorted(saved - set(expected))
+            raise bad(f"weights missing {missing[:3]}, unexpected {extra[:3]}")
+        for name, tensor in expected.items():
+            check(prefix + name, tensors[prefix + name], tensor.shape, tensor.dtype)
+            if name.endswith("ids_by_rank") and not is_permutation(tensors[prefix + name]):
+                raise bad(f"{prefix + name!r} is not a permutation of the vocabulary")
 
     weights = model.state_dict()
-    saved = {k[6:] for k in tensors if k.startswith("model.")}
-    if saved != set(weights):
-        missing, extra = sorted(set(weights) - saved), sorted(saved - set(weights))
-        raise bad(f"weights missing {missing[:3]}, unexpected {extra[:3]}")
-    for name, tensor in weights.items():
-        check(f"model.{name}", tensors[f"model.{name}"], tensor.shape)
+    check_weights("model.", weights)
+    if any(k.startswith("average.") for k in tensors):  # the weight average (--average)
+        expected = {f"module.{k}": v for k, v in weights.items()}
+        expected["n_averaged"] = torch.zeros((), dtype=torch.long)
+        check_weights("average.", expected)
 
     params = [p for group in optimizer.param_groups for p in group["params"]]
     moments: dict[int, set[str]] = {}
@@ -72,9 +78,9 @@ def check_resume_tensors(
 
     if "rng.cpu" not in own:
         raise bad("no 'rng.cpu'")
-    check("rng.cpu", own["rng.cpu"], torch.get_rng_state().shape, floating=False)
+    check("rng.cpu", own["rng.cpu"], torch.get_rng_state().shape, torch.uint8)
     if cuda and "rng.cuda" in own:
-        check("rng.cuda", own["rng.cuda"], torch.cuda.get_rng_state().shape, floating=False)
+        check("rng.cuda", own["rng.cuda"], torch.cuda.get_rng_state().shape, torch.uint8)
 
     config = model.config
     states = {k for k in own if k.startswith("state.")}
@@ -85,6 +91,11 @@ def check_resume_tensors(
             raise bad(f"hidden state tensors {sorted(states)[:4]} do not fit the model")
         for key in sorted(states):
             check(key, own[key], (1, local_batch, config.hidden_size))
+
+
+def is_permutation(ids: torch.Tensor) -> bool:
+    """Whether `ids` (V,) holds each of 0..V-1 once (an adaptive softmax's rank -> id)."""
+    return bool(torch.equal(ids.sort().values, torch.arange(len(ids), dtype=ids.dtype)))
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

@@ -17,6 +17,13 @@ gradient: the mean over the global batch, so clipping its norm is global clippin
 weights stay identical on every rank. Everything that steers the loop is agreed on through
 a collective: the loss that decides a rollback, the clock of a time budget, a stop request
 and the validation loss that decides the best model. Without a Group nothing changes.
+
+AWD-LSTM's training-side options (Merity et al. 2017): `variable_bptt` draws each window's
+length around --seq-len (so the windows' boundaries move from epoch to epoch) and scales the
+step's learning rate by length / seq-len; `ar`/`tar` add the model's activation penalties to
+the loss; `average` is NT-ASGD's idea for any optimizer: once an evaluation fails to improve
+on the best, the weights are averaged from then on, and the average is what evaluations
+score and checkpoints keep (rnngen/training.py saves `Trainer.eval_model`).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from rnngen.config import TrainConfig, with_learning_rate
 from rnngen.data import batchify
@@ -46,6 +53,9 @@ DEFAULT_EPOCHS = 10
 EVALS_PER_RUN = 10
 MAX_ROLLBACKS = 8
 FRESH_STATE_EVERY = 32  # windows between two fresh (zero) states of a stream
+# Variable BPTT (AWD-LSTM): a window is --seq-len long, or half that with this probability,
+# plus normal noise of this many tokens; never shorter than MIN_WINDOW.
+HALF_WINDOW_SHARE, WINDOW_NOISE, MIN_WINDOW = 0.05, 5.0, 5
 
 
 def total_steps(steps_per_epoch: int, c: TrainConfig) -> int | None:
@@ -114,6 +124,7 @@ class Trainer:
         self.elapsed, self.best_loss, self.lr_scale = 0.0, math.inf, 1.0
         self.next_eval = 1
         self.hidden = None
+        self.average = None  # torch.optim.swa_utils.AveragedModel once averaging began
         self._loss_average: float | None = None  # of recent losses, to spot an explosion
         self._stop = self._stop_agreed = False
         if resume is not None:
@@ -194,22 +205,23 @@ class Trainer:
         c, model = self.config, self.model
         if self.position >= self.streams.shape[1] - 1:  # a new epoch starts from a fresh state
             self.epoch, self.position, self.hidden = self.epoch + 1, 0, None
-        length = min(c.seq_len, self.streams.shape[1] - 1 - self.position)
+        wanted = self._window_length()
+        length = min(wanted, self.streams.shape[1] - 1 - self.position)
         window = self.streams[:, self.position : self.position + length + 1].astype(np.int64)
         batch = torch.from_numpy(window).to(self.device)  # (B, T+1)
         x, y = batch[:, :-1], batch[:, 1:]  # (B, T) each
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate()
+        for group in self.optimizer.param_groups:  # a shorter window: a smaller step
+            group["lr"] = self.learning_rate() * wanted / c.seq_len
         with autocast(self.device, self.precision):
-            logits, hidden = self.network(x, self.hidden)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+            logp, hidden, penalty = self.network(x, self.hidden, targets=y, ar=c.ar, tar=c.tar)
+        loss = -logp.mean()  # (B, T) -> the mean cross-entropy in nats
         # The mean over ranks is the global batch's loss (equal token counts); every rank
         # sees the same value, so all of them roll back, or none, before DDP's backward.
         loss_value = self.group.mean(loss)
         if not math.isfinite(loss_value) or self._exploded(loss_value):
             return self._roll_back(f"loss {loss_value:.3g}")
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss + penalty).backward()
         self.scaler.unscale_(self.optimizer)
         bound = c.clip if c.clip > 0 else math.inf
         # After DDP's all-reduce every rank holds the same global-mean gradient, so this norm,
@@ -219,11 +231,29 @@ class Trainer:
             return self._roll_back(f"gradient norm {norm}")
         self.scaler.step(self.optimizer)  # fp16: skips the step when the norm is inf/nan
         self.scaler.update()
+        if self.average is not None:
+            self.average.update_parameters(model)
         self.clipped_steps += int(c.clip > 0 and norm > c.clip)
         self.hidden = reset_rows(detach_state(hidden), self._fresh_rows())
         self.position += length
         self.step += 1
         return loss_value, norm, x.numel() * self.group.world_size
+
+    def _window_length(self) -> int:
+        """--seq-len, or with variable BPTT a length drawn for this step: from a generator
+        seeded by (seed, step), so a resumed run draws the same windows."""
+        c = self.config
+        if not c.variable_bptt:
+            return c.seq_len
+        rng = np.random.default_rng([c.seed % (1 << 64), self.step])
+        base = c.seq_len / 2 if rng.random() < HALF_WINDOW_SHARE else c.seq_len
+        drawn = int(round(rng.normal(base, WINDOW_NOISE)))
+        return min(max(drawn, min(MIN_WINDOW, c.seq_len)), 2 * c.seq_len)
+
+    @property
+    def eval_model(self) -> RNNLM:
+        """What evaluations score and checkpoints keep: the weight average once it began."""
+        return self.model if self.average is None else self.average.module
 
     def _fresh_rows(self) -> list[int]:
         """The streams whose next window starts from a zero state: each stream once every
@@ -258,11 +288,13 @@ class Trainer:
         ids = self.valid_ids
         if self.config.eval_tokens and len(ids) > self.config.eval_tokens:
             ids = ids[: self.config.eval_tokens]
-        logp = model_logprobs(self.model, ids, self.device, self.precision, streams=8)
+        logp = model_logprobs(self.eval_model, ids, self.device, self.precision, streams=8)
         # Every rank scores the same text with the same weights; rank 0's figure decides, so
         # the best-model decision cannot split even if hardware rounds differently.
         loss = self.group.broadcast_float(float(-logp.mean()))
         is_best = loss < self.best_loss
+        if self.config.average and self.average is None and not is_best and self.step > 0:
+            self._start_average()  # validation stopped improving: average from here on
         self.best_loss = min(self.best_loss, loss)
         if math.isfinite(loss):
             self._good = self._snapshot()
@@ -271,11 +303,19 @@ class Trainer:
             self.step, loss, len(logp), self.best_loss, is_best, self.progress, seconds
         )
 
+    def _start_average(self, tensors: dict[str, torch.Tensor] | None = None) -> None:
+        """Begin averaging from the current weights (or resume one saved as `tensors`)."""
+        self.average = AveragedModel(self.model)
+        if tensors is not None:
+            self.average.load_state_dict(tensors)
+
     # -- rollback ---------------------------------------------------------------------------
 
     def _snapshot(self) -> dict:
+        average = None if self.average is None else copy.deepcopy(self.average.state_dict())
         return {
             "model": copy.deepcopy(self.model.state_dict()),
+            "average": average,
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "hidden": detach_state(self.hidden),
             "counters": (self.step, self.epoch, self.position, self.elapsed, self.next_eval),
@@ -291,6 +331,9 @@ class Trainer:
             )
         good = self._good
         self.model.load_state_dict(good["model"])
+        self.average = None
+        if good["average"] is not None:
+            self._start_average(good["average"])
         self.optimizer.load_state_dict(good["optimizer"])
         self.hidden = detach_state(good["hidden"])
         elapsed = self.elapsed
@@ -304,6 +347,8 @@ class Trainer:
 
     def resume_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.average is not None:
+            tensors.update({f"average.{k}": v for k, v in self.average.state_dict().items()})
         tensors.update(optimizer_tensors(self.optimizer))
         own = {"rng.cpu": torch.get_rng_state()}  # what differs between ranks
         if self.device.type == "cuda":
@@ -350,6 +395,9 @@ class Trainer:
             )
         weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(weights)
+        average = {k[8:]: v.to(self.device) for k, v in tensors.items() if k.startswith("average.")}
+        if average:
+            self._start_average(average)
         load_optimizer_tensors(self.optimizer, tensors, self.device)
         torch.set_rng_state(own["rng.cpu"])
         if self.device.type == "cuda" and "rng.cuda" in own:

@@ -102,11 +102,21 @@ def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Pl
     if saved is not None:
         config = with_learning_rate(config, model_config.hidden_size)
         return ModelPlan(model_config, config, None, None, saved)
+    options = {**options, **_output_layer(options, data)}
     if options["layers"] is not None or options["hidden_size"] is not None:
         model_config = ModelConfig(vocab_size=vocab_size, **complete(options))
         config = with_learning_rate(config, model_config.hidden_size)
         return ModelPlan(model_config, config, None, None, None)
     return _measure_and_choose(data, options, config, place)
+
+
+def _output_layer(options: dict, data: TrainingData) -> dict:
+    """--softmax resolved for this vocabulary, with cut-offs from the training text."""
+    from rnngen.adaptive import output_layer
+
+    full = complete(options)
+    width = full["embed_size"] if full["tie"] else full["hidden_size"]
+    return output_layer(options["softmax"], data.train_ids, data.tokenizer.vocab_size, width)
 
 
 def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> ModelPlan:
@@ -151,11 +161,15 @@ class TrainingModel:
 
 
 def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> TrainingModel:
+    from rnngen.adaptive import frequency_order
     from rnngen.model import RNNLM
     from rnngen.trainer import Trainer
 
     torch.manual_seed(plan.train_config.seed)  # the probe drew from the generator
-    model = RNNLM(plan.config).to(place.device)
+    model = RNNLM(plan.config)
+    if model.adaptive is not None:  # frequent tokens first (a resumed run loads its own)
+        model.adaptive.set_order(frequency_order(data.train_ids, plan.config.vocab_size))
+    model = model.to(place.device)
     if place.group.enabled:  # same initial weights (above), but each rank its own dropout
         torch.manual_seed(plan.train_config.seed + place.group.rank)
     trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config, place.device,
@@ -194,7 +208,7 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
                         "provenance": data.provenance, "precision": model.place.precision,
                         **({"sizing": plan.sizing} if plan.sizing else {}),
                     }  # fmt: skip
-                    files.save_model(model.model, data.tokenizer, metadata)
+                    files.save_model(trainer.eval_model, data.tokenizer, metadata)
                     yield Saved(event.step, str(files.output))
                 _save_state(model, data, files)
             elif isinstance(event, Stopped | Finished):

@@ -35,7 +35,14 @@ def train(
     ),
     kind: str = args.Kind,
     vocab_size: int | None = args.VocabSize,
-    cell: str = typer.Option(M.cell, help="Recurrent cell: lstm, gru, or rnn (vanilla tanh)."),
+    preset: str = typer.Option(
+        None,
+        help="awd: AWD-LSTM's recipe (3x1150 LSTM, embed 400, its regularizers; for a GPU or "
+        "a long run). Options given here win over it.",
+    ),
+    cell: str = typer.Option(
+        None, help="Recurrent cell: lstm, gru, or rnn (vanilla tanh) [default: lstm]."
+    ),
     size: str = typer.Option(
         "auto",
         "--size",
@@ -45,11 +52,50 @@ def train(
     layers: int = typer.Option(None, help="Stacked recurrent layers [default: by --size]."),
     hidden: int = typer.Option(None, help="Hidden units per layer [default: by --size]."),
     embed: int = typer.Option(None, help="Embedding size [default: the hidden size]."),
-    dropout: float = typer.Option(M.dropout, help="Dropout between layers and on the output."),
-    embed_dropout: float = typer.Option(
-        M.embed_dropout, help="Share of word types dropped from the embedding per batch."
+    dropout: float = typer.Option(
+        None, help=f"Dropout on the input, between layers and on the output [default: {M.dropout}]."
     ),
-    tie: bool = typer.Option(M.tie, "--tie/--no-tie", help="Tie input and output embeddings."),
+    dropout_input: float = typer.Option(None, help="Dropout on the input [default: --dropout]."),
+    dropout_hidden: float = typer.Option(
+        None, help="Dropout between stacked layers [default: --dropout]."
+    ),
+    dropout_output: float = typer.Option(
+        None, help="Dropout on the top layer's output [default: --dropout]."
+    ),
+    locked_dropout: bool = typer.Option(
+        None,
+        "--locked-dropout/--no-locked-dropout",
+        help="One dropout mask per sequence, the same at every step (variational) [default: no].",
+    ),  # fmt: skip
+    embed_dropout: float = typer.Option(
+        None, help=f"Share of word types dropped from the embedding [default: {M.embed_dropout}]."
+    ),
+    weight_drop: float = typer.Option(
+        None, help="DropConnect on the hidden-to-hidden weights (AWD-LSTM) [default: 0]."
+    ),
+    ar: float = typer.Option(
+        None, help="Activation regularization: x mean(output^2) [default: 0]."
+    ),
+    tar: float = typer.Option(
+        None, help="Temporal activation regularization: x mean((h_t - h_t-1)^2) [default: 0]."
+    ),
+    variable_bptt: bool = typer.Option(
+        None,
+        "--variable-bptt/--no-variable-bptt",
+        help="Window lengths drawn around --seq-len, the learning rate scaled to match.",
+    ),  # fmt: skip
+    average: bool = typer.Option(
+        None,
+        "--average/--no-average",
+        help="Average the weights once validation stops improving (NT-ASGD); keep the average.",
+    ),  # fmt: skip
+    softmax: str = typer.Option(
+        "auto",
+        help="full, adaptive (fast at large vocabularies), or auto: adaptive from 4096 tokens.",
+    ),
+    tie: bool = typer.Option(
+        None, "--tie/--no-tie", help="Tie input and output embeddings [default: tie]."
+    ),
     residual: bool = typer.Option(
         M.residual, "--residual/--no-residual", help="Skip connections between stacked layers."
     ),
@@ -60,8 +106,12 @@ def train(
     warmup: int = typer.Option(T.warmup_steps, help="Linear warm-up steps."),
     min_lr_ratio: float = typer.Option(T.min_lr_ratio, help="Cosine decay ends at lr x this."),
     weight_decay: float = typer.Option(T.weight_decay, help="AdamW weight decay on matrices."),
-    batch_size: int = typer.Option(T.batch_size, help="Parallel streams per batch."),
-    seq_len: int = typer.Option(T.seq_len, help="Tokens per window of truncated BPTT."),
+    batch_size: int = typer.Option(
+        None, help=f"Parallel streams per batch [default: {T.batch_size}]."
+    ),
+    seq_len: int = typer.Option(
+        None, help=f"Tokens per window of truncated BPTT [default: {T.seq_len}]."
+    ),
     epochs: float = typer.Option(None, help="Passes over the training text [default: 10]."),
     max_steps: int = typer.Option(None, help="Stop after this many steps."),
     time_budget: str = typer.Option(
@@ -87,8 +137,12 @@ def train(
     the processes train data-parallel, each on batch-size / processes of the streams.
     """
     config, model_options = configs(  # checked here, before any work
-        size=size, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout,
-        embed_dropout=embed_dropout, tie=tie, residual=residual, clip=clip, lr=lr,
+        preset=preset, size=size, cell=cell, layers=layers, hidden=hidden, embed=embed,
+        dropout=dropout, dropout_input=dropout_input, dropout_hidden=dropout_hidden,
+        dropout_output=dropout_output, locked_dropout=locked_dropout,
+        embed_dropout=embed_dropout, weight_drop=weight_drop, ar=ar, tar=tar,
+        variable_bptt=variable_bptt, average=average, softmax=softmax, tie=tie,
+        residual=residual, clip=clip, lr=lr,
         warmup=warmup, min_lr_ratio=min_lr_ratio, weight_decay=weight_decay,
         batch_size=batch_size, seq_len=seq_len, epochs=epochs, max_steps=max_steps,
         time_budget=time_budget, eval_every=eval_every, eval_tokens=eval_tokens,
@@ -103,7 +157,7 @@ def train(
     from rnngen.train_data import prepare_data
 
     group = Group.from_env()  # a single process unless torchrun started this one
-    group.stream_range(batch_size)  # an uneven split fails before any work
+    group.stream_range(config.batch_size)  # an uneven split fails before any work
     if not group.is_main:  # rank 0 reports for all
         reporter = SilentReporter()
     files = None

@@ -28,6 +28,8 @@ class SilentReporter(Reporter):
 
 def log_model(reporter: Reporter, model, data) -> None:
     """The "model: ..." line (and under torchrun the "distributed: ..." one) of a built run."""
+    from rnngen.adaptive import describe
+
     config, tokenizer, place = model.plan.config, data.tokenizer, model.place
     reporter.log(
         f"model: {config.layers}x{config.cell} {config.hidden_size}, "
@@ -36,6 +38,8 @@ def log_model(reporter: Reporter, model, data) -> None:
         f"{place.device.type} {place.precision}"
         + (f"; resuming at step {model.trainer.step}" if model.plan.resumed else "")
     )
+    if config.softmax == "adaptive":
+        reporter.log(f"output: {describe(config)}")
     group = place.group
     if group.enabled:
         share = model.plan.train_config.batch_size // group.world_size
