@@ -32,7 +32,7 @@ import torch
 
 from rnngen.adaptive import choose_cutoffs, frequency_order
 from rnngen.config import ModelConfig
-from rnngen.hardware import autocast, resolve_precision
+from rnngen.hardware import autocast, fused_adam, resolve_precision
 from rnngen.model import RNNLM
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare"
@@ -55,7 +55,9 @@ def tokens_per_second(vocab: int, softmax: str, precision: str, seconds: float) 
     model = RNNLM(config)
     if model.adaptive is not None:
         model.adaptive.set_order(frequency_order(ids, vocab))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-3, fused=fused_adam(torch.device("cpu"))
+    )
     windows = torch.from_numpy(ids[: (len(ids) // (BATCH * (SEQ_LEN + 1))) * BATCH * (SEQ_LEN + 1)])
     windows = windows.reshape(-1, BATCH, SEQ_LEN + 1)  # (W, B, T+1)
     cpu = torch.device("cpu")

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 
 from rnngen.config import ModelConfig
-from rnngen.hardware import autocast
+from rnngen.hardware import autocast, fused_adam
 from rnngen.model import RNNLM
 
 # From the grid and the verification runs in BENCHMARKS.md ("Automatic model size"): the best
@@ -126,7 +126,7 @@ def measure_rate(
     timed steps until min_seconds or max_steps, whichever comes first (at least one)."""
     generator = torch.Generator().manual_seed(0)
     model = RNNLM(config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused_adam(device))
     weights = torch.ones(config.vocab_size)  # (V,)
     if config.softmax == "adaptive":  # its cost depends on how often the tail is needed
         weights = 1.0 / torch.arange(1, config.vocab_size + 1)  # Zipf's law, as in text

@@ -42,7 +42,7 @@ from rnngen.data import batchify
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
 from rnngen.evaluate import model_logprobs
-from rnngen.hardware import autocast
+from rnngen.hardware import autocast, fused_adam
 from rnngen.model import RNNLM, detach_state, reset_rows, state_from_tensors, state_tensors
 from rnngen.train_events import Evaluation, Finished, Rollback, Step, Stopped
 from rnngen.train_state import check_resume_tensors, load_optimizer_tensors, optimizer_tensors
@@ -118,7 +118,9 @@ class Trainer:
             {"params": decay, "weight_decay": config.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99))
+        self.optimizer = torch.optim.AdamW(
+            groups, lr=config.lr, betas=(0.9, 0.99), fused=fused_adam(device)
+        )
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.step = self.epoch = self.position = self.clipped_steps = self.rollbacks = 0
         self.elapsed, self.best_loss, self.lr_scale = 0.0, math.inf, 1.0
