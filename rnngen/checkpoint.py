@@ -81,7 +81,7 @@ def save_model(path: Path, model: RNNLM, tokenizer: Tokenizer, metadata: dict[st
 
 
 # Metadata fields that hold a JSON object when present.
-JSON_OBJECTS = ("metrics", "provenance", "versions", "train_config")
+JSON_OBJECTS = ("metrics", "provenance", "versions", "train_config", "init_from")
 
 
 def read_meta(path: Path) -> dict[str, str]:

@@ -90,8 +90,12 @@ def tokenize_corpus(
     config: TokenizerConfig,
     on_progress: Progress | None = None,
     provenance: dict | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> TokenizedCorpus:
-    """Train a tokenizer on a sample of the train span, then encode every span to disk."""
+    """Train a tokenizer on a sample of the train span, then encode every span to disk.
+
+    Given a `tokenizer` (fine-tuning reuses the base checkpoint's), nothing is trained and
+    `config` is unused: the ids must mean what they meant to the model being continued."""
     out_dir = Path(out_dir)
     if out_dir.name in ("", ".", "..") or os.path.realpath(out_dir) == "/":
         raise RnngenError(
@@ -99,10 +103,12 @@ def tokenize_corpus(
         )
     _check_replaceable(out_dir)
     train = spans["train"]
-    sample = sample_lines(train, config.sample_bytes)
-    if not any(line.strip() for line in sample):
-        raise RnngenError(f"corpus {name_of(train.path)} holds only whitespace")
-    tokenizer = train_tokenizer(sample, config)
+    settings = tokenizer_settings(config, tokenizer)
+    if tokenizer is None:
+        sample = sample_lines(train, config.sample_bytes)
+        if not any(line.strip() for line in sample):
+            raise RnngenError(f"corpus {name_of(train.path)} holds only whitespace")
+        tokenizer = train_tokenizer(sample, config)
 
     parent = out_dir.parent
     make_dir(parent, "output directory")
@@ -141,10 +147,15 @@ def tokenize_corpus(
                 "kind": tokenizer.kind,
                 "vocab_size": tokenizer.vocab_size,
                 "sha256": tokenizer.sha256,
-                "config": json.loads(to_json(config)),
+                "config": settings,
                 # Distinct characters of the tokenizer's sample, and how many are pieces; the
                 # others (and any unseen) are spelled in bytes: see each split's fallback_*.
-                "characters": dataclasses.asdict(tokenizer.coverage),
+                # (Not known of a tokenizer that was given rather than trained here.)
+                **(
+                    {"characters": dataclasses.asdict(tokenizer.coverage)}
+                    if tokenizer.coverage is not None
+                    else {}
+                ),
             },
             "dtype": tokenizer.dtype.name,
             "splits": splits,
@@ -320,16 +331,21 @@ def cache_root() -> Path:
 
 
 def cached_tokenize(
-    spans: dict[str, Span], config: TokenizerConfig, on_progress: Progress | None = None
+    spans: dict[str, Span],
+    config: TokenizerConfig,
+    on_progress: Progress | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> TokenizedCorpus:
     """Tokenize, or reuse the directory an identical earlier run wrote.
 
-    The key covers the bytes of every source file, the spans and the tokenizer settings, so
-    an edited corpus or a different --kind never reuses stale ids.
+    The key covers the bytes of every source file, the spans and the tokenizer settings (or
+    the sha256 of a `tokenizer` given ready-made), so an edited corpus, a different --kind or
+    another base checkpoint never reuses stale ids.
     """
     sources = {str(s.path): file_sha256(s.path) for s in spans.values()}
     bounds = {name: (str(s.path), s.start, s.end) for name, s in spans.items()}
-    path = cache_path(to_json(config), sources, bounds)
+    settings = tokenizer_settings(config, tokenizer)
+    path = cache_path(json.dumps(settings, sort_keys=True), sources, bounds)
     if path.exists():
         try:
             return load_tokenized(path)
@@ -337,7 +353,16 @@ def cached_tokenize(
             _remove_entry(path)
     make_dir(path.parent, "token cache directory (set RNNGEN_CACHE to move it)")
     provenance = {"sources_sha256": sources}
-    return tokenize_corpus(spans, path, config, on_progress, provenance)
+    return tokenize_corpus(spans, path, config, on_progress, provenance, tokenizer)
+
+
+def tokenizer_settings(config: TokenizerConfig, tokenizer: Tokenizer | None = None) -> dict:
+    """What made a directory's tokenizer, as meta.json records it and the cache keys it: the
+    settings it was trained with, or for one given ready-made, its sha256 (its pieces are
+    all that matters, and the settings that made them may not be known)."""
+    if tokenizer is not None:
+        return {"given_sha256": tokenizer.sha256}
+    return json.loads(to_json(config))
 
 
 def _remove_entry(path: Path) -> None:

@@ -22,6 +22,7 @@ from rnngen.errors import RnngenError
 
 if TYPE_CHECKING:  # distributed imports torch, which `rnngen tokenize` never needs
     from rnngen.distributed import Group
+    from rnngen.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,10 +54,15 @@ def prepare_data(
     group: Group | None = None,
     spool_dir: Path = Path("."),
     progress: Callable | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> TrainingData:
     """Tokenize CORPUS (a text file, a directory from rnngen tokenize, or - for stdin, which
     is spooled into `spool_dir` for the two passes tokenizing needs). `progress()` gives a
-    context manager yielding a (done, total) callback for the bytes tokenized."""
+    context manager yielding a (done, total) callback for the bytes tokenized.
+
+    A `tokenizer` given (a base checkpoint's, to fine-tune it) is used instead of training
+    one, so `kind` and `vocab_size` are unused; a tokenized directory must then have been
+    made with that same tokenizer."""
     from rnngen.data import cached_tokenize, is_tokenized_dir, load_tokenized
     from rnngen.distributed import Group
     from rnngen.textio import spool_stdin
@@ -75,6 +81,13 @@ def prepare_data(
                 "the splits rnngen tokenize made; re-run tokenize with them, or train on text"
             )
         corpus_data = load_tokenized(Path(corpus))
+        if tokenizer is not None and corpus_data.tokenizer.sha256 != tokenizer.sha256:
+            raise RnngenError(
+                f"--init-from: {corpus!r} was tokenized with another tokenizer (sha256 "
+                f"{corpus_data.tokenizer.sha256[:12]}) than the base checkpoint's "
+                f"({tokenizer.sha256[:12]}); give the text itself, which is then tokenized "
+                "with the base's"
+            )
         source = {"tokenized": str(Path(corpus).resolve())}
     else:
         text = None
@@ -85,7 +98,7 @@ def prepare_data(
             def tokenize():
                 with (progress or contextlib.nullcontext)() as on_progress:
                     config = TokenizerConfig(kind=kind, vocab_size=vocab_size)
-                    return cached_tokenize(spans, config, on_progress)
+                    return cached_tokenize(spans, config, on_progress, tokenizer)
 
             corpus_data = group.in_turns(tokenize)  # rank 0 fills the cache first
         finally:

@@ -1,9 +1,10 @@
 """A training run as library phases, each returning a value the next one takes.
 
+    base = open_base(init_from, ...)         # init_from.py: the checkpoint to fine-tune, or None
     files = RunFiles.claim(...)              # run_files.py: -o checked and locked
     place = connect(config, group)           # device, precision; torchrun's process group
     data = prepare_data(corpus, ..., group)  # train_data.py: ids, tokenizer, provenance
-    plan = plan_model(data, options, config, place, files.resume_state(group))
+    plan = plan_model(data, options, config, place, files.resume_state(group), base)
     model = build_model(data, plan, place)   # the network and its Trainer
     for event in run(model, data, files): ...  # saves on `best`, the state at evaluations
 
@@ -34,7 +35,8 @@ from rnngen import metrics
 from rnngen.config import ModelConfig, TrainConfig, from_json, to_json, with_learning_rate
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
-from rnngen.run_files import RunFiles
+from rnngen.init_from import Base, open_base, run_tokenizer
+from rnngen.run_files import RunFiles, output_path
 from rnngen.train_data import TrainingData, prepare_data
 from rnngen.train_events import Evaluation, Finished, Rollback, Saved, Step, Stopped, TrainResult
 from rnngen.train_options import complete, configs
@@ -78,6 +80,8 @@ class ModelPlan:
     sizing: dict | None  # what automatic sizing measured and chose (every rank), if it ran
     choice: object | None  # rank 0's rnngen.sizing.Choice, whose summary() explains it
     saved: tuple | None  # the resume state (tensors, info), when continuing a run
+    base: Base | None = None  # the checkpoint whose weights the model starts from
+    init_from: dict | None = None  # the base's record (Base.record), kept when resuming
 
     @property
     def resumed(self) -> bool:
@@ -85,15 +89,19 @@ class ModelPlan:
 
 
 def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Placement,
-               saved: tuple | None = None) -> ModelPlan:  # fmt: skip
-    """The saved run's model when resuming (it never measures again), else the model the
+               saved: tuple | None = None, base: Base | None = None) -> ModelPlan:  # fmt: skip
+    """The saved run's model when resuming (it never measures again), the base's
+    architecture with the options' regularization when fine-tuning, else the model the
     options describe, sized by measuring this machine when they give no size."""
     torch.manual_seed(config.seed)
     group, vocab_size = place.group, data.tokenizer.vocab_size
     if saved is not None:
         if saved[1].get("tokenizer_sha256") != data.tokenizer.sha256:
             raise RnngenError(
-                "--resume: this corpus tokenizes differently from the saved run "
+                "--resume: this fine-tuning run saved no model to take its tokenizer from; "
+                "start it again with --init-from and --force"
+                if "init_from" in saved[1]
+                else "--resume: this corpus tokenizes differently from the saved run "
                 "(give the same corpus and --kind/--vocab-size)"
             )
         model_config = from_json(ModelConfig, saved[1]["model_config"])
@@ -101,7 +109,12 @@ def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Pl
         torch.set_num_threads(max(1, usable_cores() // group.local_world_size))
     if saved is not None:
         config = with_learning_rate(config, model_config.hidden_size)
-        return ModelPlan(model_config, config, None, None, saved)
+        return ModelPlan(model_config, config, None, None, saved,
+                         init_from=saved[1].get("init_from"))  # fmt: skip
+    if base is not None:
+        model_config = base.model_config(options, data.tokenizer)
+        config = with_learning_rate(config, model_config.hidden_size)
+        return ModelPlan(model_config, config, None, None, None, base, base.record)
     options = {**options, **_output_layer(options, data)}
     if options["layers"] is not None or options["hidden_size"] is not None:
         model_config = ModelConfig(vocab_size=vocab_size, **complete(options))
@@ -170,6 +183,8 @@ def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> Traini
     if model.adaptive is not None:  # frequent tokens first (a resumed run loads its own)
         model.adaptive.set_order(frequency_order(data.train_ids, plan.config.vocab_size))
     model = model.to(place.device)
+    if plan.base is not None:  # fine-tuning: a fresh Trainer, the base's weights and order
+        plan.base.copy_into(model)
     if place.group.enabled:  # same initial weights (above), but each rank its own dropout
         torch.manual_seed(plan.train_config.seed + place.group.rank)
     trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config, place.device,
@@ -207,6 +222,7 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
                         "train_config": to_json(plan.train_config), "metrics": record,
                         "provenance": data.provenance, "precision": model.place.precision,
                         **({"sizing": plan.sizing} if plan.sizing else {}),
+                        **({"init_from": plan.init_from} if plan.init_from else {}),
                     }  # fmt: skip
                     files.save_model(trainer.eval_model, data.tokenizer, metadata)
                     yield Saved(event.step, str(files.output))
@@ -241,6 +257,8 @@ def _save_state(model: TrainingModel, data: TrainingData, files: RunFiles) -> No
         train_config=to_json(model.plan.train_config),
         tokenizer_sha256=data.tokenizer.sha256,
     )
+    if model.plan.init_from:  # so that --resume of a fine-tuning run still records its base
+        info["init_from"] = model.plan.init_from
     files.save_state(tensors, info)
 
 
@@ -259,20 +277,26 @@ def _shard(model: TrainingModel) -> dict:
 
 
 def train(corpus, *, time_budget=None, output=None, on_event: Callable | None = None,
-          resume: bool = False, force: bool = False, **options) -> TrainResult:  # fmt: skip
+          resume: bool = False, force: bool = False, init_from=None,
+          **options) -> TrainResult:  # fmt: skip
     """Train a model on `corpus` as `rnngen train` does, and return what it achieved.
 
     `time_budget` is seconds or a duration ("3m", "1h30m"); `output` defaults to
-    checkpoints/CORPUS-NAME.safetensors. `options` are the CLI's options with underscores
+    checkpoints/CORPUS-NAME.safetensors. `init_from` (a checkpoint's path) fine-tunes that
+    model as `--init-from` does: its tokenizer and architecture, a fresh optimizer; options
+    given that contradict it are errors. `options` are the CLI's options with underscores
     (kind, vocab_size, valid, test, valid_frac, test_frac, size, cell, layers, hidden, embed,
     dropout, ..., max_steps, epochs, seed, device, precision). `on_event` receives each event
     of the run (rnngen.train_events): Step, Evaluation, Saved, Rollback, Stopped, Finished,
     and last the TrainResult returned. Signals are left to the caller: Ctrl-C raises
     KeyboardInterrupt, and the files on disk stay whole (every write is atomic).
     """
+    given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
     corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
     config, model_options = configs(time_budget=time_budget, **options)
     corpus = str(corpus)
+    base = open_base(init_from, given, resume=resume, output=output_path(corpus, output),
+                     force=force)  # fmt: skip
     group = Group.from_env()  # a single process unless torchrun started this one
     group.stream_range(config.batch_size)  # an uneven split fails before any work
     inputs = (corpus_options["valid"], corpus_options["test"])
@@ -282,8 +306,10 @@ def train(corpus, *, time_budget=None, output=None, on_event: Callable | None = 
                             main=group.is_main) as files:  # fmt: skip
             place = connect(config, group)
             data = prepare_data(corpus, **corpus_options, group=group,
-                                spool_dir=files.output.parent)  # fmt: skip
-            plan = plan_model(data, model_options, config, place, files.resume_state(group))
+                                spool_dir=files.output.parent,
+                                tokenizer=run_tokenizer(base, files, group))  # fmt: skip
+            plan = plan_model(data, model_options, config, place, files.resume_state(group),
+                              base)  # fmt: skip
             with contextlib.closing(run(build_model(data, plan, place), data, files)) as events:
                 for event in events:
                     if on_event is not None:

@@ -110,6 +110,16 @@ def _checkpoint(path: Path, json_output: bool) -> None:
     rows += [
         [f"{name} split", f"{s.tokens:,} tokens from {s.source}"] for name, s in splits.items()
     ]
+    base = fields.get("init_from")
+    while isinstance(base, dict):  # fine-tuned: the base, and the base's base, ...
+        trained_on = f", trained on {base['corpus']}" if base.get("corpus") else ""
+        rows.append(
+            [
+                "initialized from",
+                f"{base.get('path')} (sha256 {str(base.get('sha256'))[:12]}{trained_on})",
+            ]
+        )
+        base = base.get("init_from")
     rows.append(["versions", ", ".join(f"{k} {v}" for k, v in fields.get("versions", {}).items())])
     print_table(str(path), ["", ""], rows)
 

@@ -23,6 +23,7 @@ from rnngen.train_options import M, T, configs
 
 @command()
 def train(
+    ctx: typer.Context,
     corpus: str = typer.Argument(
         None, help="Text file, a directory from rnngen tokenize, or - for stdin."
     ),
@@ -124,6 +125,12 @@ def train(
     device: str = typer.Option(T.device, help="auto, cpu, cuda or mps."),
     precision: str = typer.Option(T.precision, help="auto, fp32, bf16 or fp16."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved at -o exactly."),
+    init_from: Path = typer.Option(
+        None,
+        "--init-from",
+        help="Fine-tune this checkpoint: its tokenizer, architecture and "
+        "weights, with a fresh optimizer and schedule.",
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint at -o."),
     quiet: bool = args.Quiet,
     json_output: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
@@ -153,8 +160,11 @@ def train(
         raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
     from rnngen import training
     from rnngen.distributed import Group
-    from rnngen.run_files import RunFiles
+    from rnngen.run_files import RunFiles, output_path
     from rnngen.train_data import prepare_data
+
+    base = training.open_base(init_from, given_options(ctx), resume=resume,
+                              output=output_path(corpus, output), force=force)  # fmt: skip
 
     group = Group.from_env()  # a single process unless torchrun started this one
     group.stream_range(config.batch_size)  # an uneven split fails before any work
@@ -170,9 +180,10 @@ def train(
                 corpus, valid=valid, test=test, valid_frac=valid_frac, test_frac=test_frac,
                 kind=kind, vocab_size=vocab_size, group=group, spool_dir=files.output.parent,
                 progress=lambda: reporter.bytes_progress("tokenize"),
+                tokenizer=training.run_tokenizer(base, files, group),
             )  # fmt: skip
             plan = training.plan_model(
-                data, model_options, config, place, files.resume_state(group)
+                data, model_options, config, place, files.resume_state(group), base
             )
             if plan.choice is not None:
                 reporter.log(plan.choice.summary())
@@ -190,6 +201,17 @@ def train(
         group.close()
     if code:
         raise typer.Exit(code)
+
+
+def given_options(ctx: typer.Context) -> dict:
+    """The options the user set (not left at their defaults), by their parameter names:
+    --init-from refuses those that contradict the base, and ignores the rest."""
+    defaults = {None, "DEFAULT", "DEFAULT_MAP"}
+    return {
+        name: value
+        for name, value in ctx.params.items()
+        if getattr(ctx.get_parameter_source(name), "name", None) not in defaults
+    }
 
 
 class Terminated(KeyboardInterrupt):

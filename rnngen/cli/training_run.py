@@ -37,6 +37,7 @@ def log_model(reporter: Reporter, model, data) -> None:
         f"({tokenizer.kind}); {len(data.train_ids):,} training tokens; "
         f"{place.device.type} {place.precision}"
         + (f"; resuming at step {model.trainer.step}" if model.plan.resumed else "")
+        + (f"; fine-tuning {model.plan.base.path}" if model.plan.base else "")
     )
     if config.softmax == "adaptive":
         reporter.log(f"output: {describe(config)}")
