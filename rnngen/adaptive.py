@@ -122,7 +122,9 @@ class AdaptiveSoftmax(nn.Module):
     def target_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """hidden (..., D), target ids (...) -> ln p(target) (...), fp32.
 
-        Each tail cluster runs only on the rows whose target it holds: the saving."""
+        Each tail cluster runs only on the rows whose target it holds: the saving. A cluster
+        with no such rows still runs (on none), so every parameter takes part in every step,
+        as DistributedDataParallel requires."""
         shape = targets.shape
         hidden = hidden.reshape(-1, hidden.shape[-1])  # (N, D)
         target = self.ranks()[targets.reshape(-1)]  # (N,) ranks
@@ -133,8 +135,6 @@ class AdaptiveSoftmax(nn.Module):
         for i in range(self.clusters):
             low, high = bounds[i], bounds[i + 1]
             rows = ((target >= low) & (target < high)).nonzero().squeeze(1)  # (n,)
-            if rows.numel() == 0:
-                continue
             cluster = F.log_softmax(self.body.tail[i](hidden[rows]).float(), dim=-1)  # (n, C)
             inside = cluster.gather(1, (target[rows] - low).unsqueeze(1)).squeeze(1)  # (n,)
             out = out.index_copy(0, rows, head[rows, self.shortlist + i] + inside)
