@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare"
 RUNS = {
@@ -56,7 +55,7 @@ def step_seconds(layers: int, hidden: int, precision: str, mode: str, repeats: i
     """Median seconds of one forward+backward of the LSTM stack on a (20, 70) batch."""
     from rnngen.config import ModelConfig
     from rnngen.hardware import autocast
-    from rnngen.model import RNNLM
+    from rnngen.model import RNNLM, keep_mask
 
     torch.manual_seed(0)
     drop = 0.0 if mode == "none" else 0.5
@@ -71,7 +70,7 @@ def step_seconds(layers: int, hidden: int, precision: str, mode: str, repeats: i
         h = model._embed(inputs)  # (B, T, E)
         for layer in model.layers:
             w_ih, b_ih, b_hh = layer.weight_ih_l0, layer.bias_ih_l0, layer.bias_hh_l0
-            w_hh = F.dropout(layer.weight_hh_l0, drop, training=True)
+            w_hh = layer.weight_hh_l0 * keep_mask(layer.weight_hh_l0.shape, drop, w_ih)
             state = (h.new_zeros(h.shape[0], hidden), h.new_zeros(h.shape[0], hidden))
             steps = []
             for t in range(h.shape[1]):
@@ -113,9 +112,14 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=1200.0)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=400)
+    parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--keep", type=Path, default=None)
     parser.add_argument("--skip-kernel", action="store_true")
+    parser.add_argument(
+        "--train-share", type=float, default=1.0,
+        help="train on the first share of train.txt's lines: less text overfits sooner",
+    )  # fmt: skip
     parser.add_argument("--skip-runs", action="store_true")
     args = parser.parse_args()
     out = {"budget": args.budget, "layers": args.layers, "hidden": args.hidden}
@@ -129,16 +133,22 @@ def main() -> None:
         return
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-awd-"))
     work.mkdir(parents=True, exist_ok=True)
+    train = DATA / "train.txt"
+    if args.train_share < 1.0:  # a temporary prefix of the lines; nothing is kept
+        lines = train.read_text(encoding="utf-8").splitlines(keepends=True)
+        train = work / "train-part.txt"
+        train.write_text("".join(lines[: int(len(lines) * args.train_share)]), encoding="utf-8")
+        out["train_share"] = args.train_share
     cores = sorted(os.sched_getaffinity(0))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     processes = {}
     for i, (name, options) in enumerate(RUNS.items()):
         command = [
             "taskset", "-c", str(cores[i % len(cores)]), sys.executable, "-m", "rnngen",
-            "train", str(DATA / "train.txt"), "--valid", str(DATA / "valid.txt"), "--kind",
-            "word", "--vocab-size", "8000", "--layers", str(args.layers), "--hidden",
-            str(args.hidden), "--batch-size", "20", "--seq-len", "70", "--time-budget",
-            str(args.budget), "--precision", args.precision,
+            "train", str(train), "--valid", str(DATA / "valid.txt"), "--kind", "word",
+            "--vocab-size", str(args.vocab_size), "--softmax", "adaptive", "--layers",
+            str(args.layers), "--hidden", str(args.hidden), "--batch-size", "20", "--seq-len",
+            "70", "--time-budget", str(args.budget), "--precision", args.precision,
             "-o", str(work / f"{name}.safetensors"), "--json", "--quiet", *options,
         ]  # fmt: skip
         log(" ".join(command))

@@ -161,3 +161,10 @@ def test_sample_and_score_with_an_adaptive_model(word_model):
     scored = run_cli("score", input="the cat sat on the mat.\n", cwd=word_model)
     assert scored.returncode == 0, scored.stderr
     assert json.loads(scored.stdout)["logprob"] < 0
+
+
+def test_info_shows_the_output_layer_and_regularizers(word_model):
+    result = run_cli("info", str(word_model / "checkpoints" / "corpus.safetensors"))
+    assert result.returncode == 0, result.stderr
+    assert "adaptive softmax, head" in result.stdout
+    assert "dropout 0.1/0.1/0.1 (input/hidden/output)" in result.stdout

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rnngen.config import ModelConfig, TrainConfig
 from rnngen.errors import RnngenError
-from rnngen.model import RNNLM
+from rnngen.model import RNNLM, keep_mask
 from rnngen.train_options import PRESETS, configs
 from rnngen.trainer import Evaluation, Stopped, Trainer
 
@@ -38,7 +38,8 @@ def test_weight_drop_masks_the_recurrent_matrix_in_training_only():
     torch.manual_seed(1)
     masked = {}
     for i, layer in enumerate(plain.layers):
-        masked[i] = torch.nn.functional.dropout(layer.weight_hh_l0, 0.5, training=True)
+        weight = layer.weight_hh_l0
+        masked[i] = weight * keep_mask(weight.shape, 0.5, weight)
     with torch.no_grad():
         for i, layer in enumerate(plain.layers):
             layer.weight_hh_l0.copy_(masked[i])
@@ -66,6 +67,7 @@ def test_locked_dropout_uses_one_mask_per_sequence(position):
     assert torch.equal(out, out[:, :1].expand_as(out))  # the same mask at every step
     assert not torch.equal(out[0], out[1])  # each sequence its own
     assert set(out.unique().tolist()) <= {0.0, 2.0}
+    assert 0.3 < (model._drop(torch.ones(64, 8, 16), position) == 0).float().mean() < 0.7
     unlocked = model_with(**{f"dropout_{position}": 0.5}).train()._drop(x, position)
     assert not torch.equal(unlocked, unlocked[:, :1].expand_as(unlocked))
     other = {"input", "hidden", "output"} - {position}

@@ -91,6 +91,8 @@ def _checkpoint(path: Path, json_output: bool) -> None:
         ["model", f"{model.get('layers')}x{model.get('cell')} {model.get('hidden_size')}, "
                   f"embed {model.get('embed_size')}, tied {model.get('tie')}, "
                   f"residual {model.get('residual')}"],
+        ["output", _output(model)],
+        ["regularizers", _regularizers(model, train)],
         ["parameters", f"{parameters:,}"],
         ["tokenizer", f"{fields['tokenizer_kind']}, {model.get('vocab_size')} pieces, "
                       f"sha256 {fields['tokenizer_sha256'][:12]}"],
@@ -129,3 +131,28 @@ def _parse(value: str):
         return json.loads(value)
     except ValueError:
         return value
+
+
+def _output(model: dict) -> str:
+    """The output layer: a full softmax, or an adaptive one and its clusters."""
+    if model.get("softmax", "full") != "adaptive":
+        return "full softmax"
+    cutoffs = list(model.get("cutoffs") or [])
+    return f"adaptive softmax, head {cutoffs[0] if cutoffs else '?'}, cut-offs {cutoffs}"
+
+
+def _regularizers(model: dict, train: dict) -> str:
+    """Dropout by position and AWD-LSTM's options, as they were set for training."""
+    dropout = model.get("dropout")
+    rates = [model.get(f"dropout_{p}") for p in ("input", "hidden", "output")]
+    rates = [dropout if r is None else r for r in rates]
+    parts = [f"dropout {'/'.join(str(r) for r in rates)} (input/hidden/output)"
+             + (" locked" if model.get("locked_dropout") else "")]  # fmt: skip
+    for name, label in (("embed_dropout", "embedding dropout"), ("weight_drop", "weight drop")):
+        if model.get(name):
+            parts.append(f"{label} {model[name]}")
+    for name in ("ar", "tar"):
+        if train.get(name):
+            parts.append(f"{name.upper()} {train[name]}")
+    parts += [name.replace("_", " ") for name in ("variable_bptt", "average") if train.get(name)]
+    return ", ".join(parts)
