@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=400)
     parser.add_argument("--vocab-size", type=int, default=8000)
+    parser.add_argument("--kind", default="word")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--keep", type=Path, default=None)
     parser.add_argument("--skip-kernel", action="store_true")
@@ -145,7 +146,7 @@ def main() -> None:
     for i, (name, options) in enumerate(RUNS.items()):
         command = [
             "taskset", "-c", str(cores[i % len(cores)]), sys.executable, "-m", "rnngen",
-            "train", str(train), "--valid", str(DATA / "valid.txt"), "--kind", "word",
+            "train", str(train), "--valid", str(DATA / "valid.txt"), "--kind", args.kind,
             "--vocab-size", str(args.vocab_size), "--softmax", "adaptive", "--layers",
             str(args.layers), "--hidden", str(args.hidden), "--batch-size", "20", "--seq-len",
             "70", "--time-budget", str(args.budget), "--precision", args.precision,
