@@ -239,7 +239,8 @@ JSON_VALUES = st.recursive(
 META_KEYS = ["format", "model_config", "tokenizer", "tokenizer_sha256", "tokenizer_kind",
              "metrics", "provenance", "versions", "train_config", "precision"]  # fmt: skip
 CONFIG_FIELDS = ["vocab_size", "cell", "layers", "hidden_size", "embed_size", "dropout",
-                 "embed_dropout", "tie", "residual", "unknown"]  # fmt: skip
+                 "embed_dropout", "tie", "residual", "softmax", "cutoffs", "weight_drop",
+                 "dropout_input", "locked_dropout", "unknown"]  # fmt: skip
 
 
 @st.composite
@@ -268,7 +269,10 @@ def apply(header: dict, mutation) -> None:
     elif kind in ("text", "json"):
         meta[key] = value
     elif kind == "config":
-        set_config(key, value)(header)
+        try:  # an earlier mutation may have dropped or garbled the config: nothing to edit
+            set_config(key, value)(header)
+        except (KeyError, ValueError, AttributeError, TypeError):
+            pass
     else:
         name = sorted(k for k in header if k != "__metadata__")[0]
         if key == "drop":
