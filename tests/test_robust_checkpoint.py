@@ -7,6 +7,7 @@ safetensors header (8-byte length, JSON, then the tensor bytes), rather than che
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import os
@@ -269,10 +270,9 @@ def apply(header: dict, mutation) -> None:
     elif kind in ("text", "json"):
         meta[key] = value
     elif kind == "config":
-        try:  # an earlier mutation may have dropped or garbled the config: nothing to edit
+        # an earlier mutation may have dropped or garbled the config: nothing to edit
+        with contextlib.suppress(KeyError, ValueError, AttributeError, TypeError):
             set_config(key, value)(header)
-        except (KeyError, ValueError, AttributeError, TypeError):
-            pass
     else:
         name = sorted(k for k in header if k != "__metadata__")[0]
         if key == "drop":
