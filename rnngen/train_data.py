@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnngen.config import TokenizerConfig
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, contradiction
 
 if TYPE_CHECKING:  # distributed imports torch, which `rnngen tokenize` never needs
     from rnngen.distributed import Group
@@ -135,6 +135,10 @@ def resolve_spans(
 
     # Checked before resolve(), which would raise on a symlink loop; resolved so that
     # provenance works from any directory.
+    for name, file, share in (("valid", valid, valid_frac), ("test", test, test_frac)):
+        if file is not None and share:  # a share of 0 says what the file says
+            why = "the file is the held-out text, a share would hold out the corpus's last lines"
+            raise contradiction(f"--{name}", f"--{name}-frac", why)
     corpus = check_file(corpus).resolve()
     valid = check_file(valid, "validation file").resolve() if valid is not None else None
     test = check_file(test, "test file").resolve() if test is not None else None

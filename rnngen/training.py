@@ -21,17 +21,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from rnngen import metrics
+from rnngen.arguments import checked
 from rnngen.config import ModelConfig, TrainConfig, from_json, to_json, with_learning_rate
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
@@ -276,8 +279,18 @@ def _shard(model: TrainingModel) -> dict:
     }
 
 
-def train(corpus, *, time_budget=None, output=None, on_event: Callable | None = None,
-          resume: bool = False, force: bool = False, init_from=None,
+# The annotations of `train`'s options, which `rnngen.arguments.checked` checks them against.
+TRAIN_OPTIONS = {
+    **{name: p.annotation for name, p in inspect.signature(configs).parameters.items()},
+    "kind": "str", "vocab_size": "int | None", "valid": "str | Path | None",
+    "test": "str | Path | None", "valid_frac": "float | None", "test_frac": "float | None",
+}  # fmt: skip
+
+
+@checked(options=TRAIN_OPTIONS, rename={"-o": "output"})
+def train(corpus: str | Path, *, time_budget: str | float | None = None,
+          output: str | Path | None = None, on_event: Callable | None = None,
+          resume: bool = False, force: bool = False, init_from: str | Path | None = None,
           **options) -> TrainResult:  # fmt: skip
     """Train a model on `corpus` as `rnngen train` does, and return what it achieved.
 

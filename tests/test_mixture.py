@@ -174,11 +174,13 @@ def test_eval_says_when_it_scores_the_text_the_weight_was_fit_on(trained):
 
 
 def test_bad_mix_options_fail_cleanly(trained):
-    bad = [["eval", "--mix", "2"], ["score", "--mix", "x"],
-           ["score", "--ngram", "--mix", "fit"], ["sample", "--ngram", "--mix", "0.5"]]  # fmt: skip
-    for options in bad:
+    """A bad value is exit 1; options that contradict each other a usage error, exit 2."""
+    bad = [(["eval", "--mix", "2"], 1), (["score", "--mix", "x"], 1),
+           (["score", "--ngram", "--mix", "fit"], 2), (["sample", "--ngram", "--mix", "0.5"], 2),
+           (["eval", "--mix", "0.5", "--no-mix"], 2)]  # fmt: skip
+    for options, code in bad:
         result = run_cli(*options, cwd=trained, input="a line\n")
-        assert result.returncode == 1, options
+        assert result.returncode == code, options
         assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
         assert result.stdout == ""
 

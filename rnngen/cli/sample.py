@@ -12,7 +12,7 @@ from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.config import DEVICES
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, contradiction
 
 DEFAULT_LENGTH = 500
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -108,9 +108,9 @@ def sample(
     if mix is not None:
         from rnngen.interpolate import parse_mix
 
-        mix_option = parse_mix(mix)
         if ngram:
-            raise RnngenError("--ngram samples the n-gram alone; it does not go with --mix")
+            raise contradiction("--ngram", "--mix", "--ngram samples the n-gram alone")
+        mix_option = parse_mix(mix)
     if ngram or mix_option is not None:
         from rnngen.ngram import MAX_ORDER
 
