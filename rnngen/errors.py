@@ -1,8 +1,9 @@
 """The one exception type the user sees, and reading JSON that came from outside.
 
 An RnngenError is a failure the user can fix (a missing file, a bad option value, a foreign
-checkpoint). The CLI prints its message verbatim as `error: <message>` on stderr and exits 1,
-with no traceback. Anything else that escapes is a bug and keeps its traceback.
+checkpoint). The CLI prints its message verbatim as `error: <message>` on stderr and exits 1
+(2 for a UsageError: options that contradict each other), with no traceback. Anything else
+that escapes is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

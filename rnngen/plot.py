@@ -52,8 +52,13 @@ def save_figure(figure, path: Path) -> Path:
     """Write `figure` to `path` atomically (a temporary file in the same directory, then a
     rename), so an interruption never leaves half an image."""
     import matplotlib
+    from matplotlib.text import Text
 
     extension = check_output(path)
+    for text in figure.findobj(Text):  # a name from a non-UTF-8 file name or option: escaped
+        shown = text.get_text()
+        if isinstance(shown, str) and not shown.isascii():
+            text.set_text(shown.encode("utf-8", "backslashreplace").decode("utf-8"))
     # Text stays text in SVG (searchable, smaller); no creation date, so reruns are identical.
     metadata = {"Date": None} if extension in ("svg", "pdf") else {}
     style = {"svg.fonttype": "none", "svg.hashsalt": "rnngen"}

@@ -40,7 +40,7 @@ from rnngen.distributed import Group
 from rnngen.errors import RnngenError
 from rnngen.init_from import Base, open_base, run_tokenizer
 from rnngen.run_files import RunFiles, output_path
-from rnngen.train_data import TrainingData, prepare_data
+from rnngen.train_data import TrainingData, check_held_out, prepare_data
 from rnngen.train_events import Evaluation, Finished, Rollback, Saved, Step, Stopped, TrainResult
 from rnngen.train_options import complete, configs
 
@@ -306,6 +306,7 @@ def train(corpus: str | Path, *, time_budget: str | float | None = None,
     """
     given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
     corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
+    check_held_out(*(corpus_options[k] for k in ("valid", "test", "valid_frac", "test_frac")))
     config, model_options = configs(time_budget=time_budget, **options)
     corpus = str(corpus)
     base = open_base(init_from, given, resume=resume, output=output_path(corpus, output),

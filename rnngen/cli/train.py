@@ -157,6 +157,9 @@ def train(
         time_budget=time_budget, eval_every=eval_every, eval_tokens=eval_tokens,
         log_every=log_every, seed=seed, device=device, precision=precision,
     )  # fmt: skip
+    from rnngen.train_data import check_held_out
+
+    check_held_out(valid, test, valid_frac, test_frac)
     reporter = Reporter(quiet)
     if corpus is None:
         raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
