@@ -121,9 +121,9 @@ def _take(name: str, value, kind: str, path: bool):
         if value is None:
             return None
     elif kind == "bool":
-        if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy's bool
+        if _is_bool(value):
             return bool(value)
-    elif isinstance(value, bool) or type(value).__name__ == "bool_":
+    elif _is_bool(value):
         pass  # True is no number, no text, no path
     elif kind == "int":
         if isinstance(value, numbers.Integral):
@@ -165,6 +165,14 @@ def _take(name: str, value, kind: str, path: bool):
     elif kind in (cls.__name__ for cls in type(value).__mro__):
         return value
     raise _Reject()
+
+
+def _is_bool(value) -> bool:
+    """Python's bool, or numpy's (np.bool_, which is no subclass of it)."""
+    kind = type(value)
+    return isinstance(value, bool) or (
+        kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")
+    )
 
 
 def _text(name: str, value: str) -> str:

@@ -182,17 +182,42 @@ def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> Traini
     from rnngen.trainer import Trainer
 
     torch.manual_seed(plan.train_config.seed)  # the probe drew from the generator
-    model = RNNLM(plan.config)
-    if model.adaptive is not None:  # frequent tokens first (a resumed run loads its own)
-        model.adaptive.set_order(frequency_order(data.train_ids, plan.config.vocab_size))
-    model = model.to(place.device)
-    if plan.base is not None:  # fine-tuning: a fresh Trainer, the base's weights and order
-        plan.base.copy_into(model)
-    if place.group.enabled:  # same initial weights (above), but each rank its own dropout
-        torch.manual_seed(plan.train_config.seed + place.group.rank)
-    trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config, place.device,
-                      place.precision, plan.saved, place.group)  # fmt: skip
+    with _memory(plan.config, place.device):
+        model = RNNLM(plan.config)
+        if model.adaptive is not None:  # frequent tokens first (a resumed run loads its own)
+            model.adaptive.set_order(frequency_order(data.train_ids, plan.config.vocab_size))
+        model = model.to(place.device)
+        if plan.base is not None:  # fine-tuning: a fresh Trainer, the base's weights and order
+            plan.base.copy_into(model)
+        if place.group.enabled:  # same initial weights (above), but each rank its own dropout
+            torch.manual_seed(plan.train_config.seed + place.group.rank)
+        trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config,
+                          place.device, place.precision, plan.saved, place.group)  # fmt: skip
     return TrainingModel(plan, model, trainer, place)
+
+
+@contextlib.contextmanager
+def _memory(config: ModelConfig, device: torch.device):
+    """An allocation the machine cannot make (options that describe a model far too large
+    for it) is one RnngenError, not the allocator's RuntimeError. (A model that fits the
+    allocator but not the memory can still meet the system's out-of-memory killer.)"""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as e:
+        text = str(e).lower()
+        if isinstance(e, RuntimeError) and not ("out of memory" in text or "allocate" in text):
+            raise
+        raise RnngenError(
+            f"not enough memory on {device.type} for this model ({config.layers}x"
+            f"{config.cell} {config.hidden_size}, embed {config.embed_size}, vocabulary "
+            f"{config.vocab_size}); give a smaller --hidden, --embed, --layers or --batch-size"
+        ) from None
+
+
+def _guarded(events: Iterator[object], config: ModelConfig, device) -> Iterator[object]:
+    """The Trainer's events, an allocation failure on the way as `_memory` says it."""
+    with _memory(config, device):
+        yield from events
 
 
 def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[object]:
@@ -207,7 +232,7 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
             record = {"event": "distributed", "world_size": group.world_size,
                       "backend": group.backend, "ranks": ranks}  # fmt: skip
             metrics.write(json.dumps(record) + "\n")
-        for event in trainer.run():
+        for event in _guarded(trainer.run(), plan.config, model.place.device):
             if isinstance(event, Step):
                 last_step = event
                 metrics.write(json.dumps({"event": "step", **vars(event)}) + "\n")

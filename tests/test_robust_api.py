@@ -138,6 +138,26 @@ def test_tokenize_and_train_fail_at_the_door(tmp_path):
     assert not out.exists() and not model.exists()  # refused before any work
 
 
+def test_a_model_too_large_to_allocate_is_one_line(tmp_path, monkeypatch):
+    """hidden=65536 is in range, but no CPU holds its 137 GB: the allocator's RuntimeError
+    becomes one RnngenError (simulated here, so the test allocates nothing)."""
+    from rnngen import model
+
+    def refuse(self, config):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 68719476736 bytes.")  # fmt: skip
+
+    monkeypatch.setattr(model.RNNLM, "__init__", refuse)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(tiny_text(50))
+    message = refused(
+        lambda: rnngen.train(corpus, output=tmp_path / "m.safetensors", hidden=65536, layers=1,
+                             kind="char", max_steps=1),
+        "hidden",
+    )  # fmt: skip
+    assert message.startswith("not enough memory on cpu for this model (1xlstm 65536")
+
+
 def test_contradicting_keywords_name_both(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(tiny_text(50))
@@ -161,6 +181,10 @@ def test_the_checking_layer_on_its_own():
 
     assert call(2, count=3, items=["a"]) == (2.0, 3, None, ("a",), False)
     assert call(path=Path("x"))[2] == Path("x")
+    import numpy as np
+
+    assert call(np.float32(0.5), count=np.int64(2), flag=np.bool_(True)) == (0.5, 2, None, (),
+                                                                                True)  # fmt: skip
     for kwargs, fragment in [
         ({"count": True}, "count must be an integer, not True"),
         ({"count": 2.5}, "count must be an integer, not 2.5"),
