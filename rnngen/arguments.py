@@ -108,7 +108,7 @@ def check(name: str, value, annotation: str):
                 reasons.append(reason.args[0])
     if reasons:  # the value has the right type but cannot be used: say why
         raise RnngenError(reasons[0])
-    if "Path" in kinds:  # str is the path's spelling, not an alternative of its own
+    if "Path" in kinds and "str" in kinds:  # str is how a path is spelt, not an alternative
         kinds.remove("str")
     wanted = " or ".join(_DESCRIPTIONS.get(kind, f"a {kind}") for kind in kinds)
     raise RnngenError(f"{name} must be {wanted}, not {_show(value)}")

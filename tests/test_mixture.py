@@ -166,10 +166,13 @@ def test_a_damaged_mixture_cache_entry_is_fit_again(trained):
     and the API alike; never an error about a weight the user never gave, nor a dropped row."""
     import rnngen
     from rnngen.data import cache_root
+    from rnngen.interpolate import model_digest
 
     report, _ = eval_rows(trained)  # fits the weight and caches it
-    entries = sorted((cache_root() / "mixture").glob("*.json"))
-    assert entries
+    checkpoint = trained / "checkpoints" / "synth.safetensors"
+    digest = model_digest(rnngen.load(checkpoint, device="cpu").model)
+    entries = sorted((cache_root() / "mixture").glob(f"*-{digest}.json"))  # this model's
+    assert len(entries) == 1
     damages = [
         lambda r: json.dumps({**r, "lambda": 1.5}),
         lambda r: "[" * 5000 + "]" * 5000,
@@ -179,7 +182,7 @@ def test_a_damaged_mixture_cache_entry_is_fit_again(trained):
     commands = [
         lambda: invoke(trained, "score", "--mix", "fit", input="the man walks .\n").exit_code,
         lambda: invoke(trained, "sample", "--mix", "fit", "--length", "5", "-q").exit_code,
-        lambda: rnngen.compare(trained / "checkpoints" / "synth.safetensors").mixture.weight,
+        lambda: rnngen.compare(checkpoint).mixture.weight,
         lambda: eval_rows(trained)[0]["mixture"]["lambda"],
     ]
     for damage, command in zip(damages, commands, strict=True):
