@@ -156,9 +156,14 @@ def _batch(model, ids, targets, window, warm, device) -> tuple[np.ndarray, np.nd
         logits = model.logits(top)  # (B, V): from the state after the last token read
         logp = F.log_softmax(logits.float(), dim=-1).gather(1, y[:, None])  # (B, 1)
         flat = [h for step in hidden for h in step]  # W x L tensors of (B, H)
-        grads = torch.autograd.grad(logp.sum(), [embedded, *flat])
+        # The window model's state after the last token read is no input of the prediction:
+        # its gradient is None (zero)
+        grads = torch.autograd.grad(logp.sum(), [embedded, *flat], allow_unused=True)
     input_norm = grads[0].norm(dim=-1)  # (B, W)
-    per_layer = torch.stack([g.pow(2).sum(-1) for g in grads[1:]])  # (W*L, B)
+    zero = torch.zeros(len(targets), device=device)
+    per_layer = torch.stack(
+        [zero if g is None else g.pow(2).sum(-1) for g in grads[1:]]
+    )  # (W*L, B)
     hidden_norm = per_layer.view(window, len(hidden[0]), -1).sum(1).sqrt().T  # (B, W)
     return input_norm.cpu().numpy(), hidden_norm.cpu().numpy()
 

@@ -12,6 +12,7 @@ import re
 import torch
 
 from rnngen.errors import RnngenError
+from rnngen.model import state_layout
 
 ADAM_MOMENTS = ("exp_avg", "exp_avg_sq", "step")
 _OPTIM_KEY = re.compile(r"optim\.(\d{1,9})\.(\w+)")
@@ -82,15 +83,14 @@ def check_resume_tensors(
     if cuda and "rng.cuda" in own:
         check("rng.cuda", own["rng.cuda"], torch.cuda.get_rng_state().shape, torch.uint8)
 
-    config = model.config
     states = {k for k in own if k.startswith("state.")}
     if states:
-        per_layer = (0, 1) if config.cell == "lstm" else (0,)
-        expected = {f"state.{i}.{j}" for i in range(config.layers) for j in per_layer}
-        if states != expected:
+        widths = {f"state.{i}.{j}": width for i, layer in enumerate(state_layout(model.config))
+                  for j, width in enumerate(layer)}  # fmt: skip
+        if states != set(widths):
             raise bad(f"hidden state tensors {sorted(states)[:4]} do not fit the model")
         for key in sorted(states):
-            check(key, own[key], (1, local_batch, config.hidden_size))
+            check(key, own[key], (1, local_batch, widths[key]))
 
 
 def is_permutation(ids: torch.Tensor) -> bool:
