@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
+from rnngen.threads import timed
 from rnngen.tokenizer import Tokenizer
 
 CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
@@ -142,7 +143,8 @@ def generate(
                 yield Done(index, sample.text, sample.tokens, sample.reason, sample.dropped_bytes)
         if all(sample.reason for sample in samples):
             return
-        logits = source.step(tokens)
+        with timed(batch, "sample"):
+            logits = source.step(tokens)
 
 
 class RNNSource:

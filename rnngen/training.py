@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from rnngen.distributed import Group
 from rnngen.errors import RnngenError
 from rnngen.init_from import Base, open_base, run_tokenizer
 from rnngen.run_files import RunFiles, output_path
+from rnngen.threads import ThreadPlan, plan_threads
 from rnngen.train_data import TrainingData, prepare_data
 from rnngen.train_events import Evaluation, Finished, Rollback, Saved, Step, Stopped, TrainResult
 from rnngen.train_options import complete, configs
@@ -46,29 +46,27 @@ CORPUS_OPTIONS = {"kind": "bpe", "vocab_size": None, "valid": None, "test": None
                   "valid_frac": None, "test_frac": None}  # fmt: skip
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (taskset, cgroups' cpusets), not all the machine's:
-    more threads than cores makes every step slower."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # macOS has no affinity call
-        return os.cpu_count() or 1
-
-
 @dataclass(frozen=True, eq=False)
 class Placement:
     device: torch.device  # cuda:LOCAL_RANK under torchrun
     precision: str
     group: Group
+    threads: ThreadPlan | None = None  # CPU threads (rnngen/threads.py); None on a GPU
 
 
-def connect(config: TrainConfig, group: Group | None = None) -> Placement:
-    """Pick the device and precision; under torchrun, join the process group."""
+def connect(config: TrainConfig, group: Group | None = None,
+            threads: ThreadPlan | None = None) -> Placement:  # fmt: skip
+    """Pick the device and precision and the CPU threads (`threads`, by default the plan of
+    no --threads); under torchrun, join the process group."""
     from rnngen.hardware import resolve_device, resolve_precision
 
     group = group or Group()
     device = group.connect(resolve_device(config.device))
-    return Placement(device, resolve_precision(config.precision, device), group)
+    if device.type == "cpu":  # processes on one machine share its cores
+        threads = threads or plan_threads(processes=group.local_world_size)
+    else:
+        threads = None
+    return Placement(device, resolve_precision(config.precision, device), group, threads)
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +80,7 @@ class ModelPlan:
     saved: tuple | None  # the resume state (tensors, info), when continuing a run
     base: Base | None = None  # the checkpoint whose weights the model starts from
     init_from: dict | None = None  # the base's record (Base.record), kept when resuming
+    threads: int | None = None  # the CPU thread count sizing found fastest, to start at
 
     @property
     def resumed(self) -> bool:
@@ -94,7 +93,7 @@ def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Pl
     architecture with the options' regularization when fine-tuning, else the model the
     options describe, sized by measuring this machine when they give no size."""
     torch.manual_seed(config.seed)
-    group, vocab_size = place.group, data.tokenizer.vocab_size
+    vocab_size = data.tokenizer.vocab_size
     if saved is not None:
         if saved[1].get("tokenizer_sha256") != data.tokenizer.sha256:
             raise RnngenError(
@@ -105,8 +104,8 @@ def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Pl
                 "(give the same corpus and --kind/--vocab-size)"
             )
         model_config = from_json(ModelConfig, saved[1]["model_config"])
-    if place.device.type == "cpu":  # processes on one machine share its cores
-        torch.set_num_threads(max(1, usable_cores() // group.local_world_size))
+    if place.threads is not None:
+        torch.set_num_threads(place.threads.threads)
     if saved is not None:
         config = with_learning_rate(config, model_config.hidden_size)
         return ModelPlan(model_config, config, None, None, saved,
@@ -133,16 +132,30 @@ def _output_layer(options: dict, data: TrainingData) -> dict:
 
 
 def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> ModelPlan:
-    """rnngen/sizing.py's choice; rank 0 measures, every rank builds what it chose."""
-    from rnngen.sizing import candidate_config, choose, measure_rate
+    """rnngen/sizing.py's choice; rank 0 measures, every rank builds what it chose.
+
+    With automatic threads each size is timed at all cores and at one fewer, and rated at
+    the faster: on a machine where something else runs, the run itself will use fewer
+    threads, and sizing for the collapsed all-core speed would choose far too small a model."""
+    from rnngen.sizing import candidate_config, choose, measure_rates
+    from rnngen.threads import choose as choose_threads
+    from rnngen.threads import ladder
     from rnngen.trainer import steps_per_run
 
     group, vocab_size, tokens = place.group, data.tokenizer.vocab_size, len(data.train_ids)
     share = c.batch_size // group.world_size  # each rank's streams
+    adaptive = place.threads is not None and place.threads.adaptive
+    counts = ladder(place.threads.threads)[:2] if adaptive else ()
+    by_size: dict[tuple[int, int], dict] = {}
 
     def rate_of(config: ModelConfig) -> float:
-        rate = measure_rate(config, share, c.seq_len, place.device, place.precision)
-        return rate * group.world_size
+        rates = measure_rates(config, share, c.seq_len, place.device, place.precision, counts)
+        best = choose_threads(counts[0], {n: [1 / r] for n, r in rates.items()}) if counts else 0
+        by_size[config.layers, config.hidden_size] = {
+            "threads": best, "rates": {n: round(r) for n, r in rates.items()},
+            "contended": bool(counts) and best < counts[0],
+        }  # fmt: skip
+        return rates[best] * group.world_size
 
     steps = steps_per_run(tokens, c)
     fixed_tokens = steps * c.batch_size * c.seq_len if steps else None
@@ -151,12 +164,18 @@ def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> Mode
     if group.is_main:
         choice = choose(vocab_size, tokens, c.time_budget, fixed_tokens, rate_of,
                         c.batch_size * c.seq_len, fixed)  # fmt: skip
+        if counts:
+            choice = dataclasses.replace(choice, threads=by_size[choice.layers, choice.hidden_size])
     sizing = group.broadcast_json(choice.as_dict() if choice else None)
     if c.time_budget is not None:  # the probe's seconds count against the budget
         remaining = max(c.time_budget - sizing["probe_seconds"], 0.5 * c.time_budget)
         c = dataclasses.replace(c, time_budget=remaining)
     config = candidate_config(sizing["layers"], sizing["hidden_size"], vocab_size, **fixed)
-    return ModelPlan(config, with_learning_rate(c, config.hidden_size), sizing, choice, None)
+    start = choice.threads["threads"] if choice is not None and choice.threads else None
+    if start is None and place.threads is not None:
+        torch.set_num_threads(place.threads.threads)  # measure_rates may have left another
+    return ModelPlan(config, with_learning_rate(c, config.hidden_size), sizing, choice, None,
+                     threads=start)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,6 +208,8 @@ def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> Traini
         torch.manual_seed(plan.train_config.seed + place.group.rank)
     trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config, place.device,
                       place.precision, plan.saved, place.group)  # fmt: skip
+    if place.threads is not None and place.threads.adaptive:
+        trainer.adapt_threads(place.threads.threads, plan.threads)
     return TrainingModel(plan, model, trainer, place)
 
 
@@ -277,19 +298,21 @@ def _shard(model: TrainingModel) -> dict:
 
 
 def train(corpus, *, time_budget=None, output=None, on_event: Callable | None = None,
-          resume: bool = False, force: bool = False, init_from=None,
+          resume: bool = False, force: bool = False, init_from=None, threads=None,
           **options) -> TrainResult:  # fmt: skip
     """Train a model on `corpus` as `rnngen train` does, and return what it achieved.
 
     `time_budget` is seconds or a duration ("3m", "1h30m"); `output` defaults to
     checkpoints/CORPUS-NAME.safetensors. `init_from` (a checkpoint's path) fine-tunes that
     model as `--init-from` does: its tokenizer and architecture, a fresh optimizer; options
-    given that contradict it are errors. `options` are the CLI's options with underscores
+    given that contradict it are errors. `threads` is --threads: a number fixes torch's CPU
+    threads; None adapts them to the machine's load unless OMP_NUM_THREADS fixes them, and
+    "auto" adapts them whatever it says. `options` are the CLI's options with underscores
     (kind, vocab_size, valid, test, valid_frac, test_frac, size, cell, layers, hidden, embed,
     dropout, ..., max_steps, epochs, seed, device, precision). `on_event` receives each event
-    of the run (rnngen.train_events): Step, Evaluation, Saved, Rollback, Stopped, Finished,
-    and last the TrainResult returned. Signals are left to the caller: Ctrl-C raises
-    KeyboardInterrupt, and the files on disk stay whole (every write is atomic).
+    of the run (rnngen.train_events): Step, Evaluation, Saved, Rollback, ThreadsChanged,
+    Stopped, Finished, and last the TrainResult returned. Signals are left to the caller:
+    Ctrl-C raises KeyboardInterrupt, and the files on disk stay whole (every write is atomic).
     """
     given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
     corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
@@ -299,12 +322,13 @@ def train(corpus, *, time_budget=None, output=None, on_event: Callable | None = 
                      force=force)  # fmt: skip
     group = Group.from_env()  # a single process unless torchrun started this one
     group.stream_range(config.batch_size)  # an uneven split fails before any work
+    thread_plan = plan_threads(threads, processes=group.local_world_size)
     inputs = (corpus_options["valid"], corpus_options["test"])
     result = None
     try:
         with RunFiles.claim(output, corpus, resume=resume, force=force, inputs=inputs,
                             main=group.is_main) as files:  # fmt: skip
-            place = connect(config, group)
+            place = connect(config, group, thread_plan)
             data = prepare_data(corpus, **corpus_options, group=group,
                                 spool_dir=files.output.parent,
                                 tokenizer=run_tokenizer(base, files, group))  # fmt: skip

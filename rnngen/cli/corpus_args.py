@@ -1,6 +1,10 @@
-"""Options shared by commands that read a corpus (tokenize, train, ngram)."""
+"""Options shared by commands: those that read a corpus (tokenize, train, ngram), and the
+ones every command has (--quiet, --json, --threads)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
@@ -29,6 +33,28 @@ TestFrac = typer.Option(
 )
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress or log lines on stderr.")
 Json = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+Threads = typer.Option(
+    None,
+    "--threads",
+    metavar="N|auto",
+    help="CPU threads: N fixes them; auto starts at every usable core and uses fewer while "
+    "other programs keep the cores busy [default: auto, or OMP_NUM_THREADS when set].",
+    show_default=False,
+)
+
+
+@contextmanager
+def computing(plan, device, reporter) -> Iterator[None]:
+    """Run a command's torch work at its --threads plan (rnngen/threads.py), logging the
+    choice and, with automatic threads, every change; on a GPU the CPU threads are left be."""
+    if device.type != "cpu":
+        yield
+        return
+    from rnngen.threads import running
+
+    reporter.log(plan.describe())
+    with running(plan, on_change=lambda change: reporter.log(change.describe())):
+        yield
 
 
 def resolve_spans(corpus, valid, test, valid_frac, test_frac):

@@ -70,6 +70,7 @@ def evaluate(
     dynamic_segment: int = DynamicSegment,
     dynamic_decay: float = DynamicDecay,
     device: str = Device,
+    threads: str = args.Threads,
     quiet: bool = args.Quiet,
     json_output: bool = args.Json,
 ) -> None:
@@ -85,7 +86,9 @@ def evaluate(
     from rnngen.cli.eval_report import EvalOptions, compare
     from rnngen.interpolate import parse_mix
     from rnngen.ngram import MAX_ORDER
+    from rnngen.threads import plan_threads
 
+    plan = plan_threads(threads)
     if not 1 <= ngram_order <= MAX_ORDER:
         raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
     options = EvalOptions(
@@ -98,7 +101,8 @@ def evaluate(
     )
     reporter = Reporter(quiet)
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
-    compare(reporter, path, model, tokenizer, meta, torch_device, options)
+    with args.computing(plan, torch_device, reporter):
+        compare(reporter, path, model, tokenizer, meta, torch_device, options)
 
 
 @command()
@@ -124,6 +128,8 @@ def score(
     dynamic_decay: float = DynamicDecay,
     train: Path = typer.Option(None, "--train", help="Training text for the n-gram, if moved."),
     device: str = Device,
+    threads: str = args.Threads,
+    quiet: bool = args.Quiet,
 ) -> None:
     """One JSON object per input line: text, tokens, log-probability (nats), perplexity.
 
@@ -133,7 +139,9 @@ def score(
     from rnngen.cli.output import write_stdout
     from rnngen.interpolate import parse_mix
     from rnngen.textio import iter_lines, open_lines, stdin_binary
+    from rnngen.threads import plan_threads
 
+    plan = plan_threads(threads)
     mix_option = parse_mix(mix) if mix is not None else None
     if ngram and (mix_option is not None or dynamic):
         raise RnngenError(
@@ -146,6 +154,18 @@ def score(
     else:
         source = open_lines(Path(input_file), "input file")
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
+    with args.computing(plan, torch_device, Reporter(quiet)):
+        line_score = _line_scorer(model, tokenizer, meta, torch_device, ngram, ngram_order,
+                                  mix_option, dynamic_options, train)  # fmt: skip
+        for line in source:
+            s = line_score(line)
+            record = {"text": s.text, "tokens": s.tokens, "logprob": s.logprob, "ppl": s.ppl}
+            write_stdout(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _line_scorer(model, tokenizer, meta, torch_device, ngram: bool, ngram_order: int,
+                 mix_option, dynamic_options, train: Path | None):  # fmt: skip
+    """score's line_scorer: the RNN, the n-gram, or their mixture, adapting or not."""
     from rnngen.line_scoring import line_scorer
 
     baseline, weight = None, None
@@ -160,7 +180,7 @@ def score(
             weight = mixture_weight(
                 mix_option, model, tokenizer, provenance, baseline, torch_device
             ).weight
-    line_score = line_scorer(
+    return line_scorer(
         tokenizer,
         torch_device,
         model=None if ngram else model,
@@ -168,7 +188,3 @@ def score(
         weight=weight,
         dynamic=dynamic_options,
     )
-    for line in source:
-        s = line_score(line)
-        record = {"text": s.text, "tokens": s.tokens, "logprob": s.logprob, "ppl": s.ppl}
-        write_stdout(json.dumps(record, ensure_ascii=False) + "\n")

@@ -65,9 +65,7 @@ def sample(
         help="auto (bf16 on CPUs with native bf16, about twice as fast there; else fp32), "
         "fp32, bf16 or fp16 (GPUs).",
     ),
-    threads: int = typer.Option(
-        1, "--threads", help="CPU threads. One token at a time is little work to share."
-    ),
+    threads: str = args.Threads,
     ngram: bool = typer.Option(
         False, "--ngram", help="Sample the Kneser-Ney baseline of the checkpoint's training text."
     ),
@@ -102,8 +100,9 @@ def sample(
         raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
     if precision not in PRECISIONS:
         raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
-    if threads < 1:
-        raise RnngenError(f"--threads must be at least 1, got {threads}")
+    from rnngen.threads import plan_threads
+
+    plan = plan_threads(threads)
     mix_option = None
     if mix is not None:
         from rnngen.interpolate import parse_mix
@@ -118,30 +117,31 @@ def sample(
             raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
     prompt = read_prompt(prompt)
     reporter = Reporter(quiet)
-    path, model, tokenizer, meta = _load(checkpoint, device, threads)
-    mixture = None
-    if ngram:
-        model, precision = fit_ngram(meta, tokenizer, ngram_order, reporter).model, "fp32"
-    else:
-        if mix_option is not None:
-            mixture = mixture_of(model, tokenizer, meta, ngram_order, mix_option, reporter)
-        precision = sampling_precision(precision, model.embedding.weight.device)
-        c = model.config
-        reporter.log(
-            f"sampling {path} ({c.layers}x{c.cell} {c.hidden_size}, {tokenizer.kind} vocab "
-            f"{tokenizer.vocab_size}) on {model.embedding.weight.device.type} {precision}"
-        )
-    if not config.greedy:
-        reporter.log(f"seed {config.seed}")
-    from rnngen.sample import Done, Piece, generate
+    path, model, tokenizer, meta = _load(checkpoint, device)
+    with args.computing(plan, model.embedding.weight.device, reporter):
+        mixture = None
+        if ngram:
+            model, precision = fit_ngram(meta, tokenizer, ngram_order, reporter).model, "fp32"
+        else:
+            if mix_option is not None:
+                mixture = mixture_of(model, tokenizer, meta, ngram_order, mix_option, reporter)
+            precision = sampling_precision(precision, model.embedding.weight.device)
+            c = model.config
+            reporter.log(
+                f"sampling {path} ({c.layers}x{c.cell} {c.hidden_size}, {tokenizer.kind} vocab "
+                f"{tokenizer.vocab_size}) on {model.embedding.weight.device.type} {precision}"
+            )
+        if not config.greedy:
+            reporter.log(f"seed {config.seed}")
+        from rnngen.sample import Done, Piece, generate
 
-    echo = "" if no_echo else prompt
-    writer = JsonWriter(config, prompt) if json_output else TextWriter(config, echo, separator)
-    for event in generate(model, tokenizer, prompt, config, precision, mixture=mixture):
-        if isinstance(event, Piece):
-            writer.piece(event.index, event.text)
-        elif isinstance(event, Done):
-            writer.done(event)
+        echo = "" if no_echo else prompt
+        writer = JsonWriter(config, prompt) if json_output else TextWriter(config, echo, separator)
+        for event in generate(model, tokenizer, prompt, config, precision, mixture=mixture):
+            if isinstance(event, Piece):
+                writer.piece(event.index, event.text)
+            elif isinstance(event, Done):
+                writer.done(event)
 
 
 def default_length(chars: int | None) -> int:
@@ -163,17 +163,11 @@ def read_prompt(prompt: str | None) -> str:
     return prompt or ""
 
 
-def _load(checkpoint: Path | None, device: str, threads: int):
-    import torch
-
+def _load(checkpoint: Path | None, device: str):
     from rnngen.checkpoint import latest_checkpoint, load_model
     from rnngen.hardware import resolve_device
 
     path = checkpoint or latest_checkpoint()
-    # Threads of one step wait for each other at every operation: on a busy machine a thread
-    # that loses its core stalls the step, which made 2 threads 5x slower than 1 on 2 shared
-    # cores (and only 20% faster on idle ones), hence one by default.
-    torch.set_num_threads(threads)
     model, tokenizer, meta = load_model(path, resolve_device(device))
     return path, model, tokenizer, meta
 

@@ -124,6 +124,7 @@ def train(
     seed: int = typer.Option(T.seed, help="Random seed."),
     device: str = typer.Option(T.device, help="auto, cpu, cuda or mps."),
     precision: str = typer.Option(T.precision, help="auto, fp32, bf16 or fp16."),
+    threads: str = args.Threads,
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved at -o exactly."),
     init_from: Path = typer.Option(
         None,
@@ -161,6 +162,7 @@ def train(
     from rnngen import training
     from rnngen.distributed import Group
     from rnngen.run_files import RunFiles, output_path
+    from rnngen.threads import plan_threads
     from rnngen.train_data import prepare_data
 
     base = training.open_base(init_from, given_options(ctx), resume=resume,
@@ -168,6 +170,7 @@ def train(
 
     group = Group.from_env()  # a single process unless torchrun started this one
     group.stream_range(config.batch_size)  # an uneven split fails before any work
+    thread_plan = plan_threads(threads, processes=group.local_world_size)
     if not group.is_main:  # rank 0 reports for all
         reporter = SilentReporter()
     files = None
@@ -175,7 +178,9 @@ def train(
         with sigterm_as_interrupt():  # before training too, so every cleanup runs
             files = RunFiles.claim(output, corpus, resume=resume, force=force,
                                    inputs=(valid, test), main=group.is_main)  # fmt: skip
-            place = training.connect(config, group)
+            place = training.connect(config, group, thread_plan)
+            if place.threads is not None:
+                reporter.log(place.threads.describe())
             data = prepare_data(
                 corpus, valid=valid, test=test, valid_frac=valid_frac, test_frac=test_frac,
                 kind=kind, vocab_size=vocab_size, group=group, spool_dir=files.output.parent,

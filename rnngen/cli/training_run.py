@@ -13,7 +13,7 @@ import time
 from rnngen import metrics
 from rnngen.cli.console import Reporter
 from rnngen.cli.output import print_json
-from rnngen.train_events import Evaluation, Rollback, Step, TrainResult
+from rnngen.train_events import Evaluation, Rollback, Step, ThreadsChanged, TrainResult
 
 
 class SilentReporter(Reporter):
@@ -67,6 +67,8 @@ class RunView:
                     self._plain_progress(event)
                 elif isinstance(event, Evaluation):
                     self.reporter.log(format_eval(event, self.chars_per_token))
+                elif isinstance(event, ThreadsChanged):
+                    self.reporter.log(event.describe())
                 elif isinstance(event, Rollback):
                     self.reporter.warn(
                         f"step {event.step}: {event.reason}; rolled back to the last good "
