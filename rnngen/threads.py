@@ -40,6 +40,7 @@ from rnngen.errors import RnngenError
 
 MARGIN = 0.10  # another count must take this much less time per unit to be chosen
 RECENT = 5  # units at the current count that a probe is compared with
+SUDDEN = 3  # units that show a slowdown (they are the comparison after one)
 PROBE_UNITS = 3  # units timed at the candidate count (just one when it is clearly slower)
 REJECT = 1.5  # a candidate unit this much slower than the current count's ends the probe
 SLOWDOWN = 1.5  # the last units this much slower than the ones before: probe fewer threads
@@ -186,6 +187,7 @@ class Tuner:
         self.recent: deque[float] = deque(maxlen=BASELINE)  # seconds per unit at `current`
         self.trial: int | None = None  # the count the loop's units are probing, if any
         self.trial_times: list[float] = []
+        self.window = RECENT  # the latest units at `current` that a probe is compared with
         self.kind: str | None = None
         self.interval, self.next_probe = FIRST_INTERVAL, clock()  # first probe: after RECENT
         self._fewer_next = True  # alternate directions between two neighbours
@@ -210,7 +212,7 @@ class Tuner:
             self.recent.clear()
         if self.trial is not None:
             self.trial_times.append(per_unit)
-            reference = list(self.recent)[-RECENT:]
+            reference = list(self.recent)[-self.window :]
             if len(self.trial_times) < PROBE_UNITS and per_unit <= REJECT * statistics.median(
                 reference
             ):
@@ -232,16 +234,18 @@ class Tuner:
         if len(self.recent) < RECENT:
             return None
         times = list(self.recent)
-        slowed = len(times) >= RECENT + 3 and statistics.median(times[-3:]) > (
-            SLOWDOWN * statistics.median(times[:-3])
+        slowed = len(times) >= RECENT + SUDDEN and statistics.median(times[-SUDDEN:]) > (
+            SLOWDOWN * statistics.median(times[:-SUDDEN])
         )
         if not slowed and self.clock() < self.next_probe:
             return None
+        # After a slowdown only its units show the current pace.
+        self.window = SUDDEN if slowed else RECENT
         i = self.ladder.index(self.current)
         fewer = self.ladder[i + 1] if i + 1 < len(self.ladder) else None
         more = self.ladder[i - 1] if i > 0 else None
         if slowed and fewer is None:  # nothing to try: compare with the new pace from now on
-            self.recent = deque(times[-3:], maxlen=BASELINE)
+            self._keep_latest()
             return None
         self.probes += 1
         if slowed or more is None:
@@ -268,9 +272,7 @@ class Tuner:
         chosen = choose(self.current, {self.current: reference, candidate: trial})
         if chosen == self.current:
             self.set_threads(self.current)
-            # Keep only the latest pace: after a slowdown the old, faster units would
-            # trigger a probe at every unit.
-            self.recent = deque(list(self.recent)[-RECENT:], maxlen=BASELINE)
+            self._keep_latest()
             self.interval = min(2 * self.interval, MAX_INTERVAL)
             self.next_probe = self.clock() + self.interval
             return None
@@ -285,6 +287,11 @@ class Tuner:
         if self.on_change is not None:
             self.on_change(change)
         return change
+
+    def _keep_latest(self) -> None:
+        """Forget the units before the latest pace: after a slowdown the older, faster ones
+        would make every later unit look like another slowdown."""
+        self.recent = deque(list(self.recent)[-self.window :], maxlen=BASELINE)
 
     def _abandon_trial(self) -> None:
         if self.trial is not None:
