@@ -44,6 +44,7 @@ SUDDEN = 3  # units that show a slowdown (they are the comparison after one)
 PROBE_UNITS = 3  # units timed at the candidate count (just one when it is clearly slower)
 REJECT = 1.5  # a candidate unit this much slower than the current count's ends the probe
 SLOWDOWN = 1.5  # the last units this much slower than the ones before: probe fewer threads
+EVIDENCE_SECONDS = 1.0  # slow units: this much of their time is evidence enough
 BASELINE = 16  # units kept at the current count
 FIRST_INTERVAL, MAX_INTERVAL = 2.0, 30.0  # seconds between probes, doubling while one holds
 
@@ -184,13 +185,15 @@ class Tuner:
         self.set_threads, self.probe, self.on_change = set_threads, probe, on_change
         self.clock = clock
         self.current = min(self.ladder, key=lambda n: abs(n - (start or most)))
-        self.recent: deque[float] = deque(maxlen=BASELINE)  # seconds per unit at `current`
+        # (seconds per unit, seconds) of the latest units at `current`
+        self.recent: deque[tuple[float, float]] = deque(maxlen=BASELINE)
         self.trial: int | None = None  # the count the loop's units are probing, if any
         self.trial_times: list[float] = []
         self.window = RECENT  # the latest units at `current` that a probe is compared with
         self.kind: str | None = None
-        self.interval, self.next_probe = FIRST_INTERVAL, clock()  # first probe: after RECENT
+        self.interval, self.next_probe = FIRST_INTERVAL, clock()  # the first: at once
         self._fewer_next = True  # alternate directions between two neighbours
+        self._warm = False  # the first unit of a kind (kernels built) is not compared
         self.units = {n: 0 for n in self.ladder}  # units run at each count (for reports)
         self.probes = 0
         set_threads(self.current)
@@ -207,18 +210,21 @@ class Tuner:
         self.units[self.threads] += 1
         per_unit = seconds / max(units, 1e-12)
         if kind != self.kind:
-            self.kind = kind
+            self.kind, self._warm = kind, False
             self._abandon_trial()
             self.recent.clear()
+        if not self._warm:
+            self._warm = True
+            return None
         if self.trial is not None:
             self.trial_times.append(per_unit)
-            reference = list(self.recent)[-self.window :]
+            reference = self._latest(self.window)
             if len(self.trial_times) < PROBE_UNITS and per_unit <= REJECT * statistics.median(
                 reference
             ):
                 return None
             return self._decide(self.trial, reference, self.trial_times)
-        self.recent.append(per_unit)
+        self.recent.append((per_unit, seconds))
         candidate = self._due()
         if candidate is None:
             return None
@@ -228,19 +234,39 @@ class Tuner:
             return None
         return self._probe_beside(candidate)
 
+    def _latest(self, n: int) -> list[float]:
+        return [per_unit for per_unit, _ in list(self.recent)[-n:]]
+
+    def _enough(self) -> bool:
+        """Enough units at the current count to compare a probe with: RECENT, or two that
+        took EVIDENCE_SECONDS (a step beside a busy program can take seconds). A probe
+        beside the loop times both counts itself: it needs none."""
+        if self.probe is not None:
+            return True
+        seconds = sum(s for _, s in self.recent)
+        return len(self.recent) >= RECENT or (len(self.recent) >= 2 and seconds >= EVIDENCE_SECONDS)
+
+    def _slowed(self) -> int:
+        """How many of the latest units (up to SUDDEN) each took SLOWDOWN times the median of
+        the units before them, if that shows a slowdown: all SUDDEN of them, or fewer that
+        already cost EVIDENCE_SECONDS. 0 otherwise."""
+        if len(self.recent) < SUDDEN + 2:
+            return 0
+        recent = list(self.recent)
+        bound = SLOWDOWN * statistics.median(p for p, _ in recent[:-SUDDEN])
+        slow = 0
+        while slow < SUDDEN and recent[-1 - slow][0] > bound:
+            slow += 1
+        seconds = sum(s for _, s in recent[len(recent) - slow :])
+        return slow if slow == SUDDEN or (slow and seconds >= EVIDENCE_SECONDS) else 0
+
     def _due(self) -> int | None:
         """The count to probe now, if a probe is due: on schedule, or at once (fewer threads)
-        when the last units ran much slower than the ones before them."""
-        if len(self.recent) < RECENT:
+        when the latest units ran much slower than the ones before them."""
+        slowed = self._slowed()
+        if not slowed and (self.clock() < self.next_probe or not self._enough()):
             return None
-        times = list(self.recent)
-        slowed = len(times) >= RECENT + SUDDEN and statistics.median(times[-SUDDEN:]) > (
-            SLOWDOWN * statistics.median(times[:-SUDDEN])
-        )
-        if not slowed and self.clock() < self.next_probe:
-            return None
-        # After a slowdown only its units show the current pace.
-        self.window = SUDDEN if slowed else RECENT
+        self.window = slowed or RECENT  # after a slowdown only its units show the pace
         i = self.ladder.index(self.current)
         fewer = self.ladder[i + 1] if i + 1 < len(self.ladder) else None
         more = self.ladder[i - 1] if i > 0 else None
@@ -256,7 +282,10 @@ class Tuner:
         return more if self._fewer_next else fewer
 
     def _probe_beside(self, candidate: int) -> Change | None:
-        """Time `probe` at the current and the candidate count, alternately."""
+        """Time `probe` at the current and the candidate count, alternately (once untimed
+        first, the first time: it may build kernels)."""
+        if self.probes == 1:
+            self.probe()
         times: dict[int, list[float]] = {self.current: [], candidate: []}
         for _ in range(PROBE_UNITS):
             for count in (self.current, candidate):
@@ -281,7 +310,9 @@ class Tuner:
         )
         self.current = chosen
         self.set_threads(chosen)
-        self.recent = deque(trial if self.probe is None else [], maxlen=BASELINE)
+        self.recent.clear()  # the new count's units come next (a probe's are not units)
+        if self.probe is None:
+            self.recent.extend((t, t) for t in trial)  # seconds roughly: only sums use them
         self.interval = FIRST_INTERVAL
         self.next_probe = self.clock() + self.interval
         if self.on_change is not None:

@@ -21,6 +21,7 @@ from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
 from rnngen.threads import (
     MAX_INTERVAL,
+    PROBE_UNITS,
     RECENT,
     ThreadPlan,
     Tuner,
@@ -156,7 +157,9 @@ def test_busy_machine_moves_to_fewer_threads_and_back_when_it_frees_up(side_prob
     changes = []
     tuner = Tuner(2, machine.set_threads, clock=machine.clock, on_change=changes.append,
                   probe=machine.probe if side_probe else None)  # fmt: skip
-    (change,) = run_units(machine, tuner, RECENT + 3)  # at the first probe
+    # the first unit builds kernels and is not compared; then RECENT units before a probe
+    # with the loop's own units, none before a probe beside them; 3 units of probe
+    (change,) = run_units(machine, tuner, 1 + RECENT + PROBE_UNITS)
     assert (change.before, change.after) == (2, 1) and change.speedup == pytest.approx(2.08, 0.01)
     assert "1 now" in change.describe() and "busy" in change.describe()
     assert changes == [change] and machine.threads == 1
@@ -174,6 +177,19 @@ def test_a_sudden_slowdown_probes_at_once():
     machine.times[2] = 0.5  # a busy program starts: 2 threads collapse
     changes = run_units(machine, tuner, 2 + 3)  # two slow units show it; three at 1 thread
     assert [c.after for c in changes] == [1] and machine.now < next_probe
+
+
+def test_slow_units_are_evidence_sooner():
+    # Two trainings side by side, each with 2 threads: 60x slower steps (BENCHMARKS.md).
+    machine = Machine({2: 3.4, 1: 0.1})
+    tuner = Tuner(2, machine.set_threads, clock=machine.clock)
+    changes = run_units(machine, tuner, 1 + 2 + PROBE_UNITS)  # 2 units of 3.4 s are enough
+    assert [c.after for c in changes] == [1]
+    machine = Machine({2: 0.056, 1: 0.096})
+    tuner = Tuner(2, machine.set_threads, clock=machine.clock)
+    run_units(machine, tuner, 2000)
+    machine.times[2] = 3.0  # one unit that lost 3 s is a slowdown already
+    assert [c.after for c in run_units(machine, tuner, 1 + PROBE_UNITS)] == [1]
 
 
 def test_a_slowdown_that_fewer_threads_do_not_help_is_kept():
@@ -194,8 +210,9 @@ def test_a_new_kind_of_work_starts_the_comparison_afresh():
         tuner.record(1.0, 1, "windows")
     assert tuner.threads == 1  # probing with the next unit
     tuner.record(0.001, 1, "sequences")  # another phase: the probe is abandoned
-    assert tuner.threads == 2 and tuner.current == 2 and list(tuner.recent) == [0.001]
-    assert calls == [2, 1, 2]
+    assert tuner.threads == 2 and tuner.current == 2 and not tuner.recent  # (kernels built)
+    tuner.record(0.002, 2, "sequences")
+    assert list(tuner.recent) == [(0.001, 0.002)] and calls == [2, 1, 2]
 
 
 def test_start_count_and_units():
@@ -203,8 +220,9 @@ def test_start_count_and_units():
     tuner = Tuner(4, calls.append, start=1, clock=lambda: 0.0)
     assert tuner.current == 1 and calls == [1]
     assert Tuner(4, calls.append, start=5, clock=lambda: 0.0).current == 4
+    tuner.record(9.0, units=1000)  # the first unit builds kernels: not compared
     tuner.record(2.0, units=1000)
-    assert tuner.recent[-1] == pytest.approx(0.002)  # seconds per unit
+    assert tuner.recent[-1] == (pytest.approx(0.002), 2.0)  # seconds per unit, seconds
 
 
 def test_running_applies_the_plan_restores_and_times_the_loops():
