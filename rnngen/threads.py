@@ -38,7 +38,10 @@ from dataclasses import dataclass
 
 from rnngen.errors import RnngenError
 
-MARGIN = 0.10  # another count must take this much less time per unit to be chosen
+# Another count must take this much less time per unit to be chosen: more for more threads,
+# since more threads than the free cores cost up to 30x, and fewer threads at most 2x.
+MARGIN, MARGIN_MORE = 0.10, 0.25
+CHUNK_SECONDS = 0.02  # units shorter than this (a sampled token) are pooled into one
 RECENT = 5  # units at the current count that a probe is compared with
 SUDDEN = 3  # units that show a slowdown (they are the comparison after one)
 PROBE_UNITS = 3  # units timed at the candidate count (just one when it is clearly slower)
@@ -138,17 +141,20 @@ def ladder(most: int) -> tuple[int, ...]:
     return tuple(sorted(counts, reverse=True))
 
 
-def choose(current: int, times: Mapping[int, Sequence[float]], margin: float = MARGIN) -> int:
+def choose(current: int, times: Mapping[int, Sequence[float]], margin: float = MARGIN,
+           margin_more: float = MARGIN_MORE) -> int:  # fmt: skip
     """The thread count to run at, from seconds per unit of work measured recently at each
-    count: the count with the lowest median, if it beats `current`'s by more than `margin`,
-    else `current` (noise must not make the choice flap). Pure, so tests can inject times."""
+    count: the count with the lowest median, if it beats `current`'s by more than `margin`
+    (`margin_more` when it has more threads), else `current`: noise must not make the choice
+    flap. Pure, so tests can inject times."""
     medians = {n: statistics.median(t) for n, t in times.items() if len(t)}
     if not medians:
         return current
     best = min(medians, key=lambda n: (medians[n], n))  # a tie goes to fewer threads
-    if current not in medians or medians[best] < (1 - margin) * medians[current]:
+    if current not in medians:
         return best
-    return current
+    needed = margin_more if best > current else margin
+    return best if medians[best] < (1 - needed) * medians[current] else current
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,7 @@ class Tuner:
         self.interval, self.next_probe = FIRST_INTERVAL, clock()  # the first: at once
         self._fewer_next = True  # alternate directions between two neighbours
         self._warm = False  # the first unit of a kind (kernels built) is not compared
+        self._pool = [0.0, 0.0]  # seconds and units of short units not yet compared
         self.units = {n: 0 for n in self.ladder}  # units run at each count (for reports)
         self.probes = 0
         set_threads(self.current)
@@ -205,17 +212,24 @@ class Tuner:
 
     def record(self, seconds: float, units: float = 1.0, kind: str | None = None) -> Change | None:
         """One unit of work took `seconds` for `units` (tokens, say: times are compared per
-        unit). `kind` names the work: a new kind starts the comparison afresh. Returns the
-        Change when the count changed."""
+        unit). `kind` names the work: a new kind starts the comparison afresh. Units shorter
+        than CHUNK_SECONDS are pooled until they add up to it. Returns the Change when the
+        count changed."""
         self.units[self.threads] += 1
-        per_unit = seconds / max(units, 1e-12)
         if kind != self.kind:
-            self.kind, self._warm = kind, False
+            self.kind, self._warm, self._pool = kind, False, [0.0, 0.0]
             self._abandon_trial()
             self.recent.clear()
         if not self._warm:
             self._warm = True
             return None
+        self._pool[0] += seconds
+        self._pool[1] += units
+        if self._pool[0] < CHUNK_SECONDS:
+            return None
+        seconds, units = self._pool
+        self._pool = [0.0, 0.0]
+        per_unit = seconds / max(units, 1e-12)
         if self.trial is not None:
             self.trial_times.append(per_unit)
             reference = self._latest(self.window)

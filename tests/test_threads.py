@@ -53,7 +53,9 @@ def test_contended_times_choose_fewer_threads_and_quiet_ones_all_cores():
 def test_choice_keeps_the_current_count_within_the_margin():
     times = {2: [1.0, 1.0, 1.0], 1: [0.95, 0.95, 0.95]}  # 5% faster: noise, not a reason
     assert choose(2, times) == 2 and choose(1, times) == 1
-    assert choose(2, {2: [1.0], 1: [0.8]}) == 1  # 20% faster: move
+    assert choose(2, {2: [1.0], 1: [0.8]}) == 1  # 20% faster with fewer threads: move
+    assert choose(1, {1: [1.0], 2: [0.8]}) == 1  # but more threads must be 25% faster
+    assert choose(1, {1: [1.0], 2: [0.7]}) == 2
     assert choose(2, {2: [1.0, 9.0, 1.0], 1: [1.5]}) == 2  # a median, not a mean
     assert choose(4, {}) == 4 and choose(4, {2: [1.0]}) == 2  # nothing, or only another count
 
@@ -211,8 +213,11 @@ def test_a_new_kind_of_work_starts_the_comparison_afresh():
     assert tuner.threads == 1  # probing with the next unit
     tuner.record(0.001, 1, "sequences")  # another phase: the probe is abandoned
     assert tuner.threads == 2 and tuner.current == 2 and not tuner.recent  # (kernels built)
-    tuner.record(0.002, 2, "sequences")
-    assert list(tuner.recent) == [(0.001, 0.002)] and calls == [2, 1, 2]
+    tuner.record(0.04, 2, "sequences")
+    assert list(tuner.recent) == [(0.02, 0.04)] and calls == [2, 1, 2]
+    for _ in range(10):  # short units (sampled tokens) are compared in chunks of 20 ms or more
+        tuner.record(0.004, 1, "sequences")
+    assert [round(s, 3) for _, s in tuner.recent] == [0.04, 0.02, 0.02]
 
 
 def test_start_count_and_units():
