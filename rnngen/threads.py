@@ -12,11 +12,12 @@ still lost to 1 thread beside a busy one. So rnngen picks the count itself:
 - `--threads N`, else OMP_NUM_THREADS, fixes it (`plan_threads`); under torchrun each process
   gets its share of the cores unless --threads says otherwise (torchrun sets OMP_NUM_THREADS=1
   by itself, which would leave cores idle).
-- Otherwise a `Tuner` adapts it: it starts at every usable core, is told how long each unit
-  of work took (a training step, an evaluation window, a sampled token) and now and then
+- Otherwise a `Tuner` adapts it between 1 and the usable cores. It is told how long each
+  unit of work took (a training step, an evaluation window, a sampled token) and now and then
   times a few units at a neighbouring count; `choose`, a pure function of those times, moves
-  to another count when it is clearly faster. Probes back off while the choice holds, and a
-  sudden slowdown probes fewer threads at once.
+  to another count when it is clearly faster. It starts one below the most and tries more at
+  once (too many threads can cost 30x, too few at most 2x); probes back off while the choice
+  holds, and a sudden slowdown probes fewer threads at once.
 
 The thread count never changes what inference computes (measured bit for bit); gradients may
 round differently at another count for some shapes, so a training run probes with forward
@@ -190,7 +191,10 @@ class Tuner:
         self.ladder = ladder(most)
         self.set_threads, self.probe, self.on_change = set_threads, probe, on_change
         self.clock = clock
-        self.current = min(self.ladder, key=lambda n: abs(n - (start or most)))
+        # Without a start, one count below the most: more threads than the free cores can
+        # cost 30x, fewer than them at most 2x, and the first probe tries more at once.
+        start = start or self.ladder[min(1, len(self.ladder) - 1)]
+        self.current = min(self.ladder, key=lambda n: abs(n - start))
         # (seconds per unit, seconds) of the latest units at `current`
         self.recent: deque[tuple[float, float]] = deque(maxlen=BASELINE)
         self.trial: int | None = None  # the count the loop's units are probing, if any

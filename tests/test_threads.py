@@ -140,7 +140,7 @@ def run_units(machine: Machine, tuner: Tuner, n: int) -> list:
 @pytest.mark.parametrize("side_probe", [False, True])
 def test_quiet_machine_stays_at_all_cores_and_probes_less_and_less(side_probe):
     machine = Machine({2: 0.056, 1: 0.096})
-    tuner = Tuner(2, machine.set_threads, clock=machine.clock,
+    tuner = Tuner(2, machine.set_threads, start=2, clock=machine.clock,
                   probe=machine.probe if side_probe else None)  # fmt: skip
     assert machine.threads == 2
     assert run_units(machine, tuner, 3000) == [] and tuner.current == 2
@@ -157,8 +157,9 @@ def test_quiet_machine_stays_at_all_cores_and_probes_less_and_less(side_probe):
 def test_busy_machine_moves_to_fewer_threads_and_back_when_it_frees_up(side_probe):
     machine = Machine({2: 0.20, 1: 0.096})  # beside a busy program
     changes = []
-    tuner = Tuner(2, machine.set_threads, clock=machine.clock, on_change=changes.append,
-                  probe=machine.probe if side_probe else None)  # fmt: skip
+    probe = machine.probe if side_probe else None
+    tuner = Tuner(2, machine.set_threads, start=2, clock=machine.clock,
+                  on_change=changes.append, probe=probe)  # fmt: skip
     # the first unit builds kernels and is not compared; then RECENT units before a probe
     # with the loop's own units, none before a probe beside them; 3 units of probe
     (change,) = run_units(machine, tuner, 1 + RECENT + PROBE_UNITS)
@@ -169,6 +170,20 @@ def test_busy_machine_moves_to_fewer_threads_and_back_when_it_frees_up(side_prob
     machine.times[2] = 0.056  # the other program ended
     (back,) = run_units(machine, tuner, int(MAX_INTERVAL / 0.096) + 10)
     assert (back.before, back.after) == (1, 2) and "free again" in back.describe()
+
+
+@pytest.mark.parametrize("side_probe", [False, True])
+def test_it_starts_one_below_the_most_and_tries_more_at_once(side_probe):
+    quiet = Machine({2: 0.056, 1: 0.096})
+    tuner = Tuner(2, quiet.set_threads, clock=quiet.clock,
+                  probe=quiet.probe if side_probe else None)  # fmt: skip
+    assert quiet.threads == 1
+    (change,) = run_units(quiet, tuner, 1 + RECENT + PROBE_UNITS)
+    assert (change.before, change.after) == (1, 2)
+    busy = Machine({2: 0.2, 1: 0.096})  # beside a busy program: never a collapsed unit
+    tuner = Tuner(2, busy.set_threads, clock=busy.clock,
+                  probe=busy.probe if side_probe else None)  # fmt: skip
+    assert run_units(busy, tuner, 1000) == [] and tuner.units[2] <= tuner.probes
 
 
 def test_a_sudden_slowdown_probes_at_once():
@@ -184,7 +199,7 @@ def test_a_sudden_slowdown_probes_at_once():
 def test_slow_units_are_evidence_sooner():
     # Two trainings side by side, each with 2 threads: 60x slower steps (BENCHMARKS.md).
     machine = Machine({2: 3.4, 1: 0.1})
-    tuner = Tuner(2, machine.set_threads, clock=machine.clock)
+    tuner = Tuner(2, machine.set_threads, start=2, clock=machine.clock)
     changes = run_units(machine, tuner, 1 + 2 + PROBE_UNITS)  # 2 units of 3.4 s are enough
     assert [c.after for c in changes] == [1]
     machine = Machine({2: 0.056, 1: 0.096})
@@ -207,7 +222,7 @@ def test_a_slowdown_that_fewer_threads_do_not_help_is_kept():
 
 def test_a_new_kind_of_work_starts_the_comparison_afresh():
     calls = []
-    tuner = Tuner(2, calls.append, clock=lambda: 0.0)
+    tuner = Tuner(2, calls.append, start=2, clock=lambda: 0.0)
     for _ in range(RECENT):
         tuner.record(1.0, 1, "windows")
     assert tuner.threads == 1  # probing with the next unit
@@ -225,6 +240,8 @@ def test_start_count_and_units():
     tuner = Tuner(4, calls.append, start=1, clock=lambda: 0.0)
     assert tuner.current == 1 and calls == [1]
     assert Tuner(4, calls.append, start=5, clock=lambda: 0.0).current == 4
+    assert Tuner(4, calls.append, clock=lambda: 0.0).current == 3  # one below the most
+    assert Tuner(1, calls.append, clock=lambda: 0.0).current == 1
     tuner.record(9.0, units=1000)  # the first unit builds kernels: not compared
     tuner.record(2.0, units=1000)
     assert tuner.recent[-1] == (pytest.approx(0.002), 2.0)  # seconds per unit, seconds
@@ -266,7 +283,7 @@ def test_thread_probes_leave_the_training_math_unchanged():
         list(plain.run())
         torch.set_num_threads(2)
         probed = tiny_trainer()
-        probed.adapt_threads(2)
+        probed.adapt_threads(2, start=2)
         forward = probed._forward_seconds
         ticks = iter(range(1_000_000))
         probed.tuner.clock = lambda: 100.0 * next(ticks)  # a probe due at every chance
@@ -286,7 +303,7 @@ def test_training_moves_to_the_faster_count_and_says_so():
     threads = torch.get_num_threads()
     try:
         trainer = tiny_trainer(steps=20)
-        trainer.adapt_threads(2)
+        trainer.adapt_threads(2, start=2)
         trainer.tuner.probe = lambda: 0.5 if torch.get_num_threads() == 2 else 0.1  # busy
         events = list(trainer.run())
         (change,) = [e for e in events if isinstance(e, ThreadsChanged)]

@@ -37,8 +37,8 @@ Threads = typer.Option(
     None,
     "--threads",
     metavar="N|auto",
-    help="CPU threads: N fixes them; auto starts at every usable core and uses fewer while "
-    "other programs keep the cores busy [default: auto, or OMP_NUM_THREADS when set].",
+    help="CPU threads: N fixes them; auto uses every usable core, and fewer while other "
+    "programs keep the cores busy [default: auto, or OMP_NUM_THREADS when set].",
     show_default=False,
 )
 
