@@ -156,9 +156,9 @@ def measure_rates(
     max_steps: int = 4,
 ) -> dict[int, float]:
     """Training tokens per second of `config` at each CPU thread count in `counts` (none: at
-    the current count, keyed 0): one untimed step (it builds the kernels), then rounds of one
-    timed step per count until min_seconds or max_steps rounds (at least one). The rate is the
-    median step's, so a moment's load elsewhere does not set it. A count whose step took
+    the current count, keyed 0): an untimed step at each (it builds the kernels), then rounds
+    of one timed step per count until min_seconds or max_steps rounds (at least one). The rate
+    is the median step's, so a moment's load elsewhere does not set it. A count whose step took
     REJECT times the fastest count's is not timed again: beside a busy program, 2 threads can
     take 10x as long as 1, and the probe's time is better spent on the next size."""
     generator = torch.Generator().manual_seed(0)
@@ -185,9 +185,10 @@ def measure_rates(
 
     live = list(counts) or [0]
     times: dict[int, list[float]] = {count: [] for count in live}
-    if counts:
-        torch.set_num_threads(live[0])
-    step()
+    for count in live:  # an untimed step at each count: it builds the kernels for it
+        if counts:
+            torch.set_num_threads(count)
+        step()
     rounds, started = 0, time.perf_counter()
     while rounds < 1 or (rounds < max_steps and time.perf_counter() - started < min_seconds):
         for count in list(live):

@@ -204,6 +204,8 @@ class Tuner:
         self.interval, self.next_probe = FIRST_INTERVAL, clock()  # the first: at once
         self._fewer_next = True  # alternate directions between two neighbours
         self._warm = False  # the first unit of a kind (kernels built) is not compared
+        self._seen = {self.current}  # counts that ran this kind: kernels built for them
+        self._probed: set[int] = set()  # counts `probe` ran at
         self._pool = [0.0, 0.0]  # seconds and units of short units not yet compared
         self.units = {n: 0 for n in self.ladder}  # units run at each count (for reports)
         self.probes = 0
@@ -224,8 +226,10 @@ class Tuner:
             self.kind, self._warm, self._pool = kind, False, [0.0, 0.0]
             self._abandon_trial()
             self.recent.clear()
-        if not self._warm:
+            self._seen = {self.current}
+        if not self._warm:  # the first unit of a kind, or at a count new to it
             self._warm = True
+            self._seen.add(self.threads)
             return None
         self._pool[0] += seconds
         self._pool[1] += units
@@ -248,6 +252,7 @@ class Tuner:
             return None
         if self.probe is None:
             self.trial, self.trial_times = candidate, []
+            self._warm = candidate in self._seen
             self.set_threads(candidate)
             return None
         return self._probe_beside(candidate)
@@ -301,9 +306,12 @@ class Tuner:
 
     def _probe_beside(self, candidate: int) -> Change | None:
         """Time `probe` at the current and the candidate count, alternately (once untimed
-        first, the first time: it may build kernels)."""
-        if self.probes == 1:
-            self.probe()
+        first at a count it never ran at: that builds kernels for it)."""
+        for count in (self.current, candidate):
+            if count not in self._probed:
+                self._probed.add(count)
+                self.set_threads(count)
+                self.probe()
         times: dict[int, list[float]] = {self.current: [], candidate: []}
         for _ in range(PROBE_UNITS):
             for count in (self.current, candidate):

@@ -149,8 +149,9 @@ def test_quiet_machine_stays_at_all_cores_and_probes_less_and_less(side_probe):
     assert tuner.interval == MAX_INTERVAL
     if side_probe:  # the loop's own units never ran at another count
         assert tuner.units == {2: 3000, 1: 0}
-    else:  # one unit at 1 thread per probe: 1.7x slower, so the probe ends there
-        assert tuner.units[1] == tuner.probes
+    else:  # one unit at 1 thread per probe (1.7x slower: it ends there), and the first
+        # time one more before it, which builds the kernels for that count
+        assert tuner.units[1] == tuner.probes + 1
 
 
 @pytest.mark.parametrize("side_probe", [False, True])
@@ -161,8 +162,9 @@ def test_busy_machine_moves_to_fewer_threads_and_back_when_it_frees_up(side_prob
     tuner = Tuner(2, machine.set_threads, start=2, clock=machine.clock,
                   on_change=changes.append, probe=probe)  # fmt: skip
     # the first unit builds kernels and is not compared; then RECENT units before a probe
-    # with the loop's own units, none before a probe beside them; 3 units of probe
-    (change,) = run_units(machine, tuner, 1 + RECENT + PROBE_UNITS)
+    # with the loop's own units (none before a probe beside them), the first at a new count
+    # (kernels again), and PROBE_UNITS to compare
+    (change,) = run_units(machine, tuner, 1 + RECENT + 1 + PROBE_UNITS)
     assert (change.before, change.after) == (2, 1) and change.speedup == pytest.approx(2.08, 0.01)
     assert "1 now" in change.describe() and "busy" in change.describe()
     assert changes == [change] and machine.threads == 1
@@ -178,12 +180,12 @@ def test_it_starts_one_below_the_most_and_tries_more_at_once(side_probe):
     tuner = Tuner(2, quiet.set_threads, clock=quiet.clock,
                   probe=quiet.probe if side_probe else None)  # fmt: skip
     assert quiet.threads == 1
-    (change,) = run_units(quiet, tuner, 1 + RECENT + PROBE_UNITS)
+    (change,) = run_units(quiet, tuner, 1 + RECENT + 1 + PROBE_UNITS)
     assert (change.before, change.after) == (1, 2)
     busy = Machine({2: 0.2, 1: 0.096})  # beside a busy program: never a collapsed unit
     tuner = Tuner(2, busy.set_threads, clock=busy.clock,
                   probe=busy.probe if side_probe else None)  # fmt: skip
-    assert run_units(busy, tuner, 1000) == [] and tuner.units[2] <= tuner.probes
+    assert run_units(busy, tuner, 1000) == [] and tuner.units[2] <= tuner.probes + 1
 
 
 def test_a_sudden_slowdown_probes_at_once():
@@ -200,7 +202,7 @@ def test_slow_units_are_evidence_sooner():
     # Two trainings side by side, each with 2 threads: 60x slower steps (BENCHMARKS.md).
     machine = Machine({2: 3.4, 1: 0.1})
     tuner = Tuner(2, machine.set_threads, start=2, clock=machine.clock)
-    changes = run_units(machine, tuner, 1 + 2 + PROBE_UNITS)  # 2 units of 3.4 s are enough
+    changes = run_units(machine, tuner, 1 + 2 + 1 + PROBE_UNITS)  # 2 units of 3.4 s suffice
     assert [c.after for c in changes] == [1]
     machine = Machine({2: 0.056, 1: 0.096})
     tuner = Tuner(2, machine.set_threads, clock=machine.clock)
@@ -287,6 +289,7 @@ def test_thread_probes_leave_the_training_math_unchanged():
         forward = probed._forward_seconds
         ticks = iter(range(1_000_000))
         probed.tuner.clock = lambda: 100.0 * next(ticks)  # a probe due at every chance
+        probed.tuner.next_probe = 0.0
         probed.tuner.probe = lambda: (forward(), 1.0)[1]  # real forward passes, equal times
         torch.manual_seed(5)
         events = list(probed.run())
