@@ -188,6 +188,21 @@ def test_it_starts_one_below_the_most_and_tries_more_at_once(side_probe):
     assert run_units(busy, tuner, 1000) == [] and tuner.units[2] <= tuner.probes + 1
 
 
+def test_a_count_is_warmed_before_it_is_timed():
+    machine, cold = Machine({2: 0.056, 1: 0.096}), set()
+
+    def probe() -> float:  # the first run at a count builds its kernels: 100x as long
+        seconds = machine.probe()
+        if machine.threads not in cold:
+            cold.add(machine.threads)
+            return 100 * seconds
+        return seconds
+
+    tuner = Tuner(2, machine.set_threads, clock=machine.clock, probe=probe)
+    (change,) = run_units(machine, tuner, 2)
+    assert (change.before, change.after) == (1, 2)
+
+
 def test_a_sudden_slowdown_probes_at_once():
     machine = Machine({2: 0.056, 1: 0.096})
     tuner = Tuner(2, machine.set_threads, clock=machine.clock)
