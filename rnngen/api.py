@@ -14,10 +14,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from rnngen.arguments import checked
 from rnngen.errors import RnngenError
 from rnngen.line_scoring import LineScore, line_scorer
 from rnngen.provenance import Provenance, checkpoint_provenance
+
+if TYPE_CHECKING:
+    from rnngen.dynamic import DynamicConfig
 
 
 class LanguageModel:
@@ -41,6 +46,7 @@ class LanguageModel:
         c = self.config
         return f"LanguageModel({str(self.path)!r}, {c.layers}x{c.cell} {c.hidden_size})"
 
+    @checked(rename={"--temp": "temperature", "--length": "max_tokens"})
     def generate(
         self,
         prompt: str = "",
@@ -55,20 +61,29 @@ class LanguageModel:
     ) -> Iterator[str]:
         """Continue `prompt` (not repeated), yielding text pieces as they are sampled.
         temperature 0 is greedy; a sample ends after max_tokens or once it contains a stop
-        string (kept). The same seed gives the same text on the same machine."""
-        from rnngen.sample import Piece, SampleConfig, generate
+        string (kept). The same seed gives the same text on the same machine. Arguments are
+        checked at the call, before the first piece."""
+        from rnngen.sample import SampleConfig, check_precision
 
         stops = (stop,) if isinstance(stop, str) else tuple(stop)
         seed = secrets.randbelow(2**31) if seed is None else seed
         config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p,
                               max_tokens=max_tokens, stops=stops, seed=seed)  # fmt: skip
+        check_precision(precision)
+        return self._pieces(prompt, config, precision)
+
+    def _pieces(self, prompt: str, config, precision: str) -> Iterator[str]:
+        from rnngen.sample import Piece, generate
+
         for event in generate(self.model, self.tokenizer, prompt, config, precision):
             if isinstance(event, Piece):
                 yield event.text
 
+    @checked()
     def score(self, lines: Iterable[str]) -> list[LineScore]:
         """Each line's log-probability as `rnngen score` gives it, its newline included
-        (added to a line that has none)."""
+        (added to a line that has none). `lines` is a list (any iterable) of str: one string
+        alone is refused rather than scored character by character."""
         return [
             score_line(self.model, self.tokenizer, self.device, s if s.endswith("\n") else s + "\n")
             for s in lines
@@ -80,6 +95,7 @@ def score_line(model, tokenizer, device, line: str) -> LineScore:
     return line_scorer(tokenizer, device, model)(line)
 
 
+@checked()
 def load(path: str | Path | None = None, device: str = "auto") -> LanguageModel:
     """A checkpoint (the newest in ./checkpoints when none is named) on cpu, cuda or mps."""
     from rnngen.checkpoint import latest_checkpoint, load_model
@@ -91,6 +107,7 @@ def load(path: str | Path | None = None, device: str = "auto") -> LanguageModel:
     return LanguageModel(path, model, tokenizer, meta, torch_device)
 
 
+@checked()
 def compare(
     model_or_checkpoint: LanguageModel | str | Path | None = None,
     data: str | Path | None = None,
@@ -99,19 +116,25 @@ def compare(
     train: str | Path | None = None,
     device: str = "auto",
     mix: float | str | None = "fit",
-    dynamic=None,
+    dynamic: DynamicConfig | bool | None = None,
 ):
     """The eval table as data (a ComparisonReport): the model, a Kneser-Ney n-gram of its
     training tokens and a unigram on the same targets of `data` (default: the held-out split);
     their mixture (`mix`: "fit" for the weight fit on the validation split, a weight in [0, 1],
-    or None for no mixture row); with `dynamic` (a `rnngen.dynamic.DynamicConfig`) the model
-    adapting as it reads; on `rnngen synth` text also the oracle and agreement accuracy."""
+    or None for no mixture row); with `dynamic` (a `rnngen.dynamic.DynamicConfig`, or True for
+    its defaults) the model adapting as it reads; on `rnngen synth` text also the oracle and
+    agreement accuracy."""
     from rnngen.interpolate import parse_mix
     from rnngen.ngram import MAX_ORDER
     from rnngen.report import compare_model
 
     if not 1 <= ngram_order <= MAX_ORDER:
         raise RnngenError(f"ngram_order must be between 1 and {MAX_ORDER}, got {ngram_order}")
+    if isinstance(dynamic, bool):
+        from rnngen.dynamic import DynamicConfig
+
+        dynamic = DynamicConfig() if dynamic else None
+    mix = parse_mix(str(mix)) if mix is not None else None
     lm = model_or_checkpoint
     if not isinstance(lm, LanguageModel):
         lm = load(lm, device)
@@ -119,10 +142,11 @@ def compare(
         lm.model, lm.tokenizer, lm.provenance, lm.device, checkpoint=str(lm.path),
         data=Path(data) if data is not None else None,
         train=Path(train) if train is not None else None, ngram_order=ngram_order,
-        mix=parse_mix(str(mix)) if mix is not None else None, dynamic=dynamic,
+        mix=mix, dynamic=dynamic,
     )  # fmt: skip
 
 
+@checked(rename={"-o": "output"})
 def tokenize(
     corpus: str | Path,
     output: str | Path | None = None,

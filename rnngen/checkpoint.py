@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 from pathlib import Path
 
 import torch
@@ -38,7 +39,7 @@ from safetensors.torch import save as save_bytes
 from rnngen import __version__
 from rnngen.atomic import describe, write_bytes
 from rnngen.config import TOKENIZER_KINDS, ModelConfig, from_json, to_json
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, parse_json
 from rnngen.model import RNNLM
 from rnngen.tokenizer import Tokenizer, load_tokenizer
 from rnngen.train_state import is_permutation
@@ -134,12 +135,7 @@ def validate_meta(
         raise RnngenError("the tokenizer does not match its sha256")
     for key in JSON_OBJECTS:
         if key in meta:
-            try:
-                value = json.loads(meta[key])
-            except ValueError:
-                value = None
-            if not isinstance(value, dict):
-                raise RnngenError(f"{key} is not a JSON object")
+            parse_json(meta[key], key, object_only=True)
     with torch.device("meta"):  # shapes only: a crafted huge config allocates nothing
         expected = RNNLM(config).state_dict()
     if set(layout) != set(expected):
@@ -188,10 +184,7 @@ def json_field(meta: dict[str, str], key: str, default=None):
     value = meta.get(key)
     if value is None:
         return default
-    try:
-        return json.loads(value)
-    except ValueError:
-        raise RnngenError(f"checkpoint field {key!r} is not JSON") from None
+    return parse_json(value, f"checkpoint field {key!r}")
 
 
 def save_state(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
@@ -212,7 +205,7 @@ def load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
             meta = f.metadata() or {}
         if meta.get("format") != STATE_FORMAT:
             raise ValueError(f"format {meta.get('format')!r}")
-        info = json.loads(meta["info"])
+        info = parse_json(meta["info"], "the info")
         validate_state_info(info)
         return load_bytes(data), info
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RnngenError) as e:
@@ -371,9 +364,22 @@ def lock_output(path: Path) -> OutputLock:
 
 
 def _check_exists(path: Path) -> Path:
+    """The one check every command that reads a checkpoint makes first: it exists and is a
+    regular file (a FIFO would block the read forever, a device never end)."""
     path = Path(path)
-    if not path.exists():
-        raise RnngenError(f"checkpoint {str(path)!r} does not exist")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError | NotADirectoryError):
+            raise RnngenError(f"cannot read checkpoint {str(path)!r}: {describe(e)}") from None
+        raise RnngenError(f"checkpoint {str(path)!r} does not exist") from None
+    if stat.S_ISDIR(mode):
         raise RnngenError(f"{str(path)!r} is a directory, not a checkpoint file")
+    if not stat.S_ISREG(mode):
+        raise RnngenError(f"{str(path)!r} is not a regular file; a checkpoint is a file")
+    try:  # safetensors would say "No such file" for a file it may not read
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise RnngenError(f"cannot read checkpoint {str(path)!r}: {describe(e)}") from None
     return path

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, parse_json
 
 TOKENIZER_KINDS = ("char", "bpe", "unigram", "word")
 DEFAULT_VOCAB_SIZE = 1024
@@ -96,7 +96,7 @@ class ModelConfig:
         _check_range("--hidden", self.hidden_size, 1, 65536)
         _check_range("--embed", self.embed_size, 1, 65536)
         _check_range("--dropout", self.dropout, 0.0, 0.95)
-        _check_range("embedding dropout", self.embed_dropout, 0.0, 0.95)
+        _check_range("--embed-dropout", self.embed_dropout, 0.0, 0.95)
         _check_range("vocabulary size", self.vocab_size, 1, 10_000_000)
 
     def dropout_at(self, position: str) -> float:
@@ -214,12 +214,9 @@ def from_json(cls: type[T], text: str) -> T:
     is an RnngenError naming the field, never a TypeError deep inside.
     """
     name = cls.__name__  # type: ignore[attr-defined]
-    try:
-        data = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
+    if not isinstance(text, str):
         raise RnngenError(f"{name} is not a JSON object")
+    data = parse_json(text, name, object_only=True)
     values = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         if field.name not in data:

@@ -31,7 +31,7 @@ from rnngen.atomic import (
     write_text,
 )
 from rnngen.config import TokenizerConfig, to_json
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, parse_json
 from rnngen.textio import Span, file_sha256, iter_text, make_dir, name_of, sample_lines
 from rnngen.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
 
@@ -264,11 +264,11 @@ def load_tokenized(path: Path) -> TokenizedCorpus:
     in the middle of training."""
     path = Path(path)
     try:
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        meta = parse_json((path / "meta.json").read_text(encoding="utf-8"), "meta.json")
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format') if isinstance(meta, dict) else meta!r}")
         proto = (path / "tokenizer.model").read_bytes()
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RnngenError) as e:
         raise RnngenError(
             f"{str(path)!r} is not a directory written by rnngen tokenize ({e})"
         ) from None

@@ -9,6 +9,7 @@ Master weights stay fp32 in every case; only the matrix products run in low prec
 from __future__ import annotations
 
 import contextlib
+import re
 
 import torch
 
@@ -16,14 +17,20 @@ from rnngen.errors import RnngenError
 
 
 def resolve_device(name: str) -> torch.device:
+    """auto, cpu, cuda, cuda:N or mps, checked to be there; anything else (torch's other
+    device types, which rnngen does not run on) is one clear error."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RnngenError("--device cuda: no CUDA GPU is available here (try --device auto)")
+    if not isinstance(name, str) or not re.fullmatch(r"cpu|mps|cuda(:\d{1,4})?", name, re.ASCII):
+        raise RnngenError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RnngenError(f"--device {name}: no CUDA GPU is available here (try --device auto)")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise RnngenError(f"--device {name}: there are {torch.cuda.device_count()} CUDA GPUs here")
     if name == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):

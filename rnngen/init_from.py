@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from rnngen.config import ARCHITECTURE, ModelConfig
-from rnngen.errors import RnngenError
+from rnngen.errors import MAX_JSON_DEPTH, RnngenError, UsageError, json_depth
 
 # The options (the CLI's names, with underscores) whose ModelConfig field has another name.
 OPTION_FIELDS = {"hidden": "hidden_size", "embed": "embed_size"}
@@ -58,6 +58,8 @@ class Base:
             provenance, lineage = None, None
         corpus = provenance and (provenance.corpus or provenance.tokenized)
         record = {"path": str(self.path), "sha256": self.sha256, "corpus": corpus}
+        if json_depth(lineage) > MAX_JSON_DEPTH // 2:  # so the new record reads back too
+            lineage = None
         return {**record, "init_from": lineage} if lineage else record
 
     def describe(self) -> str:
@@ -111,7 +113,7 @@ def open_base(
     if init_from is None:
         return None
     if resume:
-        raise RnngenError(
+        raise UsageError(
             "--init-from starts a new run from a checkpoint and --resume continues a saved "
             "run; give one of them"
         )

@@ -19,7 +19,7 @@ import numpy as np
 from rnngen.atomic import write_text
 from rnngen.checkpoint_data import TrainingNGram, split_ids, with_context
 from rnngen.data import cache_root
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, parse_json
 from rnngen.mixture import check_weight, fit_weight
 from rnngen.provenance import Provenance
 from rnngen.textio import make_dir
@@ -96,10 +96,9 @@ def mixture_weight(
     if option != FIT:
         return MixtureWeight(check_weight(option), None, 0, None, False)
     path = cache_root() / "mixture" / f"{ngram.key}-{model_digest(model)}.json"
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        return MixtureWeight(check_weight(stored["lambda"]), stored["split"],
-                             int(stored["tokens"]), str(stored["ids_sha256"]), True)  # fmt: skip
+    cached = _read_cached(path)
+    if cached is not None:
+        return cached
     from rnngen.evaluate import model_logprobs
 
     ids = split_ids(provenance, tokenizer, "valid") if provenance is not None else None
@@ -123,3 +122,27 @@ def mixture_weight(
                   "ids_sha256": result.fit_ids_sha256, "iterations": fit.iterations}  # fmt: skip
         write_text(path, json.dumps(record) + "\n")
     return result
+
+
+def _read_cached(path) -> MixtureWeight | None:
+    """The weight eval fit and cached, or None when there is none or the entry is damaged
+    in any way (not JSON, a field missing, a weight outside [0, 1]): then it is fit again
+    and the entry rewritten, as a damaged token or n-gram cache entry is rebuilt."""
+    try:
+        stored = parse_json(path.read_text(encoding="utf-8"), str(path), object_only=True)
+        weight, split = stored["lambda"], stored["split"]
+        tokens, digest = stored["tokens"], stored["ids_sha256"]
+    except (OSError, ValueError, KeyError, RnngenError):
+        return None
+    if not (
+        isinstance(weight, int | float)
+        and not isinstance(weight, bool)
+        and 0.0 <= weight <= 1.0
+        and split == "valid"
+        and isinstance(tokens, int)
+        and not isinstance(tokens, bool)
+        and tokens > 0
+        and isinstance(digest, str)
+    ):
+        return None
+    return MixtureWeight(float(weight), split, tokens, digest, True)

@@ -11,6 +11,7 @@ panels, so a label never covers a curve.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = ["FORMATS", "Curve", "agreement_figure", "check_output", "curves_figur
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
+LEGEND_ROW_INCHES = 0.25  # a legend row of the default font, with its spacing
 REFERENCE_STYLES = ("--", ":", "-.")
 
 
@@ -50,12 +52,19 @@ def save_figure(figure, path: Path) -> Path:
     """Write `figure` to `path` atomically (a temporary file in the same directory, then a
     rename), so an interruption never leaves half an image."""
     import matplotlib
+    from matplotlib.text import Text
 
     extension = check_output(path)
+    for text in figure.findobj(Text):  # a name from a non-UTF-8 file name or option: escaped
+        shown = text.get_text()
+        if isinstance(shown, str) and not shown.isascii():
+            text.set_text(shown.encode("utf-8", "backslashreplace").decode("utf-8"))
     # Text stays text in SVG (searchable, smaller); no creation date, so reruns are identical.
     metadata = {"Date": None} if extension in ("svg", "pdf") else {}
     style = {"svg.fonttype": "none", "svg.hashsalt": "rnngen"}
-    with matplotlib.rc_context(style), atomic_writer(path, "wb") as file:
+    with matplotlib.rc_context(style), atomic_writer(path, "wb") as file, warnings.catch_warnings():
+        # The library never prints: a layout matplotlib cannot fit is still drawn, unannounced.
+        warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
         figure.savefig(file, format=extension, dpi=DPI, metadata=metadata)
     return Path(path)
 
@@ -186,9 +195,19 @@ def _legend(figure, by_step, norms, runs: Sequence[Run]) -> None:
     for handle, label in extra:
         handles.append(handle)
         labels.append(label)
-    if handles:
-        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 3),
-                      frameon=False)  # fmt: skip
+    _legend_below(figure, handles, labels, 3)
+
+
+def _legend_below(figure, handles: list, labels: list[str], columns: int) -> None:
+    """One legend below the panels, the figure made taller by its rows: constrained layout
+    would otherwise shrink the panels to nothing for many runs (and matplotlib warn)."""
+    if not handles:
+        return
+    rows = math.ceil(len(handles) / min(len(handles), columns))
+    width, height = figure.get_size_inches()
+    figure.set_size_inches(width, height + LEGEND_ROW_INCHES * max(rows - 2, 0))
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), columns),
+                  frameon=False)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -225,9 +244,7 @@ def gradients_figure(curves: Sequence[Curve], title: str | None = None, relative
     figure.suptitle(title or r"How much $\log p(x_t \mid x_{<t})$ depends on what came earlier: "
                     "the gradient norm", fontsize="large")  # fmt: skip
     handles, labels = inputs.get_legend_handles_labels()
-    if handles:
-        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
-                      frameon=False)  # fmt: skip
+    _legend_below(figure, handles, labels, 4)
     return figure
 
 

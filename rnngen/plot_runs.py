@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, parse_json
 
 LN2 = math.log(2)
 METRICS_SUFFIX = ".metrics.jsonl"
@@ -96,8 +96,8 @@ def read_records(path: Path) -> tuple[list[dict], int]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = parse_json(line, "a metrics line")
+        except RnngenError:
             record = None
         if isinstance(record, dict) and isinstance(record.get("event"), str):
             records.append(record)
@@ -210,8 +210,8 @@ def eval_references(path: Path) -> dict[str, float]:
     """Reference lines from `NAME.eval.json` (the `rnngen eval --json` report), when eval
     cached one: the n-gram's bits per character and, on the built-in corpus, the oracle's."""
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        report = parse_json(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, ValueError, RnngenError):
         return {}
     references = {}
     rows = report.get("rows") if isinstance(report, dict) else None

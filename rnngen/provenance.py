@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, parse_json
 
 VERSION = 1
 _SPLIT_KEYS = ("file", "source", "tokens", "chars", "bytes", "start", "end")
@@ -140,15 +140,10 @@ class Provenance:
 
 def checkpoint_provenance(meta: dict[str, str], required: bool = True) -> Provenance | None:
     """The provenance of a checkpoint's metadata; None when absent and not `required`."""
-    import json
-
     raw = meta.get("provenance")
     if raw is None and not required:
         return None
-    try:
-        value = json.loads(raw) if raw is not None else None
-    except ValueError:
-        raise RnngenError("checkpoint field 'provenance' is not JSON") from None
+    value = parse_json(raw, "checkpoint field 'provenance'") if raw is not None else None
     if value is None and not required:
         return None
     return Provenance.from_json(value)

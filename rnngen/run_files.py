@@ -73,7 +73,7 @@ class RunFiles:
 
     def _claim(self, inputs: list, force: bool) -> None:
         out, state = self.output, self.state
-        longest = len(f".{state.name}.4294967296.01234567.tmp".encode())
+        longest = len(os.fsencode(f".{state.name}.4294967296.01234567.tmp"))
         if longest > 255:
             raise RnngenError(f"-o {str(out)!r}: the file name is too long ({longest} bytes "
                               "with the suffixes rnngen adds; at most 255)")  # fmt: skip

@@ -98,6 +98,11 @@ class Done:
     dropped_bytes: int = 0
 
 
+def check_precision(precision: str) -> None:
+    if precision not in DTYPES:
+        raise RnngenError(f"unknown precision {precision!r}; use one of {tuple(DTYPES)}")
+
+
 def generate(
     model,
     tokenizer: Tokenizer,
@@ -115,8 +120,7 @@ def generate(
     Stopping early (closing the generator) is fine.
     """
     config = config or SampleConfig()
-    if precision not in DTYPES:
-        raise RnngenError(f"unknown precision {precision!r}; use one of {tuple(DTYPES)}")
+    check_precision(precision)
     # The prompt starts a line, as it would in the training text.
     context = [tokenizer.newline_id] + (tokenizer.encode(prompt) if prompt else [])
     batch = config.num_samples

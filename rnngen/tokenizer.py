@@ -16,6 +16,7 @@ encode a literal "▁" as its three UTF-8 byte pieces instead, which decode to "
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import io
 import itertools
@@ -74,9 +75,10 @@ class Tokenizer:
 
     def encode_batch(self, texts: Sequence[str], num_threads: int = -1) -> list[list[int]]:
         """Encode several independent strings, in parallel threads inside SentencePiece."""
-        if self.kind != "word" and not any(SPACE_MARK in t for t in texts):
-            return self.sp.encode(list(texts), num_threads=num_threads)
-        return [self._encode_escaped(text, num_threads) for text in texts]
+        with _utf8_only(texts):
+            if self.kind != "word" and not any(SPACE_MARK in t for t in texts):
+                return self.sp.encode(list(texts), num_threads=num_threads)
+            return [self._encode_escaped(text, num_threads) for text in texts]
 
     def _encode_escaped(self, text: str, num_threads: int) -> list[int]:
         """The slow path: literal "▁" as bytes; for word models, line by line as well.
@@ -119,7 +121,8 @@ class Tokenizer:
         (measured: about twice as fast); for the others, pieces of about `piece_chars`.
         """
         if self.kind == "bpe" and SPACE_MARK not in text:
-            return self._encode_lines(text)
+            with _utf8_only([text]):
+                return self._encode_lines(text)
         cuts = [0]
         while cuts[-1] + piece_chars < len(text):
             nl = text.find("\n", cuts[-1] + piece_chars)
@@ -172,6 +175,27 @@ class Tokenizer:
     def save(self, path) -> None:
         with open(path, "wb") as f:
             f.write(self.proto)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@contextlib.contextmanager
+def _utf8_only(texts: Sequence[str]):
+    """SentencePiece takes text as UTF-8: a string that has none (a lone surrogate, as
+    Python's surrogateescape makes of undecodable bytes) is a TypeError from inside it, made
+    here one RnngenError saying where. The check runs only once encoding has failed."""
+    try:
+        yield
+    except TypeError:
+        for text in texts:
+            found = _SURROGATE.search(text) if isinstance(text, str) else None
+            if found:
+                raise RnngenError(
+                    f"the text cannot be encoded as UTF-8: a lone surrogate "
+                    f"U+{ord(found.group()):04X} at character {found.start()}"
+                ) from None
+        raise
 
 
 class IncrementalDecoder:

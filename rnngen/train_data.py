@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnngen.config import TokenizerConfig
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, contradiction
 
 if TYPE_CHECKING:  # distributed imports torch, which `rnngen tokenize` never needs
     from rnngen.distributed import Group
@@ -123,6 +123,15 @@ def prepare_data(
                         chars_per_token)  # fmt: skip
 
 
+def check_held_out(valid, test, valid_frac: float | None, test_frac: float | None) -> None:
+    """A held-out file and a share of the corpus for the same split contradict each other
+    (checked before any work, by train as well as here)."""
+    for name, file, share in (("valid", valid, valid_frac), ("test", test, test_frac)):
+        if file is not None and share:  # a share of 0 says what the file says
+            why = "the file is the held-out text, a share would hold out the corpus's last lines"
+            raise contradiction(f"--{name}", f"--{name}-frac", why)
+
+
 def resolve_spans(
     corpus: Path,
     valid: Path | None,
@@ -135,6 +144,7 @@ def resolve_spans(
 
     # Checked before resolve(), which would raise on a symlink loop; resolved so that
     # provenance works from any directory.
+    check_held_out(valid, test, valid_frac, test_frac)
     corpus = check_file(corpus).resolve()
     valid = check_file(valid, "validation file").resolve() if valid is not None else None
     test = check_file(test, "test file").resolve() if test is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from rnngen.config import ModelConfig, TrainConfig
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, UsageError
 
 M, T = ModelConfig(vocab_size=1), TrainConfig()  # the defaults, stated once in config.py
 
@@ -108,7 +108,7 @@ def configs(
     chosen = {**PRESET_DEFAULTS, **PRESETS.get(preset, {})}
     values = {k: chosen[k] if v is None else v for k, v in given.items()}
     if preset is not None and size != "auto":
-        raise RnngenError("--preset sets the model's size; give --layers/--hidden, not --size")
+        raise UsageError("--preset sets the model's size; give --layers/--hidden, not --size")
     cell, layers, hidden, embed, tie = (values[k] for k in ("cell", "layers", "hidden", "embed",
                                                              "tie"))  # fmt: skip
     batch_size, seq_len = values["batch_size"], values["seq_len"]

@@ -312,9 +312,11 @@ class Trainer:
         return False
 
     def _eval_due(self) -> bool:
-        """About EVALS_PER_RUN evaluations spread over the run, or one every --eval-every."""
+        """One every --eval-every steps when given (it sets the interval), else about
+        EVALS_PER_RUN evaluations spread over the run; either way the run's last step is
+        evaluated too (`run`)."""
         every = self.config.eval_every
-        due = self.progress * EVALS_PER_RUN >= self.next_eval or (every and self.step % every == 0)
+        due = self.step % every == 0 if every else self.progress * EVALS_PER_RUN >= self.next_eval
         if due:
             self.next_eval = math.floor(self.progress * EVALS_PER_RUN) + 1
         return bool(due)

@@ -21,23 +21,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from rnngen import metrics
+from rnngen.arguments import checked
 from rnngen.config import ModelConfig, TrainConfig, from_json, to_json, with_learning_rate
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
 from rnngen.init_from import Base, open_base, run_tokenizer
 from rnngen.run_files import RunFiles, output_path
 from rnngen.threads import ThreadPlan, plan_threads
-from rnngen.train_data import TrainingData, prepare_data
+from rnngen.train_data import TrainingData, check_held_out, prepare_data
 from rnngen.train_events import Evaluation, Finished, Rollback, Saved, Step, Stopped, TrainResult
 from rnngen.train_options import complete, configs
 
@@ -198,19 +201,44 @@ def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> Traini
     from rnngen.trainer import Trainer
 
     torch.manual_seed(plan.train_config.seed)  # the probe drew from the generator
-    model = RNNLM(plan.config)
-    if model.adaptive is not None:  # frequent tokens first (a resumed run loads its own)
-        model.adaptive.set_order(frequency_order(data.train_ids, plan.config.vocab_size))
-    model = model.to(place.device)
-    if plan.base is not None:  # fine-tuning: a fresh Trainer, the base's weights and order
-        plan.base.copy_into(model)
-    if place.group.enabled:  # same initial weights (above), but each rank its own dropout
-        torch.manual_seed(plan.train_config.seed + place.group.rank)
-    trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config, place.device,
-                      place.precision, plan.saved, place.group)  # fmt: skip
+    with _memory(plan.config, place.device):
+        model = RNNLM(plan.config)
+        if model.adaptive is not None:  # frequent tokens first (a resumed run loads its own)
+            model.adaptive.set_order(frequency_order(data.train_ids, plan.config.vocab_size))
+        model = model.to(place.device)
+        if plan.base is not None:  # fine-tuning: a fresh Trainer, the base's weights and order
+            plan.base.copy_into(model)
+        if place.group.enabled:  # same initial weights (above), but each rank its own dropout
+            torch.manual_seed(plan.train_config.seed + place.group.rank)
+        trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config,
+                          place.device, place.precision, plan.saved, place.group)  # fmt: skip
     if place.threads is not None and place.threads.adaptive:
         trainer.adapt_threads(place.threads.threads, plan.threads)
     return TrainingModel(plan, model, trainer, place)
+
+
+@contextlib.contextmanager
+def _memory(config: ModelConfig, device: torch.device):
+    """An allocation the machine cannot make (options that describe a model far too large
+    for it) is one RnngenError, not the allocator's RuntimeError. (A model that fits the
+    allocator but not the memory can still meet the system's out-of-memory killer.)"""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as e:
+        text = str(e).lower()
+        if isinstance(e, RuntimeError) and not ("out of memory" in text or "allocate" in text):
+            raise
+        raise RnngenError(
+            f"not enough memory on {device.type} for this model ({config.layers}x"
+            f"{config.cell} {config.hidden_size}, embed {config.embed_size}, vocabulary "
+            f"{config.vocab_size}); give a smaller --hidden, --embed, --layers or --batch-size"
+        ) from None
+
+
+def _guarded(events: Iterator[object], config: ModelConfig, device) -> Iterator[object]:
+    """The Trainer's events, an allocation failure on the way as `_memory` says it."""
+    with _memory(config, device):
+        yield from events
 
 
 def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[object]:
@@ -225,7 +253,7 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
             record = {"event": "distributed", "world_size": group.world_size,
                       "backend": group.backend, "ranks": ranks}  # fmt: skip
             metrics.write(json.dumps(record) + "\n")
-        for event in trainer.run():
+        for event in _guarded(trainer.run(), plan.config, model.place.device):
             if isinstance(event, Step):
                 last_step = event
                 metrics.write(json.dumps({"event": "step", **vars(event)}) + "\n")
@@ -297,8 +325,19 @@ def _shard(model: TrainingModel) -> dict:
     }
 
 
-def train(corpus, *, time_budget=None, output=None, on_event: Callable | None = None,
-          resume: bool = False, force: bool = False, init_from=None, threads=None,
+# The annotations of `train`'s options, which `rnngen.arguments.checked` checks them against.
+TRAIN_OPTIONS = {
+    **{name: p.annotation for name, p in inspect.signature(configs).parameters.items()},
+    "kind": "str", "vocab_size": "int | None", "valid": "str | Path | None",
+    "test": "str | Path | None", "valid_frac": "float | None", "test_frac": "float | None",
+}  # fmt: skip
+
+
+@checked(options=TRAIN_OPTIONS, rename={"-o": "output"})
+def train(corpus: str | Path, *, time_budget: str | float | None = None,
+          output: str | Path | None = None, on_event: Callable | None = None,
+          resume: bool = False, force: bool = False, init_from: str | Path | None = None,
+          threads: int | str | None = None,
           **options) -> TrainResult:  # fmt: skip
     """Train a model on `corpus` as `rnngen train` does, and return what it achieved.
 
@@ -316,6 +355,7 @@ def train(corpus, *, time_budget=None, output=None, on_event: Callable | None = 
     """
     given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
     corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
+    check_held_out(*(corpus_options[k] for k in ("valid", "test", "valid_frac", "test_frac")))
     config, model_options = configs(time_budget=time_budget, **options)
     corpus = str(corpus)
     base = open_base(init_from, given, resume=resume, output=output_path(corpus, output),

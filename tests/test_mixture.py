@@ -160,6 +160,39 @@ def test_no_mix_drops_the_row_and_the_fit_is_cached(trained):
     assert first.stdout == second.stdout
 
 
+def test_a_damaged_mixture_cache_entry_is_fit_again(trained):
+    """A weight outside [0, 1], NaN or a string, JSON nested too deep: the entry is fit again
+    and rewritten, as a damaged token or n-gram cache entry is rebuilt, by eval, score, sample
+    and the API alike; never an error about a weight the user never gave, nor a dropped row."""
+    import rnngen
+    from rnngen.data import cache_root
+    from rnngen.interpolate import model_digest
+
+    report, _ = eval_rows(trained)  # fits the weight and caches it
+    checkpoint = trained / "checkpoints" / "synth.safetensors"
+    digest = model_digest(rnngen.load(checkpoint, device="cpu").model)
+    entries = sorted((cache_root() / "mixture").glob(f"*-{digest}.json"))  # this model's
+    assert len(entries) == 1
+    damages = [
+        lambda r: json.dumps({**r, "lambda": 1.5}),
+        lambda r: "[" * 5000 + "]" * 5000,
+        lambda r: json.dumps({**r, "lambda": math.nan}),
+        lambda r: json.dumps({**r, "lambda": "0.5"}),
+    ]
+    commands = [
+        lambda: invoke(trained, "score", "--mix", "fit", input="the man walks .\n").exit_code,
+        lambda: invoke(trained, "sample", "--mix", "fit", "--length", "5", "-q").exit_code,
+        lambda: rnngen.compare(checkpoint).mixture.weight,
+        lambda: eval_rows(trained)[0]["mixture"]["lambda"],
+    ]
+    for damage, command in zip(damages, commands, strict=True):
+        records = {path: json.loads(path.read_text()) for path in entries}
+        for path, record in records.items():
+            path.write_text(damage(record))
+        assert command() in (0, report["mixture"]["lambda"])
+        assert json.loads(entries[0].read_text())["lambda"] == report["mixture"]["lambda"]
+
+
 def test_eval_says_when_it_scores_the_text_the_weight_was_fit_on(trained):
     # no test split: eval scores the validation split, the very text λ is fit on
     corpus = trained / "synth.txt"
@@ -174,11 +207,13 @@ def test_eval_says_when_it_scores_the_text_the_weight_was_fit_on(trained):
 
 
 def test_bad_mix_options_fail_cleanly(trained):
-    bad = [["eval", "--mix", "2"], ["score", "--mix", "x"],
-           ["score", "--ngram", "--mix", "fit"], ["sample", "--ngram", "--mix", "0.5"]]  # fmt: skip
-    for options in bad:
+    """A bad value is exit 1; options that contradict each other a usage error, exit 2."""
+    bad = [(["eval", "--mix", "2"], 1), (["score", "--mix", "x"], 1),
+           (["score", "--ngram", "--mix", "fit"], 2), (["sample", "--ngram", "--mix", "0.5"], 2),
+           (["eval", "--mix", "0.5", "--no-mix"], 2)]  # fmt: skip
+    for options, code in bad:
         result = run_cli(*options, cwd=trained, input="a line\n")
-        assert result.returncode == 1, options
+        assert result.returncode == code, options
         assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
         assert result.stdout == ""
 

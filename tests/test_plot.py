@@ -147,6 +147,32 @@ def test_a_truncated_last_line_is_skipped_with_a_warning(trained, tmp_path):
     assert "skipped 1 line" in result.stderr
 
 
+def test_deeply_nested_lines_are_skipped_like_any_broken_line(tmp_path):
+    """Nesting deep enough for the JSON decoder's RecursionError is a line that is no record,
+    not a traceback; eval's NAME.eval.json nested so is no reference."""
+    run = metrics_file(tmp_path / "deep.metrics.jsonl", crafted(1.0), "[" * 5000 + "]" * 5000)
+    (tmp_path / "deep.eval.json").write_text('{"rows": ' + "[" * 5000 + "]" * 5000 + "}")
+    assert load_run(run).skipped_lines == 1 and load_run(run).references == {}
+    result = cli("plot", str(run), "-o", str(tmp_path / "deep.png"))
+    assert result.exit_code == 0 and "skipped 1 line" in result.stderr, result.stderr
+
+
+def test_many_runs_make_a_taller_figure_not_a_warning(tmp_path):
+    """A legend of 100 runs below the panels: the figure grows to hold it (matplotlib's
+    constrained layout would otherwise shrink the panels to nothing and warn on stderr)."""
+    import warnings
+
+    paths = [metrics_file(tmp_path / f"run_with_a_long_name_{i}.metrics.jsonl", crafted(1.0, 10))
+             for i in range(100)]  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = cli("plot", *map(str, paths), "-o", str(tmp_path / "many.png"))
+    assert result.exit_code == 0, result.stderr
+    assert not [w for w in caught if "layout" in str(w.message)], [str(w.message) for w in caught]
+    width, height = png_size(tmp_path / "many.png")
+    assert (width, height) == (1800, 1200 + 32 * 0.25 * 150)  # 12 x 8 in, + 32 legend rows
+
+
 def test_a_rollback_drops_the_undone_steps_and_is_marked(tmp_path):
     run = load_run(metrics_file(tmp_path / "r.metrics.jsonl", crafted(1.0, back_to=12)))
     assert run.rollbacks == [12]

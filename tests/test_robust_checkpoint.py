@@ -36,6 +36,7 @@ from rnngen.model import RNNLM
 from rnngen.trainer import Trainer
 
 CPU = torch.device("cpu")
+OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"  # records its provenance
 TRAIN = TrainConfig(batch_size=4, seq_len=8, max_steps=6, warmup_steps=2, log_every=2)
 
 
@@ -430,3 +431,148 @@ def test_fuzzed_resume_file_resumes_or_is_one_line(real, tmp_path, mutations):
         assert "\n" not in str(e)
         return
     assert trainer.step >= 0 and math.isfinite(trainer.elapsed)
+
+
+# -- issue 25: nesting, FIFOs, what `info` shows ----------------------------------------------
+
+
+def nested(depth: int, key: str = "init_from") -> str:
+    """A JSON object nested `depth` deep, as a crafted header field."""
+    return f'{{"{key}": ' * depth + "{}" + "}" * depth
+
+
+def cli(*args, input: str | None = None):
+    """The CLI in process: exit code, stdout and stderr apart."""
+    from typer.testing import CliRunner
+
+    from rnngen.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], input=input)
+
+
+def assert_one_error_line(result, fragment: str, code: int = 1) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == code and result.stdout == "", result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("depth", "fragment"), [(3000, "nested too deeply"), (150, "nested more than 100 levels deep")]
+)
+def test_json_nested_deeply_in_a_checkpoint_is_one_line(real, tmp_path, depth, fragment):
+    """The decoder's RecursionError (or a value that would meet one later), in every command
+    that reads the header and in rnngen.load."""
+    import rnngen
+
+    bad = rewrite(real[0], tmp_path / "deep.safetensors", set_meta("init_from", nested(depth)))
+    with pytest.raises(RnngenError, match=f"damaged rnngen checkpoint \\(init_from is {fragment}"):
+        rnngen.load(bad, device="cpu")
+    for args in (["info", bad], ["sample", bad, "--length", "2"], ["score", bad]):
+        assert_one_error_line(cli(*args, input="a line\n"), fragment)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(tiny_text(50))
+    result = cli("train", corpus, "--init-from", bad, "-o", tmp_path / "ft.safetensors")
+    assert_one_error_line(result, fragment)
+    # a field no command needs: info shows it as the text it is
+    odd = rewrite(OLD, tmp_path / "odd.safetensors", set_meta("sizing", nested(3000)))
+    assert cli("info", odd).exit_code == 0 and cli("info", odd, "--json").exit_code == 0
+
+
+def test_parse_json_and_json_depth():
+    from rnngen.errors import MAX_JSON_DEPTH, json_depth, parse_json
+
+    assert parse_json('{"a": [1, {"b": 2}]}', "x") == {"a": [1, {"b": 2}]}
+    assert json_depth(json.loads(nested(MAX_JSON_DEPTH - 1))) == MAX_JSON_DEPTH
+    deep: list = []
+    for _ in range(100_000):  # deeper than any recursion limit: walked without recursing
+        deep = [deep]
+    assert json_depth(deep) == 100_001 and json_depth(3) == 0
+    for text, fragment in [("{", "x is not JSON"), (b"\xff", "x is not JSON"),
+                           ("[" * 5000, "x is not JSON|nested too deeply"),
+                           ("[" * 5000 + "]" * 5000, "x is nested too deeply"),
+                           (nested(MAX_JSON_DEPTH), "more than 100 levels")]:  # fmt: skip
+        with pytest.raises(RnngenError, match=fragment):
+            parse_json(text, "x")
+    with pytest.raises(RnngenError, match="x is not a JSON object"):
+        parse_json("[]", "x", object_only=True)
+
+
+def test_a_fine_tuned_lineage_too_deep_to_read_back_is_cut(tmp_path):
+    """The base's own record is nested in the new checkpoint's: one deep enough to make that
+    unreadable is left out, so a checkpoint rnngen writes always loads."""
+    from rnngen.errors import MAX_JSON_DEPTH, json_depth
+    from rnngen.init_from import Base
+
+    for depth, kept in ((3, True), (MAX_JSON_DEPTH - 5, False)):
+        base = Base(tmp_path / "b.safetensors", "0" * 64, None, None,
+                    {"init_from": nested(depth, "x")})  # fmt: skip
+        record = base.record
+        assert ("init_from" in record) is kept
+        assert json_depth(record) <= MAX_JSON_DEPTH // 2 + 1
+
+
+def test_info_shows_a_header_whatever_its_values(tmp_path):
+    """Metrics, sizing and split counts that are not numbers are shown as they are, never a
+    ValueError from a format string (on the committed old checkpoint, which records its
+    training data)."""
+
+    def change(header):
+        meta = header["__metadata__"]
+        meta["metrics"] = json.dumps({"valid_loss": "x", "valid_bpc": [1], "step": 3})
+        meta["sizing"] = json.dumps({"measured": {"1x128": "fast"}, "layers": 1})
+        provenance = json.loads(meta["provenance"])
+        provenance["tokenized_meta"]["splits"]["train"]["tokens"] = "many"
+        meta["provenance"] = json.dumps(provenance)
+
+    odd = rewrite(OLD, tmp_path / "odd.safetensors", change)
+    result = cli("info", odd)
+    assert result.exit_code == 0, result.stderr
+    assert "loss 'x' nats/token" in result.stdout and "[1] bits/char" in result.stdout
+    assert "1x128 'fast'k" in result.stdout and "'many' tokens" in result.stdout
+    sizing = rewrite(OLD, tmp_path / "s.safetensors", set_meta("sizing", '{"measured": [1]}'))
+    assert cli("info", sizing).exit_code == 0
+
+
+FIFO_SCRIPT = """
+import json, sys
+from typer.testing import CliRunner
+import rnngen
+from rnngen.cli import app
+
+fifo, corpus, out = sys.argv[1:]
+results = {}
+for args in (["sample", fifo, "--length", "2"], ["score", fifo], ["eval", fifo], ["info", fifo],
+             ["gradients", fifo], ["train", corpus, "--init-from", fifo, "-o", out]):
+    result = CliRunner().invoke(app, args, input="a line\\n")
+    results[" ".join(args[:1] + args[2:3])] = [result.exit_code, result.stderr]
+try:
+    rnngen.load(fifo)
+except rnngen.RnngenError as e:
+    results["load"] = [1, "error: " + str(e)]
+print(json.dumps(results))
+"""
+
+
+def test_a_fifo_given_as_a_checkpoint_fails_at_once(tmp_path):
+    """A named pipe nobody writes to would block every reader forever: a checkpoint must be a
+    regular file, said at once. A subprocess with a timeout, so that a regression fails this
+    test instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "m.safetensors"
+    os.mkfifo(fifo)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(tiny_text(50))
+    args = [sys.executable, "-c", FIFO_SCRIPT, str(fifo), str(corpus), str(tmp_path / "o.st")]
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a command blocked on a FIFO given as a checkpoint")
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert len(results) == 7
+    for name, (code, stderr) in results.items():
+        lines = stderr.strip().splitlines()
+        assert code == 1 and len(lines) == 1, (name, stderr)
+        assert "not a regular file" in lines[0] or "is not a tokenized directory" in lines[0]

@@ -104,3 +104,22 @@ def test_a_rollback_is_kept_in_the_metrics_for_plot(corpus, tmp_path, monkeypatc
     back_to = rollbacks[0]["step"]  # the last evaluation before the explosion
     assert 0 < back_to <= 3
     assert load_run(metrics_path(out)).rollbacks == [back_to]
+
+
+def test_eval_every_sets_the_interval(corpus, tmp_path):
+    """--eval-every N evaluates every N steps and at the end, instead of adding its
+    evaluations to the ten spread over the run."""
+    from rnngen.training import train
+
+    steps = []
+
+    def record(event):
+        if isinstance(event, Evaluation):
+            steps.append(event.step)
+
+    options = {**TINY, "max_steps": 7, "eval_every": 3}
+    train(corpus, output=tmp_path / "m.safetensors", on_event=record, **options)
+    assert steps == [3, 6, 7]
+    steps.clear()
+    train(corpus, output=tmp_path / "n.safetensors", on_event=record, **{**TINY, "max_steps": 20})
+    assert steps == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]  # without it: ten over the run

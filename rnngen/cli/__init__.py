@@ -5,8 +5,8 @@ import their heavy dependencies (torch, numpy, sentencepiece) inside the command
 `rnngen --help` and shell completion never pay for importing torch.
 
 Exit codes: 0 success, 1 a user-fixable error (`error: ...` on stderr, one line, no
-traceback), 2 a usage error (Typer's), 130 interrupted. A closed stdout (`| head`) ends the
-command quietly.
+traceback), 2 a usage error (Typer's, or options that contradict each other), 130
+interrupted. A closed stdout (`| head`) ends the command quietly.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from __future__ import annotations
 import errno
 import functools
 import importlib
+import inspect
 import os
 import sys
 
 import typer
 
 from rnngen import __version__
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, UsageError
 
 
 def _silence_stdout() -> None:
@@ -48,7 +49,7 @@ def guarded(function):
         except RnngenError as e:
             message = " ".join(str(e).split("\n"))
             typer.echo(f"error: {message}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(2 if isinstance(e, UsageError) else 1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
@@ -69,9 +70,17 @@ def guarded(function):
 
 
 def command(name: str | None = None):
-    """`@app.command()`, with the error handling of `guarded`."""
+    """`@app.command()`, with the error handling of `guarded`.
+
+    Typer checks that a `Path` parameter's file is readable before the command runs, and
+    answers a usage error (exit 2) for an unreadable one; rnngen's own checks read every
+    file the command needs and say `error: cannot read ...` (exit 1), as for any other file
+    problem, so that check is turned off here for every command's parameters."""
 
     def register(function):
+        for parameter in inspect.signature(function).parameters.values():
+            if hasattr(parameter.default, "readable"):  # typer.Option / typer.Argument
+                parameter.default.readable = False
         app.command(name)(guarded(function))
         return function
 

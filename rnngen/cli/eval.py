@@ -10,7 +10,7 @@ import typer
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, contradiction
 
 CheckpointArg = typer.Argument(
     None, help="A .safetensors checkpoint [default: the newest in ./checkpoints]."
@@ -56,11 +56,12 @@ def evaluate(
     ),
     ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the Kneser-Ney baseline."),
     mix: str = typer.Option(
-        "fit",
+        None,
         "--mix",
         metavar="fit|LAMBDA",
         help="Weight of the n-gram in the RNN + n-gram row: 'fit' (by EM on the validation "
-        "split, cached) or a number in [0, 1].",
+        "split, cached) or a number in [0, 1] [default: fit].",
+        show_default=False,
     ),
     no_mix: bool = typer.Option(False, "--no-mix", help="Leave out the RNN + n-gram row."),
     dynamic: bool = typer.Option(
@@ -91,11 +92,13 @@ def evaluate(
     plan = plan_threads(threads)
     if not 1 <= ngram_order <= MAX_ORDER:
         raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
+    if no_mix and mix is not None:
+        raise contradiction("--mix", "--no-mix")
     options = EvalOptions(
         data=data,
         train=train,
         ngram_order=ngram_order,
-        mix=None if no_mix else parse_mix(mix),
+        mix=None if no_mix else parse_mix("fit" if mix is None else mix),
         dynamic=dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay),
         json_output=json_output,
     )
@@ -142,11 +145,10 @@ def score(
     from rnngen.threads import plan_threads
 
     plan = plan_threads(threads)
+    for other, given in (("--mix", mix is not None), ("--dynamic", dynamic)):
+        if ngram and given:
+            raise contradiction("--ngram", other, "--ngram scores with the n-gram alone")
     mix_option = parse_mix(mix) if mix is not None else None
-    if ngram and (mix_option is not None or dynamic):
-        raise RnngenError(
-            "--ngram scores with the n-gram alone; it does not go with --mix or --dynamic"
-        )
     dynamic_options = dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
     # The input is checked before the model loads: a bad one fails at once.
     if input_file == "-":

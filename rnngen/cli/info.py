@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import typer
 
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, parse_json
 
 
 @command()
@@ -42,7 +41,8 @@ def _tokenized(path: Path, json_output: bool) -> None:
     tok = meta["tokenizer"]
     characters = tok.get("characters")  # absent from directories older versions wrote
     pieces = (
-        f" ({characters['pieces']:,} of its sample's {characters['sample']:,} characters)"
+        f" ({_figure(characters.get('pieces'), ',')} of its sample's "
+        f"{_figure(characters.get('sample'), ',')} characters)"
         if isinstance(characters, dict)
         else ""
     )
@@ -96,8 +96,8 @@ def _checkpoint(path: Path, json_output: bool) -> None:
         ["parameters", f"{parameters:,}"],
         ["tokenizer", f"{fields['tokenizer_kind']}, {model.get('vocab_size')} pieces, "
                       f"sha256 {fields['tokenizer_sha256'][:12]}"],
-        ["best validation", f"loss {metrics.get('valid_loss', float('nan')):.4f} nats/token, "
-                            f"{metrics.get('valid_bpc', float('nan')):.4f} bits/char "
+        ["best validation", f"loss {_figure(metrics.get('valid_loss'), '.4f')} nats/token, "
+                            f"{_figure(metrics.get('valid_bpc'), '.4f')} bits/char "
                             f"at step {metrics.get('step')}"],
         ["training", f"lr {train.get('lr')}, batch {train.get('batch_size')} x "
                      f"{train.get('seq_len')}, clip {train.get('clip')}, "
@@ -105,12 +105,17 @@ def _checkpoint(path: Path, json_output: bool) -> None:
     ]  # fmt: skip
     sizing = fields.get("sizing")
     if isinstance(sizing, dict):  # chosen by measuring the machine (rnngen/sizing.py)
-        measured = ", ".join(f"{k} {v / 1e3:.1f}k" for k, v in sizing.get("measured", {}).items())
+        measured = sizing.get("measured")
+        measured = ", ".join(
+            f"{k} {_figure(v / 1e3 if _is_number(v) else v, '.1f')}k"
+            for k, v in (measured.items() if isinstance(measured, dict) else ())
+        )
         chosen = f"{sizing.get('layers')}x{sizing.get('hidden_size')}"
         reason = f"({sizing.get('reason')}); measured tokens/s: {measured}"
         rows.append(["size chosen", f"{chosen} {reason}"])
     rows += [
-        [f"{name} split", f"{s.tokens:,} tokens from {s.source}"] for name, s in splits.items()
+        [f"{name} split", f"{_figure(s.tokens, ',')} tokens from {s.source}"]
+        for name, s in splits.items()
     ]
     base = fields.get("init_from")
     while isinstance(base, dict):  # fine-tuned: the base, and the base's base, ...
@@ -126,10 +131,22 @@ def _checkpoint(path: Path, json_output: bool) -> None:
     print_table(str(path), ["", ""], rows)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _figure(value, spec: str) -> str:
+    """A number as `spec` formats it; anything else a damaged header may hold, as it is (the
+    table shows what the checkpoint says, and never fails on it)."""
+    if value is None:
+        value = math.nan  # not recorded
+    return format(value, spec) if _is_number(value) else repr(value)
+
+
 def _parse(value: str):
     try:
-        return json.loads(value)
-    except ValueError:
+        return parse_json(value, "a field")
+    except RnngenError:
         return value
 
 

@@ -12,7 +12,7 @@ from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.config import DEVICES
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, contradiction
 
 DEFAULT_LENGTH = 500
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -91,8 +91,10 @@ def sample(
     """
     from rnngen.sample import SampleConfig
 
+    stops = tuple(utf8_option("--stop", s) for s in stop or ())
+    separator = utf8_option("--separator", separator)
     config = SampleConfig(
-        temperature=temp, top_k=top_k, top_p=top_p, max_chars=chars, stops=tuple(stop or ()),
+        temperature=temp, top_k=top_k, top_p=top_p, max_chars=chars, stops=stops,
         max_tokens=default_length(chars) if length is None else length,
         num_samples=num_samples, seed=secrets.randbelow(2**31) if seed is None else seed,
     )  # fmt: skip
@@ -107,9 +109,9 @@ def sample(
     if mix is not None:
         from rnngen.interpolate import parse_mix
 
-        mix_option = parse_mix(mix)
         if ngram:
-            raise RnngenError("--ngram samples the n-gram alone; it does not go with --mix")
+            raise contradiction("--ngram", "--mix", "--ngram samples the n-gram alone")
+        mix_option = parse_mix(mix)
     if ngram or mix_option is not None:
         from rnngen.ngram import MAX_ORDER
 
@@ -156,11 +158,17 @@ def read_prompt(prompt: str | None) -> str:
         from rnngen.textio import read_stdin_text
 
         return read_stdin_text("--prompt -")
+    return utf8_option("--prompt", prompt or "")
+
+
+def utf8_option(option: str, text: str) -> str:
+    """Text from the command line, which Python gives with surrogates for bytes that were not
+    UTF-8: they could never match, nor be printed."""
     try:
-        (prompt or "").encode("utf-8")
-    except UnicodeEncodeError:  # bytes that were not UTF-8 on the command line
-        raise RnngenError("--prompt is not valid UTF-8") from None
-    return prompt or ""
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RnngenError(f"{option} is not valid UTF-8") from None
+    return text
 
 
 def _load(checkpoint: Path | None, device: str):

@@ -118,7 +118,9 @@ def train(
     time_budget: str = typer.Option(
         None, help="Training time, e.g. 180, 3m, 1h: the schedule spans it exactly."
     ),
-    eval_every: int = typer.Option(0, help="Steps between evaluations [default: 10 a run]."),
+    eval_every: int = typer.Option(
+        0, help="Steps between evaluations, and one at the end [default: 10 a run]."
+    ),
     eval_tokens: int = typer.Option(0, help="Validation tokens per evaluation (0: all)."),
     log_every: int = typer.Option(T.log_every, help="Steps between logged metrics."),
     seed: int = typer.Option(T.seed, help="Random seed."),
@@ -156,6 +158,9 @@ def train(
         time_budget=time_budget, eval_every=eval_every, eval_tokens=eval_tokens,
         log_every=log_every, seed=seed, device=device, precision=precision,
     )  # fmt: skip
+    from rnngen.train_data import check_held_out
+
+    check_held_out(valid, test, valid_frac, test_frac)
     reporter = Reporter(quiet)
     if corpus is None:
         raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")

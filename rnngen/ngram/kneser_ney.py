@@ -55,7 +55,7 @@ from dataclasses import asdict
 import numpy as np
 
 from rnngen.atomic import write_bytes
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, parse_json
 from rnngen.ngram.estimate import NGramStats, OrderTable, estimate
 
 __all__ = ["FORMAT", "MAX_ORDER", "KneserNey", "NGramStats"]
@@ -234,7 +234,7 @@ class KneserNey:
                 f"{path} is not an rnngen n-gram model (format {meta.get('format')!r})"
             )
         try:
-            raw = json.loads(meta["stats"])
+            raw = parse_json(meta["stats"], "its stats")
             raw["ngram_counts"] = {int(k): v for k, v in raw["ngram_counts"].items()}
             raw["discounts"] = {int(k): tuple(v) for k, v in raw["discounts"].items()}
             stats = NGramStats(**raw)
@@ -247,7 +247,7 @@ class KneserNey:
                 )
                 for k in range(2, stats.order + 1)
             ]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, RnngenError) as exc:
             raise RnngenError(f"n-gram model {path} is damaged: {exc!r}") from None
         return cls(stats, unigram, levels)
 
