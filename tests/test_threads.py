@@ -452,3 +452,20 @@ def test_train_honours_threads_and_records_them(checkpoint, tmp_path):
     out = tmp_path / "b.safetensors"
     result = invoke("train", corpus, "-o", str(out), *options, "--threads", "1", "-q")
     assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_the_api_takes_threads(checkpoint, tmp_path):
+    from rnngen.training import train
+
+    corpus = checkpoint.parent / "corpus.txt"
+    with pytest.raises(RnngenError, match="^threads must be a whole number"):
+        train(corpus, output=tmp_path / "a.safetensors", threads=0, **TINY)
+    with pytest.raises(RnngenError, match="threads"):
+        train(corpus, output=tmp_path / "a.safetensors", threads=True, **TINY)
+    events, threads = [], torch.get_num_threads()
+    try:
+        train(corpus, output=tmp_path / "b.safetensors", threads=1, on_event=events.append,
+              log_every=1, **TINY)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert {e.threads for e in events if isinstance(e, Step)} == {1}
