@@ -54,14 +54,19 @@ from dataclasses import asdict
 
 import numpy as np
 
-from rnngen.atomic import write_bytes
 from rnngen.errors import RnngenError
-from rnngen.ngram.estimate import NGramStats, OrderTable, estimate
+from rnngen.ngram.budget import check_memory, default_memory
+from rnngen.ngram.counting import TokenStream
+from rnngen.ngram.estimate import Level, NGramStats, OrderTable, estimate
+from rnngen.ngram.external import Plan, Scratch
+from rnngen.ngram.model_file import read_model, write_model
 
 __all__ = ["FORMAT", "MAX_ORDER", "KneserNey", "NGramStats"]
 
 MAX_ORDER = 9
-FORMAT = "rnngen-ngram/1"  # the `format` metadata of saved models
+# The `format` metadata of saved models. /2: tensors 8-byte aligned and memory-mapped on load
+# (the same tensors as /1, which is refused, so that a cache of it is rebuilt).
+FORMAT = "rnngen-ngram/2"
 
 
 class KneserNey:
@@ -80,14 +85,54 @@ class KneserNey:
         self._unigram_prob = np.exp(unigram.logprob[: self.vocab_size])  # (V,) p(x)
 
     @classmethod
-    def fit(cls, train_ids: np.ndarray, order: int, vocab_size: int) -> KneserNey:
-        """Estimate from one token stream (stream mode); ids must lie in [0, vocab_size)."""
+    def fit(
+        cls,
+        train_ids: np.ndarray,
+        order: int,
+        vocab_size: int,
+        *,
+        memory: int | Plan | None = None,
+        scratch_dir: str | os.PathLike | None = None,
+        path: str | os.PathLike | None = None,
+    ) -> KneserNey:
+        """Estimate from one token stream (stream mode); ids must lie in [0, vocab_size).
+
+        train_ids may be memory-mapped: it is read a chunk at a time. memory: the estimator's
+        budget in bytes (default: budget.default_memory()); beyond it, intermediate arrays
+        spill to a scratch directory inside scratch_dir (default: the system's temporary
+        directory), removed when the build ends however it ends. path: also write the model
+        there (atomically) and return it memory-mapped from that file. The model is the same
+        whatever the budget.
+        """
         _check_order(order)
         if vocab_size < 1:
             raise RnngenError(f"n-gram vocabulary size must be at least 1, not {vocab_size}")
-        ids = _as_ids(train_ids, vocab_size, "training ids")
-        stream = np.concatenate(([vocab_size], ids))  # (T+1,) one BOS: see module docstring
-        return cls(*estimate(stream, order, vocab_size, sentence_mode=False))
+        ids = np.asarray(train_ids)
+        if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
+            raise RnngenError("training ids must be a 1-D array of integer token ids")
+        stream = TokenStream(ids, vocab_size, vocab_size, leading_bos=True, what="training ids")
+        return cls._estimate(stream, order, vocab_size, False, memory, scratch_dir, path)
+
+    @classmethod
+    def _estimate(cls, stream, order, vocab_size, sentence_mode, memory, scratch_dir, path):
+        """Run the estimator in a scratch directory and make the model (see fit)."""
+        if isinstance(memory, Plan):
+            plan = memory
+        else:
+            budget = default_memory()[0] if memory is None else memory
+            plan = Plan.for_budget(check_memory(budget, vocab_size, "n-gram memory budget"))
+        with Scratch(plan, scratch_dir) as scratch:
+            stats, unigram, levels = estimate(
+                stream, order, vocab_size, sentence_mode=sentence_mode, scratch=scratch
+            )
+            if path is None and scratch.spilled:
+                # Too big to gather in memory: map it from a file that the scratch directory's
+                # removal unlinks (the mapping keeps its pages until the model goes).
+                path = scratch.new_file("model")
+            if path is None:
+                return cls(stats, unigram, [level.table() for level in levels])
+            _write(path, stats, unigram, levels)
+            return cls.load(path)
 
     def logprobs(self, ids: np.ndarray) -> np.ndarray:
         """ln p(ids[t] | up to order-1 preceding ids) for t >= 1, shape (len(ids)-1,).
@@ -202,36 +247,20 @@ class KneserNey:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one safetensors file (never pickle) via a temporary file and os.replace."""
-        from safetensors.numpy import save
-
-        tensors = {
-            "unigram_logprob": self._unigram.logprob,
-            "unigram_logbackoff": self._unigram.logbackoff,
-        }
-        for k, level in enumerate(self._levels, start=2):
-            tensors |= {
-                f"keys_{k}": level.keys,
-                f"logprob_{k}": level.logprob,
-                f"logbackoff_{k}": level.logbackoff,
-            }
-        metadata = {"format": FORMAT, "stats": json.dumps(asdict(self.stats))}
-        write_bytes(path, save(tensors, metadata=metadata))
+        levels = [Level(level.keys, level.logprob, level.logbackoff) for level in self._levels]
+        _write(path, self.stats, self._unigram, levels)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> KneserNey:
-        """Read a file written by `save`; a missing, foreign or damaged file is an RnngenError."""
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                meta = f.metadata() or {}
-                names = f.keys()  # noqa: SIM118 (safe_open objects are not iterable)
-                tensors = {name: f.get_tensor(name) for name in names}
-        except Exception as exc:  # OSError, or SafetensorError for a file that is not one
-            raise RnngenError(f"cannot read n-gram model {path}: {exc}") from None
+        """Read a file written by `save`, memory-mapped (read-only arrays over the file);
+        a missing, foreign, damaged or older-format file is an RnngenError."""
+        meta, tensors = read_model(path)
         if meta.get("format") != FORMAT:
+            older = str(meta.get("format", "")).startswith("rnngen-ngram/")
             raise RnngenError(
-                f"{path} is not an rnngen n-gram model (format {meta.get('format')!r})"
+                f"{path} is an n-gram model of an older format ({meta.get('format')})"
+                if older
+                else f"{path} is not an rnngen n-gram model (format {meta.get('format')!r})"
             )
         try:
             raw = json.loads(meta["stats"])
@@ -247,9 +276,37 @@ class KneserNey:
                 )
                 for k in range(2, stats.order + 1)
             ]
+            radix = stats.vocab_size + 1
+            if unigram.logprob.size != radix or unigram.logbackoff.size != radix:
+                raise ValueError("unigram tables do not match the vocabulary")
+            for k, level in enumerate(levels, start=2):
+                lower = radix if k == 2 else levels[k - 3].keys.size
+                expected_backoff = 0 if k == stats.order else level.keys.size
+                if level.logprob.size != level.keys.size or (
+                    level.logbackoff.size != expected_backoff
+                ):
+                    raise ValueError(f"order {k}'s tables differ in length")
+                if level.keys.size and not 0 <= int(level.keys[-1]) < lower * radix:
+                    raise ValueError(f"order {k}'s keys are out of range")
         except (KeyError, TypeError, ValueError) as exc:
             raise RnngenError(f"n-gram model {path} is damaged: {exc!r}") from None
         return cls(stats, unigram, levels)
+
+
+def _write(path, stats: NGramStats, unigram: OrderTable, levels: list) -> None:
+    """The model file: unigram tables, then per order keys, log-probabilities, backoffs."""
+    tensors = [
+        ("unigram_logprob", unigram.logprob),
+        ("unigram_logbackoff", unigram.logbackoff),
+    ]
+    for k, level in enumerate(levels, start=2):
+        backoff = level.logbackoff if level.logbackoff is not None else np.zeros(0)
+        tensors += [
+            (f"keys_{k}", level.keys),
+            (f"logprob_{k}", level.logprob),
+            (f"logbackoff_{k}", backoff),
+        ]
+    write_model(path, {"format": FORMAT, "stats": json.dumps(asdict(stats))}, tensors)
 
 
 def _check_order(order: int) -> None:
