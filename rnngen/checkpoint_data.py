@@ -22,6 +22,7 @@ from rnngen.atomic import remove_stale_temporaries
 from rnngen.data import cache_root, cached_dir_of, is_tokenized_dir, load_tokenized
 from rnngen.errors import RnngenError
 from rnngen.ngram import KneserNey
+from rnngen.ngram.pages import release as release_pages
 from rnngen.provenance import Provenance
 from rnngen.textio import Span, file_sha256, iter_text, make_dir, read_text
 from rnngen.tokenizer import Tokenizer
@@ -126,32 +127,62 @@ def with_context(tokenizer: Tokenizer, ids: np.ndarray) -> np.ndarray:
     return np.concatenate([np.array([tokenizer.newline_id], dtype=ids.dtype), ids])
 
 
+HASH_CHUNK = 1 << 24  # ids hashed at a time
+
+
 def ngram_key(train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha256: str) -> str:
-    """What names an n-gram in the cache: its training tokens, tokenizer and order."""
-    digest = hashlib.sha256(np.ascontiguousarray(train_ids).tobytes())
+    """What names an n-gram in the cache: its training tokens, tokenizer and order.
+
+    The ids are hashed a chunk at a time (the same digest as hashing their bytes whole), and
+    the pages of memory-mapped ids are given back as they go.
+    """
+    digest = hashlib.sha256()
+    for start in range(0, len(train_ids), HASH_CHUNK):
+        piece = train_ids[start : start + HASH_CHUNK]
+        digest.update(np.ascontiguousarray(piece).data)
+        release_pages(piece)
     digest.update(f"{tokenizer_sha256}:{order}:{vocab_size}".encode())
     return digest.hexdigest()[:24]
 
 
 def cached_ngram(
-    train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha256: str
+    train_ids: np.ndarray,
+    order: int,
+    vocab_size: int,
+    tokenizer_sha256: str,
+    *,
+    memory: int | None = None,
 ) -> tuple[KneserNey, bool]:
-    """The n-gram of these training tokens, tokenizer and order, built once and cached."""
+    """The n-gram of these training tokens, tokenizer and order, built once and cached.
+
+    The model is memory-mapped from its cache file (loading is instant and processes share
+    its pages); it is built within `memory` bytes (see KneserNey.fit), spilling to a scratch
+    directory inside the cache's ngram/ folder. A cache of an older format is rebuilt.
+    """
     key = ngram_key(train_ids, order, vocab_size, tokenizer_sha256)
     path = cache_root() / "ngram" / f"{key}.safetensors"
     if path.exists():
         try:
             return KneserNey.load(path), True
-        except RnngenError:  # damaged: build it again
+        except RnngenError:  # damaged, or an older format: build it again
             with contextlib.suppress(OSError):
                 path.unlink()
-    model = KneserNey.fit(train_ids, order, vocab_size)
     # The cache only saves time: a cache that cannot be written (a full disk, a read-only
     # directory, RNNGEN_CACHE naming a file) costs a rebuild next time, not this result.
-    with contextlib.suppress(RnngenError):
+    try:
         make_dir(path.parent, "n-gram cache")
         remove_stale_temporaries(path.parent)
-        model.save(path)
+    except RnngenError:
+        return KneserNey.fit(train_ids, order, vocab_size, memory=memory), False
+    model = KneserNey.fit(
+        train_ids,
+        order,
+        vocab_size,
+        memory=memory,
+        scratch_dir=path.parent,
+        path=path,
+        path_optional=True,
+    )
     return model, False
 
 
@@ -168,14 +199,19 @@ class TrainingNGram:
 
 
 def training_ngram(
-    provenance: Provenance | None, tokenizer: Tokenizer, order: int, train: Path | None = None
+    provenance: Provenance | None,
+    tokenizer: Tokenizer,
+    order: int,
+    train: Path | None = None,
+    *,
+    memory: int | None = None,
 ) -> TrainingNGram:
     """The Kneser-Ney model of exactly the checkpoint's training tokens (or of --train FILE),
-    built once per tokens, tokenizer and order and cached: what eval, score --ngram and
-    sample --ngram compare with or sample from."""
+    built once per tokens, tokenizer and order (within `memory` bytes) and cached: what eval,
+    score --ngram and sample --ngram compare with or sample from."""
     ids, source = training_ids(provenance, tokenizer, train)
     started = time.perf_counter()
-    model, cached = cached_ngram(ids, order, tokenizer.vocab_size, tokenizer.sha256)
+    model, cached = cached_ngram(ids, order, tokenizer.vocab_size, tokenizer.sha256, memory=memory)
     seconds = time.perf_counter() - started
     key = ngram_key(ids, order, tokenizer.vocab_size, tokenizer.sha256)
     return TrainingNGram(model, len(ids), source, cached, seconds, key)

@@ -70,12 +70,19 @@ class TokenizedCorpus:
             raise RnngenError(f"{damaged}: {describe(e)}") from None
         if split not in self._checked:
             limit = self.tokenizer.vocab_size
-            for start in range(0, len(ids), CHECK_CHUNK):
-                top = int(ids[start : start + CHECK_CHUNK].max())
-                if top >= limit:
-                    raise RnngenError(
-                        f"{damaged} holds id {top}, out of range for a vocabulary of {limit}"
-                    )
+            # Read, not through the mapping: a mapped page once read stays in this process's
+            # resident set, and a whole corpus's worth would show in its peak memory.
+            try:
+                with open(file, "rb") as f:
+                    while (chunk := np.fromfile(f, dtype, CHECK_CHUNK)).size:
+                        top = int(chunk.max())
+                        if top >= limit:
+                            raise RnngenError(
+                                f"{damaged} holds id {top}, out of range for a vocabulary of "
+                                f"{limit}"
+                            )
+            except OSError as e:
+                raise RnngenError(f"{damaged}: {describe(e)}") from None
             self._checked.add(split)
         return ids
 

@@ -72,10 +72,14 @@ class Level:
     logprob: Column
     logbackoff: Column | None  # None at the top order
 
-    def table(self) -> OrderTable:
-        """The level in memory."""
-        backoff = np.zeros(0) if self.logbackoff is None else self.logbackoff.read()
-        return OrderTable(self.keys.read(), self.logprob.read(), backoff)
+    def take(self) -> OrderTable:
+        """The level in memory, each column freed once read."""
+        arrays = []
+        for column in (self.keys, self.logprob, self.logbackoff):
+            arrays.append(np.zeros(0) if column is None else column.read())
+            if column is not None:
+                column.free()
+        return OrderTable(*arrays)
 
 
 def estimate(

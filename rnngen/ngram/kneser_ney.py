@@ -94,6 +94,7 @@ class KneserNey:
         memory: int | Plan | None = None,
         scratch_dir: str | os.PathLike | None = None,
         path: str | os.PathLike | None = None,
+        path_optional: bool = False,
     ) -> KneserNey:
         """Estimate from one token stream (stream mode); ids must lie in [0, vocab_size).
 
@@ -101,8 +102,9 @@ class KneserNey:
         budget in bytes (default: budget.default_memory()); beyond it, intermediate arrays
         spill to a scratch directory inside scratch_dir (default: the system's temporary
         directory), removed when the build ends however it ends. path: also write the model
-        there (atomically) and return it memory-mapped from that file. The model is the same
-        whatever the budget.
+        there (atomically) and return it memory-mapped from that file; with path_optional (a
+        cache), a path that cannot be written is passed over rather than an error. The model
+        is the same whatever the budget.
         """
         _check_order(order)
         if vocab_size < 1:
@@ -111,10 +113,14 @@ class KneserNey:
         if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
             raise RnngenError("training ids must be a 1-D array of integer token ids")
         stream = TokenStream(ids, vocab_size, vocab_size, leading_bos=True, what="training ids")
-        return cls._estimate(stream, order, vocab_size, False, memory, scratch_dir, path)
+        return cls._estimate(
+            stream, order, vocab_size, False, memory, scratch_dir, path, path_optional
+        )
 
     @classmethod
-    def _estimate(cls, stream, order, vocab_size, sentence_mode, memory, scratch_dir, path):
+    def _estimate(
+        cls, stream, order, vocab_size, sentence_mode, memory, scratch_dir, path, optional=False
+    ):
         """Run the estimator in a scratch directory and make the model (see fit)."""
         if isinstance(memory, Plan):
             plan = memory
@@ -125,14 +131,20 @@ class KneserNey:
             stats, unigram, levels = estimate(
                 stream, order, vocab_size, sentence_mode=sentence_mode, scratch=scratch
             )
-            if path is None and scratch.spilled:
+            if path is not None:
+                try:
+                    _write(path, stats, unigram, levels)
+                    return cls.load(path)
+                except RnngenError:
+                    if not optional:
+                        raise
+            if scratch.spilled:
                 # Too big to gather in memory: map it from a file that the scratch directory's
                 # removal unlinks (the mapping keeps its pages until the model goes).
                 path = scratch.new_file("model")
-            if path is None:
-                return cls(stats, unigram, [level.table() for level in levels])
-            _write(path, stats, unigram, levels)
-            return cls.load(path)
+                _write(path, stats, unigram, levels)
+                return cls.load(path)
+            return cls(stats, unigram, [level.take() for level in levels])
 
     def logprobs(self, ids: np.ndarray) -> np.ndarray:
         """ln p(ids[t] | up to order-1 preceding ids) for t >= 1, shape (len(ids)-1,).
