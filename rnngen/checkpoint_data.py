@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,26 @@ from pathlib import Path
 import numpy as np
 
 from rnngen.atomic import remove_stale_temporaries
-from rnngen.data import cache_root, cached_dir_of, is_tokenized_dir, load_tokenized
+from rnngen.data import (
+    cache_root,
+    cached_dir_of,
+    encode_to_file,
+    is_tokenized_dir,
+    load_tokenized,
+)
 from rnngen.errors import RnngenError
 from rnngen.ngram import KneserNey
 from rnngen.ngram.pages import release as release_pages
 from rnngen.provenance import Provenance
-from rnngen.textio import Span, file_sha256, iter_text, make_dir, read_text
+from rnngen.textio import (
+    Span,
+    check_file,
+    file_sha256,
+    is_stream,
+    iter_text,
+    make_dir,
+    read_text,
+)
 from rnngen.tokenizer import Tokenizer
 
 
@@ -64,8 +79,8 @@ def stored_ids(provenance: Provenance, tokenizer: Tokenizer, split: str) -> np.n
     return None
 
 
-def source_text(provenance: Provenance, split: str) -> str | None:
-    """The text of a split re-read from its source file, if the file is unchanged."""
+def source_span(provenance: Provenance, split: str) -> Span | None:
+    """Where a split's text lies in its source file, if the file is unchanged."""
     info = provenance.splits.get(split)
     if info is None:
         return None
@@ -76,7 +91,20 @@ def source_text(provenance: Provenance, split: str) -> str | None:
             return None
     except OSError:  # unreadable now: as good as gone
         return None
-    return span_text(Span(path, info.start, info.end))
+    return Span(path, info.start, info.end)
+
+
+def source_text(provenance: Provenance, split: str) -> str | None:
+    """The text of a split re-read from its source file, if the file is unchanged."""
+    span = source_span(provenance, split)
+    return None if span is None else span_text(span)
+
+
+def encoded_span(span: Span, tokenizer: Tokenizer) -> np.ndarray:
+    """A file's span encoded a chunk at a time into a memory-mapped temporary file: a large
+    training text is never held, as text or as ids."""
+    texts = (text for text, _ in iter_text(span))
+    return encode_to_file(texts, tokenizer, ngram_work_dir(), "rnngen-train-ids.bin")
 
 
 def heldout_text(provenance: Provenance | None, tokenizer: Tokenizer, data: Path | None) -> Text:
@@ -102,19 +130,22 @@ def training_ids(
 ) -> tuple[np.ndarray, str]:
     """The n-gram's training tokens: --train FILE, else exactly the checkpoint's."""
     if train is not None:
-        return tokenizer.encode_array(read_text(train, "--train file")), str(train)
+        if is_stream(train):  # a pipe is read once, as it comes
+            return tokenizer.encode_array(read_text(train, "--train file")), str(train)
+        check_file(train, "--train file")
+        return encoded_span(Span(train, 0, train.stat().st_size), tokenizer), str(train)
     provenance = require(provenance)
     ids = stored_ids(provenance, tokenizer, "train")
     if ids is not None:
         return ids, "the checkpoint's training tokens"
-    text = source_text(provenance, "train")
-    if text is None:
+    span = source_span(provenance, "train")
+    if span is None:
         split = provenance.splits.get("train")
         raise RnngenError(
             f"the checkpoint's training corpus {split.source if split else '?'!r} has moved or "
             "changed since training; give --train FILE for the n-gram baseline"
         )
-    return tokenizer.encode_array(text), "the checkpoint's training corpus"
+    return encoded_span(span, tokenizer), "the checkpoint's training corpus"
 
 
 def require(provenance: Provenance | None) -> Provenance:
@@ -128,6 +159,17 @@ def with_context(tokenizer: Tokenizer, ids: np.ndarray) -> np.ndarray:
 
 
 HASH_CHUNK = 1 << 24  # ids hashed at a time
+
+
+def ngram_work_dir() -> Path:
+    """Where n-gram builds put their scratch files: beside the n-gram cache, or in the
+    system's temporary directory when the cache cannot be made."""
+    directory = cache_root() / "ngram"
+    try:
+        make_dir(directory, "n-gram cache")
+    except RnngenError:
+        return Path(tempfile.gettempdir())
+    return directory
 
 
 def ngram_key(train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha256: str) -> str:

@@ -84,21 +84,31 @@ def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | N
 
 
 def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
-    from rnngen.checkpoint_data import with_context
+    from rnngen.checkpoint_data import ngram_work_dir, with_context
+    from rnngen.data import encode_to_file
     from rnngen.ngram import KneserNey
     from rnngen.ngram.kenlm import write_arpa
-    from rnngen.textio import read_text
+    from rnngen.textio import Span, is_stream, iter_text, read_text, sample_chars, sample_text
     from rnngen.tokenizer import train_tokenizer
 
     config = args.tokenizer_config(kind, vocab_size)
-    train_text = read_text(train, "training file")  # read once: TRAIN may be a pipe
-    tokenizer = train_tokenizer(_sample(train_text, config.sample_bytes), config)
-    train_ids = tokenizer.encode_array(train_text)
-    del train_text
+    if is_stream(train):  # read once: a pipe's text is held, then encoded a piece at a time
+        text = read_text(train, "training file")
+        sample = sample_text(text, config.sample_bytes)
+        pieces = _pieces(text)
+    else:  # a file is read twice (sample, then encode), never held whole
+        span = Span(train, 0, train.stat().st_size)
+        sample = sample_chars(span, config.sample_bytes)
+        pieces = (text for text, _ in iter_text(span))
+    tokenizer = train_tokenizer(sample, config)
+    del sample
+    work = ngram_work_dir()
+    train_ids = encode_to_file(pieces, tokenizer, work, "rnngen-ngram-ids.bin")
     test_text = read_text(test, "test file")
     started = time.perf_counter()
-    model = KneserNey.fit(train_ids, order, tokenizer.vocab_size)
+    model = KneserNey.fit(train_ids, order, tokenizer.vocab_size, scratch_dir=work)
     build_seconds = time.perf_counter() - started
+    del train_ids
     logp = model.logprobs(with_context(tokenizer, tokenizer.encode_array(test_text)))
     if arpa:
         write_arpa(
@@ -120,14 +130,13 @@ def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | 
     }
 
 
-def _sample(text: str, sample_chars: int, pieces: int = 64) -> list[str]:
-    """Lines from `pieces` evenly spaced places of the text, as textio.sample_lines does."""
-    if len(text) <= sample_chars:
-        return text.split("\n")
-    step, piece = len(text) // pieces, sample_chars // pieces
-    return [
-        line for i in range(pieces) for line in text[i * step : i * step + piece].split("\n")[1:-1]
-    ]
+def _pieces(text: str, size: int = 1 << 22):
+    """A held text in pieces of about `size` characters, each ending at a line end."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + size) + 1 or len(text)
+        yield text[start:end]
+        start = end
 
 
 def _arpa_name(piece: str) -> str:

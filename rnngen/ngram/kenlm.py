@@ -156,7 +156,7 @@ def write_arpa(
         )
     known = set(names)
     extra = [] if model.stats.sentence_mode else [m for m in (BOS, EOS, UNK) if m not in known]
-    tables = [model.ngram_table(k) for k in range(1, model.order + 1)]
+    tables = [model.ngram_columns(k) for k in range(1, model.order + 1)]
     if isinstance(path_or_file, (str, os.PathLike)):
         remove_stale_temporaries(os.path.dirname(os.fspath(path_or_file)) or ".")
         with output_file(path_or_file, "wb") as f:

@@ -249,6 +249,22 @@ class KneserNey:
             np.zeros(level.keys.size) if top else level.logbackoff,
         )
 
+    def ngram_columns(self, k: int) -> tuple:
+        """ngram_table(k) without computing whole columns: prefix and last are views that
+        divide the keys only of the rows asked for, and the top order's lnbo is None (it has
+        none). What the ARPA writer reads, a chunk of rows at a time, for models of any size.
+        """
+        if k == 1:
+            return self.ngram_table(1)
+        level = self._levels[k - 2]
+        top = k == self.order
+        return (
+            _KeyPart(level.keys, self._radix, last=False),
+            _KeyPart(level.keys, self._radix, last=True),
+            level.logprob,
+            None if top else level.logbackoff,
+        )
+
     def _lookup(self, level: OrderTable, prefix: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Ids of the n-grams (prefix id, token) in level, -1 where absent; shapes (m,)."""
         if level.keys.size == 0:
@@ -303,6 +319,21 @@ class KneserNey:
         except (KeyError, TypeError, ValueError) as exc:
             raise RnngenError(f"n-gram model {path} is damaged: {exc!r}") from None
         return cls(stats, unigram, levels)
+
+
+class _KeyPart:
+    """keys // radix (prefix) or keys % radix (last) of any rows, computed when asked for."""
+
+    def __init__(self, keys: np.ndarray, radix: int, *, last: bool):
+        self.keys, self.radix, self.last = keys, radix, last
+        self.size = keys.size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, rows):
+        keys = self.keys[rows]
+        return keys % self.radix if self.last else keys // self.radix
 
 
 def _write(path, stats: NGramStats, unigram: OrderTable, levels: list) -> None:
