@@ -228,6 +228,18 @@ def cached_ngram(
     return model, False
 
 
+def build_memory(stats, memory: int | None) -> str:
+    """How a build used its memory budget, for a log line."""
+    from rnngen.ngram.budget import describe_memory, format_size
+
+    spilled = (
+        f"{format_size(stats.spilled_bytes)} spilled to disk"
+        if stats.spilled_bytes
+        else "in memory"
+    )
+    return f"{spilled}; n-gram memory {describe_memory(memory)}"
+
+
 @dataclass(frozen=True, eq=False)
 class TrainingNGram:
     """The n-gram of a checkpoint's training tokens, with what a report says about it."""

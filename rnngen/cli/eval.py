@@ -55,6 +55,7 @@ def evaluate(
         None, "--train", help="Training text for the n-gram, if the checkpoint's corpus moved."
     ),
     ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the Kneser-Ney baseline."),
+    ngram_memory: str = args.NgramMemory,
     mix: str = typer.Option(
         "fit",
         "--mix",
@@ -92,6 +93,7 @@ def evaluate(
         data=data,
         train=train,
         ngram_order=ngram_order,
+        ngram_memory=args.ngram_memory(ngram_memory),
         mix=None if no_mix else parse_mix(mix),
         dynamic=dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay),
         json_output=json_output,
@@ -109,6 +111,7 @@ def score(
     ),
     ngram: bool = typer.Option(False, "--ngram", help="Score with the n-gram baseline instead."),
     ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the n-gram baseline."),
+    ngram_memory: str = args.NgramMemory,
     mix: str = typer.Option(
         None,
         "--mix",
@@ -140,6 +143,7 @@ def score(
             "--ngram scores with the n-gram alone; it does not go with --mix or --dynamic"
         )
     dynamic_options = dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
+    memory = args.ngram_memory(ngram_memory)
     # The input is checked before the model loads: a bad one fails at once.
     if input_file == "-":
         source = iter_lines(stdin_binary("score"), "stdin")
@@ -155,7 +159,7 @@ def score(
         from rnngen.provenance import checkpoint_provenance
 
         provenance = checkpoint_provenance(meta, required=False)
-        baseline = training_ngram(provenance, tokenizer, ngram_order, train)
+        baseline = training_ngram(provenance, tokenizer, ngram_order, train, memory=memory)
         if mix_option is not None:
             weight = mixture_weight(
                 mix_option, model, tokenizer, provenance, baseline, torch_device

@@ -26,6 +26,7 @@ def ngram(
     kind: str = args.Kind,
     vocab_size: int | None = args.VocabSize,
     arpa: Path = typer.Option(None, "--arpa", help="Also write the model in ARPA format."),
+    ngram_memory: str = args.NgramMemory,
     quiet: bool = args.Quiet,
     json_output: bool = args.Json,
 ) -> None:
@@ -36,6 +37,7 @@ def ngram(
     With --words, it computes what KenLM's lmplz and query do, to their numbers.
     """
     from rnngen.ngram import MAX_ORDER
+    from rnngen.ngram.budget import describe_memory, format_size
     from rnngen.textio import check_input, make_dir
 
     if not 1 <= order <= MAX_ORDER:
@@ -46,8 +48,12 @@ def ngram(
         if os.path.isdir(arpa) or arpa.name in ("", ".", ".."):
             raise RnngenError(f"--arpa {str(arpa)!r} is a directory; give a file name")
         make_dir(arpa.parent, "--arpa directory")
+    memory = args.ngram_memory(ngram_memory)
     reporter = Reporter(quiet)
-    report = (_words if words else _tokens)(train, test, order, kind, vocab_size, arpa)
+    reporter.log(f"n-gram memory {describe_memory(memory)}")
+    report = (_words if words else _tokens)(train, test, order, kind, vocab_size, arpa, memory)
+    if report["spilled_bytes"]:
+        reporter.log(f"the build spilled {format_size(report['spilled_bytes'])} to disk")
     for stats_order in report.pop("fallback_orders"):
         reporter.warn(
             f"order {stats_order}: too little data to estimate discounts; used (0.5, 1, 1.5)"
@@ -62,12 +68,15 @@ def ngram(
     _print(report)
 
 
-def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
+def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) -> dict:
+    from rnngen.checkpoint_data import ngram_work_dir
     from rnngen.ngram.kenlm import fit_sentences, score_sentences, write_arpa
     from rnngen.textio import open_lines
 
     started = time.perf_counter()
-    model, words = fit_sentences(open_lines(train, "training file"), order)
+    model, words = fit_sentences(
+        open_lines(train, "training file"), order, memory=memory, scratch_dir=ngram_work_dir()
+    )
     build_seconds = time.perf_counter() - started
     result = score_sentences(model, words, open_lines(test, "test file"))
     if arpa:
@@ -83,10 +92,11 @@ def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | N
     }
 
 
-def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
+def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) -> dict:
     from rnngen.checkpoint_data import ngram_work_dir, with_context
     from rnngen.data import encode_to_file
     from rnngen.ngram import KneserNey
+    from rnngen.ngram.budget import check_memory
     from rnngen.ngram.kenlm import write_arpa
     from rnngen.textio import Span, is_stream, iter_text, read_text, sample_chars, sample_text
     from rnngen.tokenizer import train_tokenizer
@@ -102,11 +112,13 @@ def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | 
         pieces = (text for text, _ in iter_text(span))
     tokenizer = train_tokenizer(sample, config)
     del sample
+    if memory is not None:
+        check_memory(memory, tokenizer.vocab_size)
     work = ngram_work_dir()
     train_ids = encode_to_file(pieces, tokenizer, work, "rnngen-ngram-ids.bin")
     test_text = read_text(test, "test file")
     started = time.perf_counter()
-    model = KneserNey.fit(train_ids, order, tokenizer.vocab_size, scratch_dir=work)
+    model = KneserNey.fit(train_ids, order, tokenizer.vocab_size, memory=memory, scratch_dir=work)
     build_seconds = time.perf_counter() - started
     del train_ids
     logp = model.logprobs(with_context(tokenizer, tokenizer.encode_array(test_text)))
@@ -156,6 +168,8 @@ def _stats(model, build_seconds: float) -> dict:
         },
         "fallback_orders": stats.fallback_orders,
         "build_seconds": round(build_seconds, 3),
+        "memory_budget": stats.memory_budget,
+        "spilled_bytes": stats.spilled_bytes,
     }
 
 

@@ -57,6 +57,14 @@ def default_memory() -> tuple[int, str]:
     return max(budget, 64 * MIB), why
 
 
+def describe_memory(budget: int | None) -> str:
+    """The budget a build gets, in words for the log: "3.0 GiB (1/8 of 23.4 GiB of memory)"."""
+    if budget is None:
+        size, why = default_memory()
+        return f"{format_size(size)} ({why}; --ngram-memory to change)"
+    return f"{format_size(budget)} (--ngram-memory)"
+
+
 def parse_memory(text: str, what: str = "--ngram-memory") -> int:
     """Bytes from SIZE as the module docstring says; a bad value is a one-line RnngenError."""
     value = text.strip().upper()
@@ -79,7 +87,8 @@ def check_memory(budget: int, vocab_size: int, what: str = "--ngram-memory") -> 
     if budget < least:
         raise RnngenError(
             f"{what} {format_size(budget)} is too small for the n-gram estimator: "
-            f"it needs at least {format_size(least)} (for a vocabulary of {vocab_size})"
+            f"it needs at least {format_size(least)}"
+            + (f" (for a vocabulary of {vocab_size})" if vocab_size else "")
         )
     return budget
 

@@ -53,6 +53,8 @@ class NGramStats:
     build_seconds: float
     train_tokens: int  # predicted training tokens (sentence mode: words + one </s> per line)
     sentence_mode: bool  # True when BOS (= vocab_size) may start a context
+    memory_budget: int = 0  # bytes the estimator was given (0: not recorded)
+    spilled_bytes: int = 0  # bytes it wrote to its scratch directory
 
 
 @dataclass
@@ -159,6 +161,8 @@ def estimate(
         build_seconds=time.perf_counter() - start,
         train_tokens=counts.tokens,
         sentence_mode=sentence_mode,
+        memory_budget=plan.budget,
+        spilled_bytes=scratch.written,
     )
     return stats, unigram, levels
 

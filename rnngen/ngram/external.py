@@ -79,6 +79,7 @@ class Scratch:
         self.parent = Path(parent) if parent is not None else None
         self.path: Path | None = None
         self.held = 0  # bytes of columns in memory
+        self.written = 0  # bytes written to the scratch directory
         self.spilled = False
         self._names = 0
         self._previous_handler = None
@@ -221,6 +222,7 @@ class Column:
         self._held = 0
 
     def _write(self, rows: np.ndarray) -> None:
+        self.scratch.written += rows.nbytes
         try:
             _write_to(self._handle, rows)
         except OSError as e:
