@@ -19,8 +19,8 @@ Corpus: real text that nobody here wrote, never committed; made once under --wor
   --source torch  the .py/.pyi/.h/.hpp/.cpp files of the torch 2.13.0 CPU wheel (89 MB)
   --source DIR    the text files under any directory
 Files are sorted by path and concatenated (files that are not UTF-8 or hold NUL bytes are
-skipped). TRAIN of size S is the first S bytes, cut back to a line end; VALID and TEST are the
-last 250 kB and the 250 kB before them (cut at line ends), the same for every size: small,
+skipped). TRAIN of size S is the first S bytes, cut back to a line end; TEST is the last 250 kB
+of the corpus and VALID the 250 kB before it (cut at line ends), the same for every size: small,
 since the RNN scores only about 10 k tokens a second on 2 loaded cores.
 
     python benchmarks/bench_scale.py --source linux --sizes 10M,100M,1G --memory 1G \\
