@@ -302,3 +302,30 @@ def test_saved_models_open_in_safetensors(tmp_path):
     loaded = load_file(str(tmp_path / "m.safetensors"))
     np.testing.assert_array_equal(loaded["keys_3"], model._levels[1].keys)
     assert os.path.getsize(tmp_path / "m.safetensors") % 8 == 0
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_ngram_memory_on_the_command_line(tmp_path, tiny_corpus):
+    import json
+
+    from typer.testing import CliRunner
+
+    from rnngen.cli import app
+
+    runner = CliRunner()
+    base = ["ngram", str(tiny_corpus), "--test", str(tiny_corpus), "--order", "3", "--json"]
+    small = runner.invoke(app, [*base, "--ngram-memory", "1M"])
+    assert small.exit_code == 1
+    assert small.stderr.count("\n") == 1 and "at least 16.0 MiB" in small.stderr
+    default = json.loads(runner.invoke(app, base).stdout)
+    given = runner.invoke(app, [*base, "--ngram-memory", "64M"])
+    assert given.exit_code == 0, given.output
+    report = json.loads(given.stdout)
+    assert report["memory_budget"] == 64 << 20 and report["spilled_bytes"] == 0
+    assert report["ppl_including_oov"] == default["ppl_including_oov"]
+    assert "n-gram memory 64.0 MiB (--ngram-memory)" in given.stderr
+    for command in (["eval"], ["score", "--ngram"], ["sample", "--ngram"]):
+        bad = runner.invoke(app, [*command, str(tiny_corpus), "--ngram-memory", "lots"])
+        assert bad.exit_code == 1 and "not a size" in bad.stderr, command
