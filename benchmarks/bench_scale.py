@@ -111,6 +111,16 @@ def main() -> None:
     parser.add_argument("--lmplz", default=os.environ.get("LMPLZ") or shutil.which("lmplz"))
     parser.add_argument("--work", type=Path, default=Path("scale-data"))
     parser.add_argument("--keep-arpa", action="store_true", help="keep the (large) ARPA files")
+    parser.add_argument(
+        "--test-after",
+        help="TEST is this many bytes right after TRAIN (e.g. 2M), VALID the 250 kB after it, "
+        "instead of the corpus's end (the issue's torch recipe: --sizes 85M --test-after 2M)",
+    )
+    parser.add_argument("--no-arpa", action="store_true", help="the ngram stage without --arpa")
+    parser.add_argument(
+        "--rnngen-path",
+        help="run the rnngen commands of another checkout (PYTHONPATH=DIR), to compare",
+    )
     options = parser.parse_args()
     work = options.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -133,6 +143,10 @@ def main() -> None:
     results["growth"] = growth(results["sizes"], options.sizes.split(","))
     results["load_average_after"] = os.getloadavg()[0]
     print(json.dumps(results))
+
+
+def to_bytes(label: str) -> int:
+    return int(float(label[:-1]) * UNITS[label[-1].upper()]) if label[-1].isalpha() else int(label)
 
 
 # --- the corpus -------------------------------------------------------------------------------
@@ -184,21 +198,34 @@ def source_files(source: str, work: Path):
         yield path.read_bytes()
 
 
-def split_corpus(corpus: Path, size: int, work: Path, label: str) -> tuple[Path, Path, Path]:
-    """TRAIN (the first `size` bytes, to a line end), VALID and TEST (from the end)."""
+def split_corpus(
+    corpus: Path, size: int, work: Path, label: str, test_after: str | None
+) -> tuple[Path, Path, Path]:
+    """TRAIN (the first `size` bytes, to a line end), VALID and TEST (from the end, or with
+    test_after right after TRAIN)."""
     total = corpus.stat().st_size
-    valid_start = line_start(corpus, total - sum(HELD_OUT))
-    test_start = line_start(corpus, total - HELD_OUT[1])
-    if size > valid_start:
+    train_end = line_start(corpus, size)
+    if test_after:
+        test_start = train_end
+        valid_start = line_start(corpus, test_start + to_bytes(test_after))
+        bounds = {"test": (test_start, valid_start)}
+        bounds["valid"] = (valid_start, line_start(corpus, valid_start + HELD_OUT[0]))
+        suffix = f"-after-{label}"
+    else:
+        valid_start = line_start(corpus, total - sum(HELD_OUT))
+        test_start = line_start(corpus, total - HELD_OUT[1])
+        bounds = {"valid": (valid_start, test_start), "test": (test_start, total)}
+        suffix = ""
+    if train_end > min(start for start, _ in bounds.values()) or valid_start >= total:
         raise SystemExit(f"the corpus ({total} bytes) is too small for {label} + held-out text")
     files = {}
-    for name, start, end in (("valid", valid_start, test_start), ("test", test_start, total)):
-        files[name] = work / f"{name}.txt"
+    for name, (start, end) in bounds.items():
+        files[name] = work / f"{name}{suffix}.txt"
         if not files[name].exists():
             copy_range(corpus, start, end, files[name])
     train = work / f"train-{label}.txt"
     if not train.exists():
-        copy_range(corpus, 0, line_start(corpus, size), train)
+        copy_range(corpus, 0, train_end, train)
     return train, files["valid"], files["test"]
 
 
@@ -227,10 +254,12 @@ def copy_range(path: Path, start: int, end: int, out: Path) -> None:
 
 
 def run_size(corpus: Path, size: int, label: str, stages: list[str], options, work: Path) -> dict:
-    train, valid, test = split_corpus(corpus, size, work, label)
+    train, valid, test = split_corpus(corpus, size, work, label, options.test_after)
     here = work / label
     here.mkdir(exist_ok=True)
     env = dict(os.environ, RNNGEN_CACHE=str(here / "cache"))
+    if options.rnngen_path:
+        env["PYTHONPATH"] = options.rnngen_path
     rnngen = [sys.executable, "-m", "rnngen"]
     tokenized, checkpoint = here / "tokenized", here / "model.safetensors"
     figures: dict = {"train_bytes": train.stat().st_size}
@@ -256,13 +285,17 @@ def run_size(corpus: Path, size: int, label: str, stages: list[str], options, wo
         figures["eval"] = out
     arpa = work / "out.arpa"
     if "ngram" in stages:
+        arpa_option = [] if options.no_arpa else ["--arpa", str(arpa)]
         out = run([*rnngen, "ngram", str(train), "--test", str(test), "--order", "5",
-                   "--arpa", str(arpa), "--json", "-q"], env, keep_stdout=True)  # fmt: skip
+                   *arpa_option, "--json", "-q"], env, keep_stdout=True)  # fmt: skip
         report = json.loads(out.pop("stdout"))
         out |= {"build_seconds": report["build_seconds"],
-                "ppl": round(report["ppl_including_oov"], 4),
+                "ppl": round(report["ppl_including_oov"], 6),
+                "train_tokens": report["train_tokens"],
                 "ngrams": sum(report["ngram_counts"].values()),
-                "arpa_mb": round(arpa.stat().st_size / 1e6)}  # fmt: skip
+                "spilled_bytes": report.get("spilled_bytes")}  # fmt: skip
+        if not options.no_arpa:
+            out["arpa_mb"] = round(arpa.stat().st_size / 1e6)
         figures["ngram"] = out
     if "build" in stages:
         child = [sys.executable, "-c", BUILD_CHILD, str(tokenized), options.memory, str(arpa),
