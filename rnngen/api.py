@@ -113,6 +113,7 @@ def compare(
     data: str | Path | None = None,
     *,
     ngram_order: int = 5,
+    ngram_memory: int | str | None = None,
     train: str | Path | None = None,
     device: str = "auto",
     mix: float | str | None = "fit",
@@ -123,9 +124,12 @@ def compare(
     their mixture (`mix`: "fit" for the weight fit on the validation split, a weight in [0, 1],
     or None for no mixture row); with `dynamic` (a `rnngen.dynamic.DynamicConfig`, or True for
     its defaults) the model adapting as it reads; on `rnngen synth` text also the oracle and
-    agreement accuracy."""
+    agreement accuracy. `ngram_memory` bounds the n-gram's build: bytes, or a size such as
+    "2G" or "25%" (default rnngen.ngram.budget.default_memory(); the model is the same
+    whatever it is)."""
     from rnngen.interpolate import parse_mix
     from rnngen.ngram import MAX_ORDER
+    from rnngen.ngram.budget import parse_memory
     from rnngen.report import compare_model
 
     if not 1 <= ngram_order <= MAX_ORDER:
@@ -142,6 +146,8 @@ def compare(
         lm.model, lm.tokenizer, lm.provenance, lm.device, checkpoint=str(lm.path),
         data=Path(data) if data is not None else None,
         train=Path(train) if train is not None else None, ngram_order=ngram_order,
+        ngram_memory=parse_memory(ngram_memory, "ngram_memory")
+        if isinstance(ngram_memory, str) else ngram_memory,
         mix=mix, dynamic=dynamic,
     )  # fmt: skip
 

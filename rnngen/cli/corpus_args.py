@@ -31,6 +31,14 @@ TestFrac = typer.Option(
     "--test-frac",
     help="Share of CORPUS held out for test [default: 0.05, or 0 when --valid is given].",
 )
+NgramMemory = typer.Option(
+    None,
+    "--ngram-memory",
+    metavar="SIZE",
+    help="Memory for building the n-gram: bytes, 512M, 4G or 25% of RAM [default: 1/8 of "
+    "RAM, at most half of what is free]. Beyond it the build spills to a scratch folder beside "
+    "the n-gram cache; the model is the same.",
+)
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress or log lines on stderr.")
 Json = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 Threads = typer.Option(
@@ -63,6 +71,15 @@ def resolve_spans(corpus, valid, test, valid_frac, test_frac):
     from rnngen.train_data import resolve_spans as spans_of
 
     return spans_of(corpus, valid, test, valid_frac, test_frac)
+
+
+def ngram_memory(text: str | None) -> int | None:
+    """--ngram-memory in bytes (None: the default budget), checked."""
+    if text is None:
+        return None
+    from rnngen.ngram.budget import check_memory, parse_memory
+
+    return check_memory(parse_memory(text), 0)  # the least any vocabulary needs
 
 
 def tokenizer_config(kind: str, vocab_size: int | None) -> TokenizerConfig:

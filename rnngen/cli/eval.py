@@ -55,6 +55,7 @@ def evaluate(
         None, "--train", help="Training text for the n-gram, if the checkpoint's corpus moved."
     ),
     ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the Kneser-Ney baseline."),
+    ngram_memory: str = args.NgramMemory,
     mix: str = typer.Option(
         None,
         "--mix",
@@ -98,6 +99,7 @@ def evaluate(
         data=data,
         train=train,
         ngram_order=ngram_order,
+        ngram_memory=args.ngram_memory(ngram_memory),
         mix=None if no_mix else parse_mix("fit" if mix is None else mix),
         dynamic=dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay),
         json_output=json_output,
@@ -116,6 +118,7 @@ def score(
     ),
     ngram: bool = typer.Option(False, "--ngram", help="Score with the n-gram baseline instead."),
     ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the n-gram baseline."),
+    ngram_memory: str = args.NgramMemory,
     mix: str = typer.Option(
         None,
         "--mix",
@@ -150,6 +153,7 @@ def score(
             raise contradiction("--ngram", other, "--ngram scores with the n-gram alone")
     mix_option = parse_mix(mix) if mix is not None else None
     dynamic_options = dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
+    memory = args.ngram_memory(ngram_memory)
     # The input is checked before the model loads: a bad one fails at once.
     if input_file == "-":
         source = iter_lines(stdin_binary("score"), "stdin")
@@ -158,7 +162,7 @@ def score(
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
     with args.computing(plan, torch_device, Reporter(quiet)):
         line_score = _line_scorer(model, tokenizer, meta, torch_device, ngram, ngram_order,
-                                  mix_option, dynamic_options, train)  # fmt: skip
+                                  mix_option, dynamic_options, train, memory)  # fmt: skip
         for line in source:
             s = line_score(line)
             record = {"text": s.text, "tokens": s.tokens, "logprob": s.logprob, "ppl": s.ppl}
@@ -166,7 +170,7 @@ def score(
 
 
 def _line_scorer(model, tokenizer, meta, torch_device, ngram: bool, ngram_order: int,
-                 mix_option, dynamic_options, train: Path | None):  # fmt: skip
+                 mix_option, dynamic_options, train: Path | None, memory):  # fmt: skip
     """score's line_scorer: the RNN, the n-gram, or their mixture, adapting or not."""
     from rnngen.line_scoring import line_scorer
 
@@ -177,7 +181,7 @@ def _line_scorer(model, tokenizer, meta, torch_device, ngram: bool, ngram_order:
         from rnngen.provenance import checkpoint_provenance
 
         provenance = checkpoint_provenance(meta, required=False)
-        baseline = training_ngram(provenance, tokenizer, ngram_order, train)
+        baseline = training_ngram(provenance, tokenizer, ngram_order, train, memory=memory)
         if mix_option is not None:
             weight = mixture_weight(
                 mix_option, model, tokenizer, provenance, baseline, torch_device

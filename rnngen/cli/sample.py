@@ -72,6 +72,7 @@ def sample(
     ngram_order: int = typer.Option(
         5, "--ngram-order", help="Order of the --ngram or --mix n-gram."
     ),
+    ngram_memory: str = args.NgramMemory,
     mix: str = typer.Option(
         None,
         "--mix",
@@ -117,16 +118,20 @@ def sample(
 
         if not 1 <= ngram_order <= MAX_ORDER:
             raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
+    memory = args.ngram_memory(ngram_memory)
     prompt = read_prompt(prompt)
     reporter = Reporter(quiet)
     path, model, tokenizer, meta = _load(checkpoint, device)
     with args.computing(plan, model.embedding.weight.device, reporter):
         mixture = None
         if ngram:
-            model, precision = fit_ngram(meta, tokenizer, ngram_order, reporter).model, "fp32"
+            model = fit_ngram(meta, tokenizer, ngram_order, reporter, memory=memory).model
+            precision = "fp32"
         else:
             if mix_option is not None:
-                mixture = mixture_of(model, tokenizer, meta, ngram_order, mix_option, reporter)
+                mixture = mixture_of(
+                    model, tokenizer, meta, ngram_order, mix_option, reporter, memory=memory
+                )
             precision = sampling_precision(precision, model.embedding.weight.device)
             c = model.config
             reporter.log(
@@ -191,16 +196,28 @@ def sampling_precision(precision: str, device) -> str:
     return resolve_precision(precision, device)
 
 
-def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter, purpose: str | None = None):
-    """The Kneser-Ney model of exactly the checkpoint's training tokens (cached, as eval's)."""
-    from rnngen.checkpoint_data import training_ngram
+def fit_ngram(
+    meta: dict,
+    tokenizer,
+    order: int,
+    reporter: Reporter,
+    purpose: str | None = None,
+    memory: int | None = None,
+):
+    """The Kneser-Ney model of exactly the checkpoint's training tokens (cached, as eval's),
+    built within `memory` bytes (None: the default budget)."""
+    from rnngen.checkpoint_data import build_memory, training_ngram
     from rnngen.provenance import checkpoint_provenance
 
     provenance = checkpoint_provenance(meta, required=False)
     if provenance is None or "train" not in provenance.splits:
         raise RnngenError("--ngram: the checkpoint does not record its training text")
+    if memory is not None:
+        from rnngen.ngram.budget import check_memory
+
+        check_memory(memory, tokenizer.vocab_size)
     try:
-        ngram = training_ngram(provenance, tokenizer, order)
+        ngram = training_ngram(provenance, tokenizer, order, memory=memory)
     except RnngenError:
         raise RnngenError(
             f"--ngram needs the checkpoint's training text, and "
@@ -210,17 +227,23 @@ def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter, purpose: st
     reporter.log(
         f"{'sampling' if purpose is None else purpose} the order-{order} Kneser-Ney model of "
         f"the checkpoint's {ngram.tokens:,} training tokens "
-        f"({'cached' if ngram.cached else 'built now'})"
+        + (
+            "(cached)"
+            if ngram.cached
+            else f"(built now: {build_memory(ngram.model.stats, memory)})"
+        )
     )
     return ngram
 
 
-def mixture_of(model, tokenizer, meta: dict, order: int, mix_option, reporter: Reporter):
+def mixture_of(
+    model, tokenizer, meta: dict, order: int, mix_option, reporter: Reporter, memory=None
+):
     """(n-gram, λ) for sampling the mixture, λ fixed or fit on the validation split."""
     from rnngen.interpolate import mixture_weight
     from rnngen.provenance import checkpoint_provenance
 
-    ngram = fit_ngram(meta, tokenizer, order, reporter, purpose="mixing in")
+    ngram = fit_ngram(meta, tokenizer, order, reporter, purpose="mixing in", memory=memory)
     provenance = checkpoint_provenance(meta, required=False)
     device = model.embedding.weight.device
     weight = mixture_weight(mix_option, model, tokenizer, provenance, ngram, device)
