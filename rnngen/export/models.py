@@ -9,10 +9,11 @@ assembles it from its clusters):
   (`rnngen.sample.cell_step`: `torch.lstm_cell` & co. on the model's weights), so the ONNX
   step and `rnngen sample` share one definition.
 * `window.onnx`: `tokens` (B, T) -> `logprobs` (B, T, V) and `state_out`: the model's own
-  forward pass (`RNNLM.forward`), which the exporter turns into ONNX's LSTM and GRU
-  operators with T free. PyTorch's exporter unrolls a vanilla tanh RNN over the example's
-  length instead, so a vanilla layer goes in as a GRU whose gates are pinned (reset gate 1,
-  update gate 0: h' = tanh(W x + b + R h + b'), bit for bit the same in torch).
+  forward pass (`RNNLM.forward`), as ONNX's LSTM, GRU and RNN operators with T free. It goes
+  through torch's TorchScript exporter (`dynamo=False`): the torch.export-based one fixes T
+  at the example's length for GRU and vanilla layers (torch 2.13; shapes folded from the
+  example into Reshape nodes), which the verification caught. The step, which has no time
+  axis, goes through the torch.export-based exporter.
 
 Beside them: `tokenizer.model` (SentencePiece) and `model.json`, what a runtime needs (the
 vocabulary size, the state's shape, the line-start token, the checkpoint's sha256, how the
@@ -97,13 +98,10 @@ class StepModule(nn.Module):
 
 class WindowModule(nn.Module):
     """(tokens (B, T), state (L, S, B, H)) -> (log-probabilities (B, T, V), state): the
-    model's forward pass, vanilla layers as pinned GRUs (see the module's docstring)."""
+    model's forward pass."""
 
     def __init__(self, model: RNNLM):
         super().__init__()
-        if model.config.cell == "rnn":
-            model = copy.deepcopy(model)
-            model.layers = nn.ModuleList(pinned_gru(layer) for layer in model.layers)
         self.model = model
 
     def forward(self, tokens: torch.Tensor, state: torch.Tensor):
@@ -116,67 +114,71 @@ class WindowModule(nn.Module):
         return normalized(self.model, logits), torch.stack(stacked)
 
 
-# Gate pre-activations this large saturate the sigmoid to exactly 0 or 1 in fp32.
-_PINNED = 1e4
-
-
-def pinned_gru(layer: nn.RNN) -> nn.GRU:
-    """A vanilla tanh layer as a GRU whose reset gate is 1 and update gate 0: its candidate
-    tanh(W_in x + b_in + r * (W_hn h + b_hn)) is then the tanh RNN's step, and h' = it."""
-    if layer.nonlinearity != "tanh":
-        raise RnngenError(f"cannot export a {layer.nonlinearity} RNN layer")
-    hidden = layer.hidden_size
-    gru = nn.GRU(layer.input_size, hidden, batch_first=True).to(layer.weight_ih_l0.device)
-    with torch.no_grad():
-        for param in gru.parameters():
-            param.zero_()
-        gru.bias_ih_l0[:hidden] = _PINNED  # reset gate r = 1 (PyTorch's gate order: r, z, n)
-        gru.bias_ih_l0[hidden : 2 * hidden] = -_PINNED  # update gate z = 0
-        gru.weight_ih_l0[2 * hidden :] = layer.weight_ih_l0
-        gru.bias_ih_l0[2 * hidden :] = layer.bias_ih_l0
-        gru.weight_hh_l0[2 * hidden :] = layer.weight_hh_l0
-        gru.bias_hh_l0[2 * hidden :] = layer.bias_hh_l0
-    return gru.eval()
-
-
 def export_models(model: RNNLM, window: bool = True) -> dict[str, bytes]:
     """The ONNX models of `model` (fp32, on the CPU) as serialized protos: "step", and
     "window" unless `window` is False."""
     require_packages(("onnx", "onnxscript"))
     model = copy.deepcopy(model).float().cpu().eval()
     layers, parts, hidden = state_shape(model.config)
-    batch = torch.export.Dim("batch", min=1, max=1 << 16)
     state = torch.zeros(layers, parts, EXAMPLE_BATCH, hidden)
     tokens = torch.zeros(EXAMPLE_BATCH, dtype=torch.long)
-    out = {"step": _export(StepModule(model), (tokens, state), {"tokens": {0: batch}},
-                           ["batch"])}  # fmt: skip
+    out = {"step": _export_step(StepModule(model), (tokens, state))}
     if window:
-        time = torch.export.Dim("time", min=1, max=1 << 24)
         tokens = torch.zeros(EXAMPLE_BATCH, EXAMPLE_TIME, dtype=torch.long)
-        out["window"] = _export(WindowModule(model), (tokens, state),
-                                {"tokens": {0: batch, 1: time}}, ["batch", "time"])  # fmt: skip
+        out["window"] = _export_window(WindowModule(model), (tokens, state))
     return out
 
 
-def _export(module: nn.Module, args: tuple, token_dims: dict, logprob_dims: list) -> bytes:
-    dynamic = {**token_dims, "state": {2: token_dims["tokens"][0]}}
+def _export_step(module: StepModule, args: tuple) -> bytes:
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
     with quiet_exporter(), torch.no_grad():
         try:
             program = torch.onnx.export(
                 module, args, dynamo=True, opset_version=OPSET, external_data=False,
-                input_names=["tokens", "state"], output_names=["logprobs", "state_out"],
-                dynamic_shapes=dynamic, verbose=False, report=False, optimize=False,
+                input_names=list(INPUTS), output_names=list(OUTPUTS), verbose=False,
+                dynamic_shapes={"tokens": {0: batch}, "state": {2: batch}},
             )  # fmt: skip
         except Exception as e:  # the exporter's failures are many and deep; one line here
-            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise RnngenError(f"torch's ONNX exporter failed: {message}") from None
-    proto = program.model_proto
-    # The exporter's intermediate shape hints may keep the example's sizes (ONNX's GRU/LSTM
-    # shape inference does); they are optional, so drop them and name the free dimensions.
+            raise _failed(e) from None
+    return _finish(program.model_proto, module.model.config, ["batch"])
+
+
+def _export_window(module: WindowModule, args: tuple) -> bytes:
+    import onnx
+
+    axes = {"tokens": {0: "batch", 1: "time"}, "state": {2: "batch"},
+            "logprobs": {0: "batch", 1: "time"}, "state_out": {2: "batch"}}  # fmt: skip
+    buffer = io.BytesIO()
+    with quiet_exporter(), torch.no_grad():
+        try:
+            torch.onnx.export(
+                module, args, buffer, dynamo=False, opset_version=OPSET,
+                input_names=list(INPUTS), output_names=list(OUTPUTS), dynamic_axes=axes,
+            )  # fmt: skip
+        except Exception as e:
+            raise _failed(e) from None
+    proto = onnx.load_from_string(buffer.getvalue())
+    return _finish(proto, module.model.config, ["batch", "time"])
+
+
+INPUTS, OUTPUTS = ("tokens", "state"), ("logprobs", "state_out")
+
+
+def _failed(error: Exception) -> RnngenError:
+    lines = str(error).strip().splitlines()
+    return RnngenError(
+        f"torch's ONNX exporter failed: {lines[0] if lines else type(error).__name__}"
+    )
+
+
+def _finish(proto, config, logprob_dims: list) -> bytes:
+    """The protocol buffer with its outputs' free dimensions named, serialized. The
+    exporters' intermediate shape hints may keep the example's sizes; they are optional,
+    so they go."""
     del proto.graph.value_info[:]
-    vocab = module.model.config.vocab_size
-    _set_dims(proto.graph.output[0], [*logprob_dims, vocab])
-    _set_dims(proto.graph.output[1], [*args[1].shape[:2], "batch", args[1].shape[3]])
+    layers, parts, hidden = state_shape(config)
+    _set_dims(proto.graph.output[0], [*logprob_dims, config.vocab_size])
+    _set_dims(proto.graph.output[1], [layers, parts, "batch", hidden])
     return proto.SerializeToString()
 
 

@@ -27,8 +27,9 @@ class Verification:
     source: str  # what text was scored
     tokens: int  # positions compared, each a whole distribution
     rows: int  # batch rows they were run in
-    step_max_abs_diff: float
+    step_max_abs_diff: float  # over whole distributions
     window_max_abs_diff: float | None  # None when no window model was exported
+    target_max_abs_diff: float  # over the text's own next tokens only, either model
     tolerance: float
     onnxruntime: str  # its version
 
@@ -69,16 +70,19 @@ def verify(models: dict[str, bytes], model: RNNLM, ids: np.ndarray, source: str,
     for t in range(length):
         logprobs, state = step.run(None, {"tokens": tokens[:, t], "state": state})
         got.append(logprobs)
-    step_diff = _max_diff(np.stack(got, axis=1), expected)
+    step_got = np.stack(got, axis=1)
+    step_diff, target_diff = _max_diff(step_got, expected), _target_diff(step_got, expected, tokens)
     window_diff = None
     if "window" in models:
         window, half = session(models["window"]), length // 2
         half -= half == EXAMPLE_TIME  # a length the exporter never saw
         first, state = window.run(None, {"tokens": tokens[:, :half], "state": zeros})
         second, _ = window.run(None, {"tokens": tokens[:, half:], "state": state})
-        window_diff = _max_diff(np.concatenate([first, second], axis=1), expected)
-    result = Verification(source, ROWS * length, ROWS, step_diff, window_diff, tolerance,
-                          onnxruntime.__version__)  # fmt: skip
+        window_got = np.concatenate([first, second], axis=1)
+        window_diff = _max_diff(window_got, expected)
+        target_diff = max(target_diff, _target_diff(window_got, expected, tokens))
+    result = Verification(source, ROWS * length, ROWS, step_diff, window_diff, target_diff,
+                          tolerance, onnxruntime.__version__)  # fmt: skip
     worst = max(d for d in (step_diff, window_diff) if d is not None)
     if not worst <= tolerance:  # NaN fails too
         raise RnngenError(
@@ -92,6 +96,14 @@ def _max_diff(got: np.ndarray, expected: np.ndarray) -> float:
     if got.shape != expected.shape:
         raise RnngenError(f"the ONNX model gave shape {got.shape}, torch {expected.shape}")
     return float(np.max(np.abs(got.astype(np.float64) - expected)))
+
+
+def _target_diff(got: np.ndarray, expected: np.ndarray, tokens: np.ndarray) -> float:
+    """The largest difference on the log-probabilities of the tokens that come next."""
+    following = tokens[:, 1:, None]  # (R, T-1, 1)
+    pick = np.take_along_axis
+    return float(np.max(np.abs(pick(got[:, :-1], following, -1).astype(np.float64)
+                               - pick(expected[:, :-1], following, -1))))  # fmt: skip
 
 
 def verification_ids(model: RNNLM, tokenizer, provenance, data, tokens: int
