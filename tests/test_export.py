@@ -78,8 +78,7 @@ GRID = [
 @pytest.mark.parametrize("shape", [*SHAPES.values(), *GRID], ids=[*SHAPES, *[""] * len(GRID)])
 def test_onnxruntime_equals_torch(tokenizer, tmp_path, shape):
     model = tiny_model(tokenizer.vocab_size, **shape)
-    result = export_model(model, tokenizer, tmp_path / "out", heldout(tokenizer), "tiny text",
-                          checkpoint_name="tiny.safetensors", checkpoint_sha256="ab" * 32)  # fmt: skip
+    result = export_model(model, tokenizer, tmp_path / "out", heldout(tokenizer), "tiny text")
     v = result.verification
     assert v.tokens >= 190 and v.rows == 2
     assert v.step_max_abs_diff < 1e-4 and v.window_max_abs_diff < 1e-4
@@ -217,7 +216,7 @@ def test_the_sampling_script_needs_no_torch_and_equals_rnngen_sample(tmp_path, k
 def test_the_script_without_a_window_model(tmp_path):
     path = checkpoint_for(tmp_path, "bpe", "gru")
     export_checkpoint(path, tmp_path / "out", window=False, verify_tokens=32)
-    script = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "out"), "--prompt",
-                             "the red", "--length", "25"], capture_output=True, timeout=120)  # fmt: skip
+    command = [sys.executable, str(SCRIPT), str(tmp_path / "out"), "--prompt", "the red"]
+    script = subprocess.run([*command, "--length", "25"], capture_output=True, timeout=120)
     assert script.returncode == 0, script.stderr.decode()
     assert script.stdout == rnngen_sample(path, "the red", 25)
