@@ -247,6 +247,17 @@ class RunLoggers:
     def embedding(self, matrix, labels: list[str], step: int) -> None:
         self._each("embedding", matrix, labels, step)
 
+    def embedding_of(self, checkpoint: Path, tokenizer, step: int) -> None:
+        """The saved model's input embedding, its rows labelled with their pieces."""
+        from safetensors import safe_open
+
+        from rnngen.neighbors import piece_labels
+
+        if self.loggers:
+            with safe_open(str(checkpoint), framework="pt") as f:
+                matrix = f.get_tensor("embedding.weight")  # (V, E)
+            self.embedding(matrix, piece_labels(tokenizer), step)
+
     def take_warnings(self) -> list[str]:
         warnings, self._warnings = self._warnings, []
         return warnings
