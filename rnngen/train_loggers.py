@@ -251,7 +251,7 @@ class RunLoggers:
         """The saved model's input embedding, its rows labelled with their pieces."""
         from safetensors import safe_open
 
-        from rnngen.neighbors import piece_labels
+        from rnngen.word_vectors import piece_labels
 
         if self.loggers:
             with safe_open(str(checkpoint), framework="pt") as f:

@@ -23,9 +23,9 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 ort = pytest.importorskip("onnxruntime")
 
-from rnngen.export import export_checkpoint, export_model  # noqa: E402
-from rnngen.export.models import check_format, export_models, require_packages  # noqa: E402
-from rnngen.export.verify import verify  # noqa: E402
+from rnngen.onnx_export import export_checkpoint, export_model  # noqa: E402
+from rnngen.onnx_export.models import check_format, export_models, require_packages  # noqa: E402
+from rnngen.onnx_export.verify import verify  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "onnx_sample.py"
@@ -220,3 +220,59 @@ def test_the_script_without_a_window_model(tmp_path):
     script = subprocess.run([*command, "--length", "25"], capture_output=True, timeout=120)
     assert script.returncode == 0, script.stderr.decode()
     assert script.stdout == rnngen_sample(path, "the red", 25)
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+def invoke(*args):
+    from typer.testing import CliRunner
+
+    from rnngen.cli import app
+
+    result = CliRunner().invoke(app, ["export", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_the_command_writes_and_reports(tmp_path):
+    path = checkpoint_for(tmp_path, "bpe", "gru")
+    result = invoke(str(path), "-o", str(tmp_path / "out"), "--verify-tokens", "40", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["verification"]["tokens"] == 40 and report["sizes"]["step"] > 0
+    assert sorted(report["files"]) == ["runtime", "step", "tokenizer", "window"]
+    assert "verified with onnxruntime" in result.stderr
+    table = invoke(str(path), "-o", str(tmp_path / "out2"), "--no-window", "--verify-tokens", "20")
+    assert table.exit_code == 0 and "step.onnx" in table.stdout and "window" not in table.stdout
+
+
+def test_the_python_api_is_the_command(tmp_path, monkeypatch):
+    import rnngen
+
+    path = checkpoint_for(tmp_path, "bpe", "lstm")
+    monkeypatch.chdir(tmp_path)
+    result = rnngen.export(path, verify_tokens=20, window=False)
+    assert Path(result.directory) == Path("export") / "bpe"  # export/CHECKPOINT-NAME
+    assert (tmp_path / "export" / "bpe" / "model.json").exists()
+
+
+@pytest.mark.parametrize("case", ["format", "package", "unwritable", "checkpoint"])
+def test_bad_inputs_are_one_line(tmp_path, monkeypatch, case):
+    path = checkpoint_for(tmp_path, "bpe", "lstm")
+    out, options = tmp_path / "out", []
+    if case == "format":
+        options, fragment = ["--format", "tflite"], "unknown export format 'tflite'"
+    elif case == "package":
+        monkeypatch.setitem(sys.modules, "onnx", None)
+        fragment = "needs the onnx package"
+    elif case == "unwritable":
+        out.write_text("a file")
+        fragment = "cannot create output directory"
+    else:
+        path, fragment = tmp_path / "missing.safetensors", "does not exist"
+    result = invoke(str(path), "-o", str(out), *options)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert fragment in result.stderr and result.stdout == ""

@@ -11,8 +11,8 @@ from conftest import tiny_text
 from rnngen.config import ModelConfig, TokenizerConfig
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.neighbors import nearest, piece_label, piece_labels, spelling
 from rnngen.tokenizer import train_tokenizer
+from rnngen.word_vectors import nearest, piece_label, piece_labels, spelling
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +83,62 @@ def test_labels_fit_on_one_line(tokenizer):
     assert labels[tokenizer.newline_id] == "\\n"
     assert all("\n" not in label and "\t" not in label for label in labels)
     assert np.unique(labels).size == len(labels)
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def checkpoint(tokenizer, model, tmp_path):
+    from rnngen.checkpoint import save_model
+
+    path = tmp_path / "words.safetensors"
+    with torch.no_grad():
+        cat, dog = spelling(tokenizer, "cat")[0], spelling(tokenizer, "dog")[0]
+        model.embedding.weight[dog] = model.embedding.weight[cat]
+    save_model(path, model, tokenizer, {})
+    return path
+
+
+def invoke(*args):
+    from typer.testing import CliRunner
+
+    from rnngen.cli import app
+
+    result = CliRunner().invoke(app, ["neighbors", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_the_command_as_json_and_as_a_table(checkpoint):
+    import json
+
+    result = invoke(str(checkpoint), "cat", "the cat", "-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    cat, catdog = map(json.loads, result.stdout.splitlines())
+    assert cat["neighbors"][0]["piece"] == "\u2581dog" and len(cat["neighbors"]) == 3
+    assert cat["averaged"] is False and catdog["averaged"] is True
+    table = invoke(str(checkpoint), "cat", "the cat")
+    assert table.exit_code == 0 and "\u2581dog" in table.stdout
+    assert "the cat: the mean of its 2 pieces \u2581the \u2581cat" in table.stdout
+    assert "cat: piece \u2581cat" in table.stdout
+
+
+def test_the_python_api_is_the_command(checkpoint):
+    import rnngen
+
+    [result] = rnngen.neighbors(checkpoint, ["dog"], k=1)
+    assert result.neighbors[0].piece == "\u2581cat"
+    assert rnngen.load(checkpoint, "cpu").neighbors(["dog"], k=1) == [result]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["日本"], "spelled only in byte pieces"),
+    (["cat", "-k", "0"], "-k must be at least 1"),
+])  # fmt: skip
+def test_bad_words_are_one_line(checkpoint, args, fragment):
+    result = invoke(str(checkpoint), *args)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert fragment in result.stderr

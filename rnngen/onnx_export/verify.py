@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from rnngen.errors import RnngenError
-from rnngen.export.models import EXAMPLE_TIME, normalized, state_shape
 from rnngen.model import RNNLM
+from rnngen.onnx_export.models import EXAMPLE_TIME, normalized, state_shape
 
 TOLERANCE = 1e-4  # largest |ln p_onnx - ln p_torch| allowed at any position and token
 ROWS = 2

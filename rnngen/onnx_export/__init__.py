@@ -3,8 +3,8 @@
     result = export_checkpoint("checkpoints/corpus.safetensors", "export/corpus")
 
 writes DIR/step.onnx, DIR/window.onnx, DIR/tokenizer.model and DIR/model.json, after
-onnxruntime has reproduced torch's log-probabilities on held-out text (rnngen/export/
-verify.py): nothing is written when it does not. The models are rnngen/export/models.py's.
+onnxruntime has reproduced torch's log-probabilities on held-out text (rnngen/onnx_export/
+verify.py): nothing is written when it does not. The models are rnngen/onnx_export/models.py's.
 `examples/onnx_sample.py` is a runtime that needs numpy, onnxruntime and sentencepiece only.
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from rnngen.errors import RnngenError
-from rnngen.export.models import (
+from rnngen.model import RNNLM
+from rnngen.onnx_export.models import (
     FILES,
     FORMATS,
     OPSET,
@@ -29,8 +30,7 @@ from rnngen.export.models import (
     require_packages,
     state_shape,
 )
-from rnngen.export.verify import TOLERANCE, Verification, verification_ids, verify
-from rnngen.model import RNNLM
+from rnngen.onnx_export.verify import TOLERANCE, Verification, verification_ids, verify
 
 __all__ = [
     "ExportResult",
