@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from conftest import run_cli, tiny_text
+from conftest import tiny_text
 from rnngen.checkpoint import state_path
 from rnngen.errors import RnngenError
 
@@ -62,11 +62,27 @@ def test_sampling_leaves_the_run_bit_identical(corpus, tmp_path):
         assert record["samples"] == by_step[record["step"]]
 
 
+def train_command(*args):
+    import torch
+    from typer.testing import CliRunner
+
+    from rnngen.cli import app
+
+    threads = torch.get_num_threads()  # the command sets it; other tests keep theirs
+    try:
+        result = CliRunner().invoke(app, ["train", *args])
+    finally:
+        torch.set_num_threads(threads)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
 def test_samples_are_shown_under_the_evaluation_line(corpus, tmp_path):
-    result = run_cli("train", str(corpus), "-o", str(tmp_path / "m.safetensors"),
-                     "--sample-every", "2", "--hidden", "24", "--max-steps", "12",
-                     "--batch-size", "4", "--seq-len", "16", "--kind", "char")  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    result = train_command(str(corpus), "-o", str(tmp_path / "m.safetensors"),
+                           "--sample-every", "2", "--hidden", "24", "--max-steps", "12",
+                           "--batch-size", "4", "--seq-len", "16", "--kind", "char")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
     lines = result.stderr.splitlines()
     assert result.stdout == ""
     evaluations = [i for i, line in enumerate(lines) if ": valid loss" in line]
@@ -80,8 +96,8 @@ def test_samples_are_shown_under_the_evaluation_line(corpus, tmp_path):
     (["--log", "mlflow"], "unknown logger"),
 ])  # fmt: skip
 def test_bad_options_are_one_line(corpus, tmp_path, option, fragment):
-    result = run_cli("train", str(corpus), "-o", str(tmp_path / "m.safetensors"), *option)
-    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    result = train_command(str(corpus), "-o", str(tmp_path / "m.safetensors"), *option)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: ") and fragment in result.stderr
     assert not (tmp_path / "m.safetensors").exists()
 
@@ -90,9 +106,9 @@ def test_an_unwritable_log_dir_is_an_error_before_training(corpus, tmp_path):
     pytest.importorskip("tensorboard")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = run_cli("train", str(corpus), "-o", str(tmp_path / "m.safetensors"),
-                     "--log", f"tensorboard:{blocker}/tb", "--max-steps", "4")  # fmt: skip
-    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    result = train_command(str(corpus), "-o", str(tmp_path / "m.safetensors"),
+                           "--log", f"tensorboard:{blocker}/tb", "--max-steps", "4")  # fmt: skip
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "cannot create TensorBoard log directory" in result.stderr
     assert not (tmp_path / "m.safetensors").exists()
 
