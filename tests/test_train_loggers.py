@@ -89,6 +89,9 @@ def test_wandb_offline_run(tmp_path, monkeypatch, fresh_wandb):
         loggers.record(record)
     loggers.close()
     assert loggers.take_warnings() == []
+    import wandb
+
+    wandb.teardown()  # waits for wandb's service to write everything, as a process's exit does
     [run] = (tmp_path / "wandb").glob("offline-run-*")
     [log] = run.glob("run-*.wandb")  # what `wandb sync` uploads
     records = wandb_records(log)
