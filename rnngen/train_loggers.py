@@ -210,8 +210,8 @@ class RunLoggers:
         """Start every logger `specs` asks for; the first that cannot start is an error
         (the others are closed). `name` names the run (the checkpoint's stem)."""
         opened = []
-        try:
-            for spec in parse_specs(specs):
+        try:  # W&B first: when it cannot start, no TensorBoard directory has been made yet
+            for spec in sorted(parse_specs(specs), key=lambda spec: spec.kind != "wandb"):
                 if spec.kind == "tensorboard":
                     directory = (
                         Path(spec.target) if spec.target else DEFAULT_TENSORBOARD_ROOT / name
