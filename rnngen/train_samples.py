@@ -8,7 +8,9 @@ start, by the model the evaluation scored. It must not change the run, so:
 * every token is chosen with a generator of the sample's own (rnngen/sample.py's
   TokenChooser), seeded from the run's seed and the step, so the samples are reproducible;
 * and as a guard, the global generators' states (CPU, and the device's) are saved before and
-  restored after (`torch.random.fork_rng`).
+  restored after (`torch.random.fork_rng`);
+* it samples on one thread (then gives training back its threads): a token at a time is too
+  little work to share.
 
 A run with and without --sample-every saves bit-identical weights and resume states (tested).
 """
@@ -46,9 +48,13 @@ def training_samples(model, tokenizer, run_seed: int, step: int, chars: int = SA
     started = time.perf_counter()
     device = next(model.parameters()).device
     devices = [device] if device.type == "cuda" else []
-    samples, training = [], model.training
+    samples, training, threads = [], model.training, torch.get_num_threads()
     with torch.random.fork_rng(devices=devices, device_type=device.type):
         model.eval()
+        # One token at a time is too little work to share between threads: on a busy
+        # machine training's threads waiting for each other made sampling 10x slower (as
+        # `rnngen sample` found, which uses one thread by default).
+        torch.set_num_threads(1)
         try:
             for index, temperature in enumerate(temperatures):
                 seed = sample_seed(run_seed, step, index)
@@ -58,6 +64,7 @@ def training_samples(model, tokenizer, run_seed: int, step: int, chars: int = SA
                             if isinstance(e, Done))  # fmt: skip
                 samples.append({"temperature": temperature, "seed": seed, "text": text})
         finally:
+            torch.set_num_threads(threads)
             model.train(training)
     seconds = time.perf_counter() - started
     return {"event": "samples", "step": step, "seconds": seconds, "samples": samples}
