@@ -14,6 +14,8 @@ _API = {
     "load": "rnngen.api",
     "compare": "rnngen.api",
     "tokenize": "rnngen.api",
+    "export": "rnngen.api",
+    "neighbors": "rnngen.api",
     "LanguageModel": "rnngen.api",
     "LineScore": "rnngen.api",
     "train": "rnngen.training",

@@ -5,6 +5,8 @@
     lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
     compare(lm, data="valid.txt", ngram_order=5)      # ComparisonReport: the eval table as data
     tokenize("corpus.txt", "tokenized/corpus")        # TokenizedCorpus, as `rnngen tokenize`
+    export(lm.path, "export/synth")                   # ExportResult, as `rnngen export`
+    neighbors(lm, ["king", "queen"], k=10)            # [WordNeighbors], as `rnngen neighbors`
 
 `rnngen/__init__.py` imports this module on first use, so `import rnngen` stays torch-free.
 """
@@ -78,6 +80,14 @@ class LanguageModel:
         for event in generate(self.model, self.tokenizer, prompt, config, precision):
             if isinstance(event, Piece):
                 yield event.text
+
+    @checked()
+    def neighbors(self, words: Iterable[str], k: int = 10) -> list:
+        """The k nearest pieces of each word in the input embedding (rnngen.word_vectors):
+        [WordNeighbors(word, pieces, averaged, neighbors=[Neighbor(piece, id, similarity)])]."""
+        from rnngen.word_vectors import nearest
+
+        return nearest(self.model.embedding.weight, self.tokenizer, list(words), k)
 
     @checked()
     def score(self, lines: Iterable[str]) -> list[LineScore]:
@@ -180,3 +190,36 @@ def tokenize(
     )
     config = TokenizerConfig(kind=kind, vocab_size=vocab_size)
     return tokenize_corpus(spans, output, config, None, {"corpus": str(corpus)})
+
+
+def export(
+    checkpoint: str | Path | None = None,
+    output: str | Path | None = None,
+    *,
+    format: str = "onnx",
+    window: bool = True,
+    data: str | Path | None = None,
+    verify_tokens: int = 1024,
+):
+    """What `rnngen export` does: the checkpoint (the newest in ./checkpoints when None) as
+    ONNX models, the tokenizer and model.json in `output` (default export/CHECKPOINT-NAME),
+    written once onnxruntime reproduces torch's log-probabilities on `data` (default: the
+    checkpoint's held-out text). Returns the ExportResult (files, sizes, verification)."""
+    from rnngen.checkpoint import latest_checkpoint
+    from rnngen.onnx_export import check_format, export_checkpoint
+
+    check_format(format)
+    path = Path(checkpoint) if checkpoint is not None else latest_checkpoint()
+    output = Path(output) if output is not None else Path("export") / path.stem
+    return export_checkpoint(path, output, format=format, window=window, data=data,
+                             verify_tokens=verify_tokens)  # fmt: skip
+
+
+def neighbors(model_or_checkpoint: LanguageModel | str | Path | None, words: Iterable[str],
+              *, k: int = 10) -> list:  # fmt: skip
+    """What `rnngen neighbors` does: each word's k nearest pieces by cosine similarity in the
+    input embedding (a word in several pieces: their mean, `averaged` says so)."""
+    lm = model_or_checkpoint
+    if not isinstance(lm, LanguageModel):
+        lm = load(lm, "cpu")
+    return lm.neighbors(words, k)

@@ -160,12 +160,7 @@ class RNNSource:
         self.model = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
         self.dtype = dtype
         self.batch = batch
-        self.cell = CELLS[model.config.cell]
         self.lstm = model.config.cell == "lstm"
-        self.weights = [
-            (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
-            for layer in self.model.layers
-        ]
 
     @torch.inference_mode()
     def start(self, context: list[int]) -> torch.Tensor:
@@ -186,14 +181,30 @@ class RNNSource:
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B,) -> logits (B, V) of the next token; the same maths as RNNLM.forward."""
-        x = F.embedding(tokens, self.model.embedding.weight)  # (B, E)
-        for i, weights in enumerate(self.weights):
-            self.state[i] = self.cell(x, self.state[i], *weights)  # (h, c) or h; each (B, H)
-            h = self.state[i][0] if self.lstm else self.state[i]  # (B, H)
-            if self.model.config.residual and h.shape[-1] == x.shape[-1]:
-                h = h + x
-            x = h
-        return self.model.logits(x).float()  # (B, V)
+        logits, self.state = cell_step(self.model, tokens, self.state)
+        return logits.float()  # (B, V)
+
+
+def cell_step(model: RNNLM, tokens: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
+    """One token per row through the recurrent cells, on the model's own weights.
+
+    tokens (B,) and per layer (h, c) or h, each (B, H) -> the next token's logits (B, V) (an
+    adaptive softmax's are log-probabilities) and the new state: the same maths as
+    RNNLM.forward (tested equal). The sampler steps with it, and `rnngen export` exports it
+    as the ONNX step, so there is one definition of a step.
+    """
+    cell, lstm = CELLS[model.config.cell], model.config.cell == "lstm"
+    x = F.embedding(tokens, model.embedding.weight)  # (B, E)
+    new_state = []
+    for layer, layer_state in zip(model.layers, state, strict=True):
+        weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+        layer_state = cell(x, layer_state, *weights)  # (h, c) or h; each (B, H)
+        new_state.append(layer_state)
+        h = layer_state[0] if lstm else layer_state  # (B, H)
+        if model.config.residual and h.shape[-1] == x.shape[-1]:
+            h = h + x
+        x = h
+    return model.logits(x), new_state
 
 
 class NGramSource:

@@ -80,6 +80,23 @@ class Saved:
 
 
 @dataclass(frozen=True)
+class Samples:
+    """--sample-every: what the model writes at this evaluation (metrics.jsonl's `samples`
+    record): [{"temperature", "seed", "text"}, ...] and the seconds sampling took."""
+
+    step: int
+    samples: list
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LoggerStopped:
+    """A --log logger failed mid-run and was dropped; training goes on."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """The last event of a run, and what `rnngen.train(...)` returns: every file is saved.
 

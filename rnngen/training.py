@@ -25,7 +25,7 @@ import inspect
 import json
 import math
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,8 +41,20 @@ from rnngen.init_from import Base, open_base, run_tokenizer
 from rnngen.run_files import RunFiles, output_path
 from rnngen.threads import ThreadPlan, plan_threads
 from rnngen.train_data import TrainingData, check_held_out, prepare_data
-from rnngen.train_events import Evaluation, Finished, Rollback, Saved, Step, Stopped, TrainResult
+from rnngen.train_events import (
+    Evaluation,
+    Finished,
+    LoggerStopped,
+    Rollback,
+    Samples,
+    Saved,
+    Step,
+    Stopped,
+    TrainResult,
+)
+from rnngen.train_loggers import RunLoggers, parse_specs
 from rnngen.train_options import complete, configs
+from rnngen.train_samples import check_sample_every, training_samples
 
 # The corpus options of `train(...)`, with their defaults; the rest go to `configs`.
 CORPUS_OPTIONS = {"kind": "bpe", "vocab_size": None, "valid": None, "test": None,
@@ -241,29 +253,48 @@ def _guarded(events: Iterator[object], config: ModelConfig, device) -> Iterator[
         yield from events
 
 
-def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[object]:
+def run(model: TrainingModel, data: TrainingData, files: RunFiles,
+        loggers: RunLoggers | None = None, sample_every: int = 0) -> Iterator[object]:  # fmt: skip
     """The Trainer's events, with the files kept: metrics for every step and evaluation, the
     model after a best evaluation (then `Saved`), the resume state at every evaluation and at
-    the end; last a `TrainResult`. Fails when no validation loss was ever finite."""
+    the end; last a `TrainResult`. Fails when no validation loss was ever finite.
+
+    `loggers` (rnngen/train_loggers.py) receive every record metrics.jsonl does, and at the
+    end the best model's embedding; one that fails is dropped (`LoggerStopped`). With
+    `sample_every` N, every N-th evaluation is followed by `Samples` (rnngen/train_samples.py),
+    which leave the run as it would have been without them."""
     trainer, group, plan = model.trainer, model.place.group, model.plan
     ranks = group.all_gather_json(_shard(model)) if group.enabled else None
-    last_step, best = None, {}
+    last_step, best, evaluations = None, {}, 0
+    loggers = loggers if loggers is not None and group.is_main else RunLoggers()
+    loggers.hyperparameters({
+        "model": dataclasses.asdict(plan.config), "train": dataclasses.asdict(plan.train_config),
+        "tokenizer": {"kind": data.tokenizer.kind, "vocab_size": data.tokenizer.vocab_size},
+        "parameters": model.parameters, "device": str(model.place.device),
+        "precision": model.place.precision, "train_tokens": len(data.train_ids),
+    })  # fmt: skip
     with files.open_metrics() as metrics:
-        if ranks:
-            record = {"event": "distributed", "world_size": group.world_size,
-                      "backend": group.backend, "ranks": ranks}  # fmt: skip
+
+        def write(record: dict) -> None:
             metrics.write(json.dumps(record) + "\n")
+            loggers.record(record)
+
+        if ranks:
+            write({"event": "distributed", "world_size": group.world_size,
+                   "backend": group.backend, "ranks": ranks})  # fmt: skip
         for event in _guarded(trainer.run(), plan.config, model.place.device):
             if isinstance(event, Step):
                 last_step = event
-                metrics.write(json.dumps({"event": "step", **vars(event)}) + "\n")
+                write({"event": "step", **vars(event)})
             elif isinstance(event, Evaluation):
                 record = {"event": "eval", **vars(event), **valid_figures(event, data)}
-                metrics.write(json.dumps(record) + "\n")
+                write(record)
                 metrics.flush()
+                evaluations += 1
             elif isinstance(event, Rollback):  # plot marks where a run went back
-                metrics.write(json.dumps({"event": "rollback", **vars(event)}) + "\n")
+                write({"event": "rollback", **vars(event)})
             yield event
+            yield from (LoggerStopped(message) for message in loggers.take_warnings())
             if isinstance(event, Evaluation):
                 if event.is_best:
                     best = record
@@ -276,6 +307,12 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
                     files.save_model(trainer.eval_model, data.tokenizer, metadata)
                     yield Saved(event.step, str(files.output))
                 _save_state(model, data, files)
+                if sample_every and evaluations % sample_every == 0 and group.is_main:
+                    samples = training_samples(trainer.eval_model, data.tokenizer,
+                                               plan.train_config.seed, event.step)  # fmt: skip
+                    write(samples)
+                    metrics.flush()
+                    yield Samples(event.step, samples["samples"], samples["seconds"])
             elif isinstance(event, Stopped | Finished):
                 _save_state(model, data, files)
                 if isinstance(event, Finished) and not math.isfinite(event.best_loss):
@@ -283,6 +320,9 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
                         f"no checkpoint written: the validation loss was never finite "
                         f"({event.step} steps); try a smaller --lr, or more validation text"
                     )
+                if loggers and files.output.exists():  # the best model's word vectors
+                    loggers.embedding_of(files.output, data.tokenizer, trainer.step)
+                    yield from (LoggerStopped(m) for m in loggers.take_warnings())
                 yield TrainResult(
                     str(files.output), trainer.step, trainer.elapsed, trainer.best_loss,
                     best.get("valid_bpc"), trainer.clipped_steps / max(trainer.step, 1),
@@ -337,7 +377,7 @@ TRAIN_OPTIONS = {
 def train(corpus: str | Path, *, time_budget: str | float | None = None,
           output: str | Path | None = None, on_event: Callable | None = None,
           resume: bool = False, force: bool = False, init_from: str | Path | None = None,
-          threads: int | str | None = None,
+          threads: int | str | None = None, log: Iterable[str] = (), sample_every: int = 0,
           **options) -> TrainResult:  # fmt: skip
     """Train a model on `corpus` as `rnngen train` does, and return what it achieved.
 
@@ -346,12 +386,16 @@ def train(corpus: str | Path, *, time_budget: str | float | None = None,
     model as `--init-from` does: its tokenizer and architecture, a fresh optimizer; options
     given that contradict it are errors. `threads` is --threads: a number fixes torch's CPU
     threads; None adapts them to the machine's load unless OMP_NUM_THREADS fixes them, and
-    "auto" adapts them whatever it says. `options` are the CLI's options with underscores
+    "auto" adapts them whatever it says. `log` lists loggers as `--log` takes them
+    ("tensorboard", "tensorboard:DIR", "wandb", "wandb:PROJECT"); `sample_every` N samples
+    at every N-th evaluation as `--sample-every` does (0: never). `options` are the CLI's
+    options with underscores
     (kind, vocab_size, valid, test, valid_frac, test_frac, size, cell, layers, hidden, embed,
     dropout, ..., max_steps, epochs, seed, device, precision). `on_event` receives each event
-    of the run (rnngen.train_events): Step, Evaluation, Saved, Rollback, ThreadsChanged,
-    Stopped, Finished, and last the TrainResult returned. Signals are left to the caller:
-    Ctrl-C raises KeyboardInterrupt, and the files on disk stay whole (every write is atomic).
+    of the run (rnngen.train_events): Step, Evaluation, Saved, Samples, Rollback,
+    ThreadsChanged, LoggerStopped, Stopped, Finished, and last the TrainResult returned.
+    Signals are left to the caller: Ctrl-C raises KeyboardInterrupt, and the files on disk
+    stay whole (every write is atomic).
     """
     given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
     corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
@@ -363,22 +407,28 @@ def train(corpus: str | Path, *, time_budget: str | float | None = None,
     group = Group.from_env()  # a single process unless torchrun started this one
     group.stream_range(config.batch_size)  # an uneven split fails before any work
     thread_plan = plan_threads(threads, processes=group.local_world_size)
+    check_sample_every(sample_every)
+    parse_specs(log)
     inputs = (corpus_options["valid"], corpus_options["test"])
-    result = None
+    result, loggers = None, RunLoggers()
     try:
         with RunFiles.claim(output, corpus, resume=resume, force=force, inputs=inputs,
                             main=group.is_main) as files:  # fmt: skip
+            if group.is_main:  # a logger that cannot start stops the run here, before work
+                loggers = RunLoggers.open(log, files.output.stem)
             place = connect(config, group, thread_plan)
             data = prepare_data(corpus, **corpus_options, group=group,
                                 spool_dir=files.output.parent,
                                 tokenizer=run_tokenizer(base, files, group))  # fmt: skip
             plan = plan_model(data, model_options, config, place, files.resume_state(group),
                               base)  # fmt: skip
-            with contextlib.closing(run(build_model(data, plan, place), data, files)) as events:
+            events = run(build_model(data, plan, place), data, files, loggers, sample_every)
+            with contextlib.closing(events):
                 for event in events:
                     if on_event is not None:
                         on_event(event)
                     result = event
     finally:
+        loggers.close(0 if isinstance(result, TrainResult) else 1)
         group.close()
     return result
