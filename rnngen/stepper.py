@@ -78,10 +78,16 @@ class SampleBatch:
         return [row.id for row in self.rows]
 
     @torch.inference_mode()
-    def add(self, prompt: str, config: SampleConfig, seeds: list[int | None]) -> list[int]:
+    def add(self, prompt: str, seeds: list[int | None], **options) -> list[int]:
         """Rows continuing `prompt` (after a line end), one per seed (None when greedy); their
-        ids. The prompt runs once, in fp32, for one row. Only between `choose` rounds (after
-        `advance`)."""
+        ids. `options`: SampleConfig's (temperature, top_k, top_p, max_tokens, max_chars,
+        stops), checked as there. The prompt runs once, in fp32, for one row. Only between
+        `choose` rounds (after `advance`)."""
+        if not seeds:
+            raise RnngenError("a sample needs at least one row")
+        config = SampleConfig(**options, num_samples=len(seeds))
+        if not config.greedy and any(s is None or not 0 <= s < 2**62 for s in seeds):
+            raise RnngenError("every sampled row needs a seed between 0 and 2**62 - 1")
         if self.tokens is not None:
             raise RuntimeError("add() between choose() and advance()")
         context = [self.tokenizer.newline_id] + (self.tokenizer.encode(prompt) if prompt else [])
@@ -260,7 +266,10 @@ def sampling_seeds(config: SampleConfig, count: int) -> list[int | None]:
 def generate_batch(model, tokenizer, prompt: str, config: SampleConfig, precision: str = "fp32"):
     """`sample.generate` for an RNNLM, through SampleBatch: the same events, index = sample."""
     batch = SampleBatch(model, tokenizer, precision)
-    ids = batch.add(prompt, config, sampling_seeds(config, config.num_samples))
+    options = {"temperature": config.temperature, "top_k": config.top_k, "top_p": config.top_p,
+               "max_tokens": config.max_tokens, "max_chars": config.max_chars,
+               "stops": config.stops}  # fmt: skip
+    ids = batch.add(prompt, sampling_seeds(config, config.num_samples), **options)
     index = {row_id: i for i, row_id in enumerate(ids)}
     while len(batch):
         for event in batch.choose():

@@ -109,7 +109,7 @@ def _root(
 # Each module adds its command(s) to `app` when imported; this order is the order of --help,
 # the order a user meets them in.
 for _command in (
-    "synth", "tokenize", "train", "eval", "sample", "ngram", "info", "plot", "gradients"
+    "synth", "tokenize", "train", "eval", "sample", "serve", "ngram", "info", "plot", "gradients"
 ):  # fmt: skip
     importlib.import_module(f"rnngen.cli.{_command}")
 
