@@ -100,7 +100,8 @@ class Scheduler:
         with self.lock:
             self.stopping = True
             self.wakeup.notify()
-        self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.thread.join(timeout)
 
     # -- the event loop's side ---------------------------------------------------------------
 
