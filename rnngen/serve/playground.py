@@ -37,13 +37,15 @@ button { font: inherit; font-weight: 600; padding: 9px 18px; border-radius: 8px;
          border: 0; cursor: pointer; color: #fff; background: var(--accent); }
 button.stop { background: var(--stop); }
 button:disabled { opacity: .45; cursor: default; }
-#output { white-space: pre-wrap; overflow-wrap: anywhere; min-height: 260px;
+#output { white-space: pre-wrap; overflow-wrap: anywhere; min-height: 260px; padding: 10px;
+          background: #fafafa; border: 1px solid var(--line); border-radius: 8px;
           font-family: ui-monospace, Menlo, monospace; font-size: 14px; margin: 0; }
 #output .prompt { color: var(--muted); }
 #status { color: var(--muted); font-size: 13px; margin-top: 10px; min-height: 1.4em; }
 #status.error { color: var(--stop); }
 @media (max-width: 720px) {
   main { grid-template-columns: minmax(0, 1fr); padding: 12px; gap: 12px; }
+  main > section[aria-label=settings] { order: 2; }  /* the text first on a phone */
   header { padding: 12px; }
 }
 </style>
