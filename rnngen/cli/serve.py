@@ -42,6 +42,12 @@ def serve(
     grace: float = typer.Option(
         10.0, "--grace", help="Seconds in-flight streams get to finish after SIGTERM/Ctrl-C."
     ),
+    stream_interval: float = typer.Option(
+        0.02,
+        "--stream-interval",
+        help="Seconds between a stream's chunks at most (text that "
+        "comes meanwhile joins the next chunk; 0: a chunk per piece).",
+    ),
     api_key: str = typer.Option(
         None,
         "--api-key",
@@ -75,8 +81,8 @@ def serve(
             raise RnngenError(f"{name} must be at least {least}, got {value}")
     if not 0 <= port <= 65535:
         raise RnngenError(f"--port must be between 0 and 65535, got {port}")
-    if not deadline > 0 or not grace >= 0:
-        raise RnngenError("--deadline must be above 0 and --grace 0 or more")
+    if not deadline > 0 or not grace >= 0 or not stream_interval >= 0:
+        raise RnngenError("--deadline must be above 0, --grace and --stream-interval 0 or more")
     if device not in DEVICES:
         raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
     if precision not in PRECISIONS:
@@ -102,7 +108,7 @@ def serve(
     limits = Limits(max_batch=max_batch, max_queue=max_queue, max_tokens_cap=max_tokens_cap,
                     default_max_tokens=min(500, max_tokens_cap),
                     max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body,
-                    deadline=deadline, grace=grace)  # fmt: skip
+                    deadline=deadline, grace=grace, stream_interval=stream_interval)  # fmt: skip
     from rnngen.cli.sample import sampling_precision
     from rnngen.stepper import SampleBatch
 

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -41,6 +42,11 @@ class Limits:
     max_score_lines: int = 256
     deadline: float = 600.0  # seconds a request may take, queue included
     grace: float = 10.0  # seconds in-flight requests get after SIGTERM
+    # At most one chunk per stream this often: text that arrives meanwhile joins the next
+    # chunk. A step of a small RNN takes well under a millisecond; a chunk costs the server
+    # and the client more than that (JSON, the socket, the client's parser), and nobody
+    # reads faster than 50 updates a second.
+    stream_interval: float = 0.02
 
 
 @dataclass
@@ -263,10 +269,11 @@ def build_app(server: Server) -> Starlette:
                         type="server_error", code="model_failure")  # fmt: skip
 
     async def stream(served, job, c: Completion, meta, usage, deadline) -> AsyncIterator[str]:
-        """Server-sent events: a chunk per choice with its new text (what arrived since the
-        last chunk, so a slow reader gets fewer, larger chunks), a last chunk per choice with
-        its finish_reason, the usage chunk if asked, then [DONE]."""
+        """Server-sent events: a chunk per choice with its new text (all that arrived since the
+        last chunk, at most one chunk per `stream_interval`; the first at once), a last chunk
+        per choice with its finish_reason, the usage chunk if asked, then [DONE]."""
         trims = [StopTrim(c.stop) for _ in range(job.size)]
+        last_sent = -math.inf  # the first text goes out at once
         ended = 0
         tokens = 0
         server.streams.add(job)
@@ -290,6 +297,9 @@ def build_app(server: Server) -> Starlette:
                                      code="deadline_exceeded")  # fmt: skip
                     yield f"data: {json.dumps(error.body())}\n\n"
                     return
+                wait = last_sent + server.limits.stream_interval - time.monotonic()
+                if wait > 0 and job.error is None:
+                    await asyncio.sleep(wait)  # let a few more tokens join this chunk
                 if job.error is not None:
                     served.scheduler.cancel(job)
                     yield f"data: {json.dumps(model_failure(job).body())}\n\n"
@@ -314,6 +324,7 @@ def build_app(server: Server) -> Starlette:
                 ended += len(finish)
                 if out:
                     yield chunk(out)
+                    last_sent = time.monotonic()
             if c.include_usage:
                 total = usage["prompt_tokens"] + tokens
                 yield chunk([], usage={**usage, "completion_tokens": tokens, "total_tokens": total})
