@@ -23,8 +23,10 @@ fp32 and bf16, 1 and 2 threads). The prompt runs once per `add`, for one row, as
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -44,6 +46,35 @@ class _Row:
     text: SampleText
     config: SampleConfig
     generator: torch.Generator | None
+    ngram: _NGramRow | None = None
+
+
+class _NGramRow:
+    """A row that samples a Kneser-Ney n-gram (alone, or mixed with the RNN with weight λ):
+    its context is the prompt and the tokens sampled so far (the last order - 1 of them)."""
+
+    def __init__(self, ngram, context: list[int], weight: float | None):
+        self.ngram = ngram
+        self.keep = max(ngram.order - 1, 1)
+        self.context = list(context[-self.keep :])
+        self.weight = weight  # None: the n-gram alone
+        if weight is not None:
+            self.log_weights = (math.log1p(-weight) if weight < 1 else -math.inf,
+                                math.log(weight) if weight > 0 else -math.inf)  # fmt: skip
+
+    def logits(self, rnn_logits: torch.Tensor) -> torch.Tensor:
+        """(1, V): the n-gram's log-probabilities, or the mixture's: the same arithmetic as
+        sample.NGramSource and sample.MixedSource, row by row."""
+        dist = self.ngram.distribution(np.asarray(self.context, dtype=np.int64))
+        ngram_logp = torch.from_numpy(np.log(dist[None])).float().to(rnn_logits.device)
+        if self.weight is None:
+            return ngram_logp
+        rnn_logp = F.log_softmax(rnn_logits.float(), dim=-1)
+        return torch.logaddexp(rnn_logp + self.log_weights[0], ngram_logp + self.log_weights[1])
+
+    def feed(self, token: int) -> None:
+        self.context.append(token)
+        del self.context[: -self.keep]
 
 
 class SampleBatch:
@@ -78,11 +109,15 @@ class SampleBatch:
         return [row.id for row in self.rows]
 
     @torch.inference_mode()
-    def add(self, prompt: str, seeds: list[int | None], **options) -> list[int]:
+    def add(self, prompt: str, seeds: list[int | None], *, ngram=None, mix: float | None = None,
+            **options) -> list[int]:  # fmt: skip
         """Rows continuing `prompt` (after a line end), one per seed (None when greedy); their
         ids. `options`: SampleConfig's (temperature, top_k, top_p, max_tokens, max_chars,
-        stops), checked as there. The prompt runs once, in fp32, for one row. Only between
-        `choose` rounds (after `advance`)."""
+        stops), checked as there. `ngram` (a KneserNey): the rows sample that n-gram, alone,
+        or with `mix` = λ the mixture (1 - λ) p_rnn + λ p_ngram. The prompt runs once, in
+        fp32, for one row. Only between `choose` rounds (after `advance`)."""
+        if mix is not None and (ngram is None or not 0 <= mix <= 1):
+            raise RnngenError("a mixture needs an n-gram and a weight in [0, 1]")
         if not seeds:
             raise RnngenError("a sample needs at least one row")
         config = SampleConfig(**options, num_samples=len(seeds))
@@ -105,7 +140,8 @@ class SampleBatch:
             generator = None
             if not config.greedy:
                 generator = torch.Generator(device=self.device).manual_seed(seed)
-            row = _Row(self._next_id, SampleText(self.tokenizer, config), config, generator)
+            row = _Row(self._next_id, SampleText(self.tokenizer, config), config, generator,
+                       None if ngram is None else _NGramRow(ngram, context, mix))  # fmt: skip
             self._next_id += 1
             self.rows.append(row)
             ids.append(row.id)
@@ -140,10 +176,18 @@ class SampleBatch:
         ...) for a row that ends (and leaves the batch). Then `advance` before the next."""
         if not self.rows:
             return []
-        tokens = choose_tokens(self.logits, self.rows)  # (B,)
+        logits = self.logits
+        if any(row.ngram for row in self.rows):
+            logits = logits.clone()
+            for i, row in enumerate(self.rows):
+                if row.ngram:
+                    logits[i] = row.ngram.logits(self.logits[i : i + 1])[0]
+        tokens = choose_tokens(logits, self.rows)  # (B,)
         events: list[Piece | Done] = []
         keep = []
         for i, (row, token) in enumerate(zip(self.rows, tokens.tolist(), strict=True)):
+            if row.ngram:
+                row.ngram.feed(token)
             text = row.text.add(token)
             if text:
                 events.append(Piece(row.id, text))
@@ -263,13 +307,16 @@ def sampling_seeds(config: SampleConfig, count: int) -> list[int | None]:
     return [config.seed_of(i) for i in range(count)]
 
 
-def generate_batch(model, tokenizer, prompt: str, config: SampleConfig, precision: str = "fp32"):
-    """`sample.generate` for an RNNLM, through SampleBatch: the same events, index = sample."""
+def generate_batch(model, tokenizer, prompt: str, config: SampleConfig, precision: str = "fp32",
+                   ngram=None, mix: float | None = None):  # fmt: skip
+    """`sample.generate` for an RNNLM, through SampleBatch: the same events, index = sample.
+    `ngram` alone samples that n-gram; with `mix` = λ, the mixture."""
     batch = SampleBatch(model, tokenizer, precision)
     options = {"temperature": config.temperature, "top_k": config.top_k, "top_p": config.top_p,
                "max_tokens": config.max_tokens, "max_chars": config.max_chars,
                "stops": config.stops}  # fmt: skip
-    ids = batch.add(prompt, sampling_seeds(config, config.num_samples), **options)
+    seeds = sampling_seeds(config, config.num_samples)
+    ids = batch.add(prompt, seeds, ngram=ngram, mix=mix, **options)
     index = {row_id: i for i, row_id in enumerate(ids)}
     while len(batch):
         for event in batch.choose():

@@ -232,6 +232,10 @@ BAD = [
     ({"model": MODEL, "stream_options": {"include_usage": True}}, 400, "invalid_value",
      "stream_options"),
     ({"model": MODEL, "logprobs": 3}, 400, "unsupported_field", "logprobs"),
+    ({"model": MODEL, "mix": 2}, 400, "invalid_value", "mix"),
+    ({"model": MODEL, "mix": "half"}, 400, "invalid_value", "mix"),
+    ({"model": MODEL, "ngram": True, "mix": 0.5}, 400, "invalid_value", "mix"),
+    ({"model": MODEL, "ngram": True}, 400, "ngram_unavailable", "ngram"),  # no training text
     ({"model": MODEL, "prompt": "the " * 500}, 413, "prompt_too_long", "prompt"),
     ({"model": MODEL, "prompt": "x" * 30000}, 413, "request_too_large", None),
 ]  # fmt: skip

@@ -113,3 +113,36 @@ def test_add_checks_its_options(model, tokenizer):
         batch.add("x", [None])
     assert batch.add("x", [None], temperature=0) == [0]
     assert len(batch) == 1
+
+
+@pytest.fixture(scope="module")
+def ngram(tokenizer):
+    import numpy as np
+
+    from rnngen.ngram import KneserNey
+
+    return KneserNey.fit(np.array(tokenizer.encode(tiny_text(200))), 3, tokenizer.vocab_size)
+
+
+def test_ngram_and_mixture_rows_sample_as_rnngen_sample_does(model, tokenizer, ngram):
+    from rnngen.sample import generate
+
+    config = SampleConfig(max_tokens=40, num_samples=3, seed=2, temperature=0.9)
+    old = texts(generate(ngram, tokenizer, "the", config))
+    assert texts(generate_batch(model, tokenizer, "the", config, ngram=ngram)) == old
+    old = texts(generate(model, tokenizer, "the", config, mixture=(ngram, 0.3)))
+    assert texts(generate_batch(model, tokenizer, "the", config, ngram=ngram, mix=0.3)) == old
+
+
+def test_rnn_ngram_and_mixture_rows_in_one_batch(model, tokenizer, ngram):
+    batch = SampleBatch(model, tokenizer)
+    rows = {"rnn": {}, "ngram": {"ngram": ngram}, "mix": {"ngram": ngram, "mix": 0.5}}
+    ids = {name: batch.add("a", [4], max_tokens=30, **kw)[0] for name, kw in rows.items()}
+    together: dict[int, str] = {}
+    while len(batch):
+        together |= texts(batch.choose())
+        batch.advance()
+    for name, kw in rows.items():
+        config = SampleConfig(max_tokens=30, seed=4)
+        alone = texts(generate_batch(model, tokenizer, "a", config, **kw))[0]
+        assert together[ids[name]] == alone, name

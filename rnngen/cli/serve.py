@@ -62,6 +62,12 @@ def serve(
         help="As `rnngen sample`: auto (bf16 on CPUs with native bf16, "
         "else fp32), fp32, bf16 or fp16.",
     ),
+    ngram_order: int = typer.Option(
+        5,
+        "--ngram-order",
+        help="Order of the n-gram of requests' `ngram` and `mix` (built "
+        "from the checkpoint's training text on first use, cached as eval's).",
+    ),
     threads: int = typer.Option(
         1, "--threads", help="CPU threads for the model (the server's own work takes another)."
     ),
@@ -87,6 +93,10 @@ def serve(
         raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
     if precision not in PRECISIONS:
         raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    from rnngen.ngram import MAX_ORDER
+
+    if not 1 <= ngram_order <= MAX_ORDER:
+        raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
     if api_key is not None and not api_key.strip():
         raise RnngenError("--api-key must not be empty")
     from rnngen.serve.app import Limits, Server
@@ -118,7 +128,7 @@ def serve(
         name = next(n for n, m in loaded.items() if m is lm)
         return lambda: SampleBatch(lm.model, lm.tokenizer, precisions[name])
 
-    served = serve_models(loaded, new_batch, limits)
+    served = serve_models(loaded, new_batch, limits, lambda lm: ngram_loader(lm, ngram_order))
     server = Server(served, limits, api_key)
 
     def ready(url: str) -> None:
@@ -135,3 +145,27 @@ def serve(
 
     run(server, host, port, on_ready=ready, sock=sock)
     reporter.log("stopped")
+
+
+def ngram_loader(lm, order: int):
+    """mix option -> (the checkpoint's n-gram, λ or None), as `rnngen sample --ngram/--mix`
+    finds them: the n-gram of exactly its training tokens (cached), λ fit on its validation
+    split (cached by eval) or fixed."""
+    built = {}
+
+    def load(mix):
+        from rnngen.checkpoint_data import training_ngram
+        from rnngen.interpolate import mixture_weight
+
+        if "ngram" not in built:
+            provenance = lm.provenance
+            if provenance is None or "train" not in provenance.splits:
+                raise RnngenError("the checkpoint does not record its training text")
+            built["ngram"] = training_ngram(provenance, lm.tokenizer, order)
+        ngram = built["ngram"]
+        if mix is None:
+            return ngram.model, None
+        weight = mixture_weight(mix, lm.model, lm.tokenizer, lm.provenance, ngram, lm.device)
+        return ngram.model, weight.weight
+
+    return load

@@ -15,8 +15,8 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from rnngen.errors import RnngenError
 from rnngen.serve.protocol import APIError, Completion, parse_completion, parse_json, parse_score
 from rnngen.serve.scheduler import Draining, Job, QueueFull, Scheduler
 from rnngen.serve.stops import StopTrim
@@ -58,9 +59,29 @@ class Served:
     scheduler: Scheduler
     created: int
     description: dict
+    # (mix option) -> (KneserNey, λ or None): the checkpoint's n-gram and mixture weight,
+    # built on first use (an n-gram of the training text takes seconds), None: not served.
+    load_ngram: Callable[[float | str | None], tuple] | None = None
+    ngrams: dict = field(default_factory=dict)
+    ngram_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenizer.encode(text)) if text else 0
+
+    async def ngram(self, mix: float | str | None) -> tuple:
+        """The n-gram and weight for a request's `ngram` / `mix`, built once (in a thread)."""
+        if self.load_ngram is None:
+            raise APIError(400, "this server does not serve n-grams", param="mix",
+                           code="ngram_unavailable")  # fmt: skip
+        async with self.ngram_lock:
+            if mix not in self.ngrams:
+                try:
+                    self.ngrams[mix] = await asyncio.to_thread(self.load_ngram, mix)
+                except RnngenError as e:
+                    raise APIError(400, f"the n-gram of {self.name} is not available: {e}",
+                                   param="ngram" if mix is None else "mix",
+                                   code="ngram_unavailable") from None  # fmt: skip
+        return self.ngrams[mix]
 
 
 class Server:
@@ -201,6 +222,8 @@ def build_app(server: Server) -> Starlette:
         seeds = [[None if greedy else seed + i for i in range(c.n)] for _ in c.prompts]
         options = {"temperature": c.temperature, "top_k": c.top_k, "top_p": c.top_p,
                    "max_tokens": c.max_tokens, "stops": c.stop}  # fmt: skip
+        if c.ngram or c.mix is not None:
+            options["ngram"], options["mix"] = await served.ngram(c.mix)
         job = Job(request_id, c.prompts, c.n, options, seeds, asyncio.get_running_loop())
         try:
             served.scheduler.submit(job)

@@ -50,6 +50,8 @@ class Completion:
     stream: bool = False
     include_usage: bool = False  # stream_options.include_usage
     echo: bool = False
+    ngram: bool = False  # rnngen: sample the checkpoint's Kneser-Ney n-gram alone
+    mix: float | str | None = None  # rnngen: the RNN + n-gram mixture, "fit" or λ
     user: str | None = field(default=None, compare=False)
 
     @property
@@ -133,7 +135,7 @@ def check_fields(body: dict, known: set[str]) -> None:
 
 COMPLETION_FIELDS = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "n", "stop", "seed",
-    "stream", "stream_options", "echo", "best_of", "user", *_INERT,
+    "stream", "stream_options", "echo", "best_of", "user", "ngram", "mix", *_INERT,
 }  # fmt: skip
 
 
@@ -211,10 +213,21 @@ def parse_completion(body: dict, models, *, default_max_tokens: int, max_tokens_
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise bad("'user' must be a string", "user", "invalid_type")
+    ngram = _boolean(body, "ngram")
+    mix = body.get("mix")
+    if mix is not None:
+        if isinstance(mix, str) and mix.strip().lower() == "fit":
+            mix = "fit"
+        elif isinstance(mix, bool) or not isinstance(mix, int | float) or not 0 <= mix <= 1:
+            raise bad("'mix' is \"fit\" or the n-gram's weight in [0, 1]", "mix")
+        else:
+            mix = float(mix)
+        if ngram:
+            raise bad("'ngram' samples the n-gram alone; it does not go with 'mix'", "mix")
     return Completion(model=model, prompts=prompts, max_tokens=max_tokens,
                       temperature=temperature, top_p=top_p, top_k=top_k, n=n, stop=stops,
                       seed=seed, stream=stream, include_usage=include_usage,
-                      echo=_boolean(body, "echo"), user=user)  # fmt: skip
+                      echo=_boolean(body, "echo"), ngram=ngram, mix=mix, user=user)  # fmt: skip
 
 
 SCORE_FIELDS = {"model", "lines", "input"}

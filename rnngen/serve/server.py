@@ -46,8 +46,9 @@ def model_names(paths: list[Path]) -> dict[str, Path]:
 
 
 def serve_models(models: dict[str, object], new_batch: Callable[[object], Callable[[], object]],
-                 limits: Limits) -> dict[str, Served]:  # fmt: skip
-    """A started scheduler for every loaded model (name -> API LanguageModel)."""
+                 limits: Limits, ngram_loader=None) -> dict[str, Served]:  # fmt: skip
+    """A started scheduler for every loaded model (name -> API LanguageModel); `ngram_loader`
+    (lm -> (mix option -> (n-gram, λ))) serves requests' `ngram` and `mix`."""
     served = {}
     for name, lm in models.items():
         scheduler = Scheduler(name, new_batch(lm), max_batch=limits.max_batch,
@@ -56,7 +57,8 @@ def serve_models(models: dict[str, object], new_batch: Callable[[object], Callab
         c = lm.config
         description = {"cell": c.cell, "layers": c.layers, "hidden_size": c.hidden_size,
                        "vocab_size": c.vocab_size, "tokenizer": lm.tokenizer.kind}  # fmt: skip
-        served[name] = Served(name, lm, scheduler, int(time.time()), description)
+        loader = ngram_loader(lm) if ngram_loader is not None else None
+        served[name] = Served(name, lm, scheduler, int(time.time()), description, loader)
     return served
 
 
