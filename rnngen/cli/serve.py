@@ -48,6 +48,12 @@ def serve(
         help="Seconds between a stream's chunks at most (text that "
         "comes meanwhile joins the next chunk; 0: a chunk per piece).",
     ),
+    chunk_rate: float = typer.Option(
+        400.0,
+        "--chunk-rate",
+        help="Chunks a second, all streams of a model together, at "
+        "most: under load each chunk carries more tokens (the first of a stream goes at once).",
+    ),
     api_key: str = typer.Option(
         None,
         "--api-key",
@@ -87,6 +93,8 @@ def serve(
             raise RnngenError(f"{name} must be at least {least}, got {value}")
     if not 0 <= port <= 65535:
         raise RnngenError(f"--port must be between 0 and 65535, got {port}")
+    if not chunk_rate > 0:
+        raise RnngenError(f"--chunk-rate must be above 0, got {chunk_rate}")
     if not deadline > 0 or not grace >= 0 or not stream_interval >= 0:
         raise RnngenError("--deadline must be above 0, --grace and --stream-interval 0 or more")
     if device not in DEVICES:
@@ -118,7 +126,8 @@ def serve(
     limits = Limits(max_batch=max_batch, max_queue=max_queue, max_tokens_cap=max_tokens_cap,
                     default_max_tokens=min(500, max_tokens_cap),
                     max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body,
-                    deadline=deadline, grace=grace, stream_interval=stream_interval)  # fmt: skip
+                    deadline=deadline, grace=grace, stream_interval=stream_interval,
+                    chunk_rate=chunk_rate)  # fmt: skip
     from rnngen.cli.sample import sampling_precision
     from rnngen.stepper import SampleBatch
 

@@ -48,6 +48,7 @@ class Limits:
     # and the client more than that (JSON, the socket, the client's parser), and nobody
     # reads faster than 50 updates a second.
     stream_interval: float = 0.02
+    chunk_rate: float = 400.0  # chunks a second, all streams of a model together, at most
 
 
 @dataclass
@@ -295,6 +296,7 @@ def build_app(server: Server) -> Starlette:
         """Server-sent events: a chunk per choice with its new text (all that arrived since the
         last chunk, at most one chunk per `stream_interval`; the first at once), a last chunk
         per choice with its finish_reason, the usage chunk if asked, then [DONE]."""
+        limits = server.limits
         trims = [StopTrim(c.stop) for _ in range(job.size)]
         last_sent = -math.inf  # the first text goes out at once
         ended = 0
@@ -320,7 +322,10 @@ def build_app(server: Server) -> Starlette:
                                      code="deadline_exceeded")  # fmt: skip
                     yield f"data: {json.dumps(error.body())}\n\n"
                     return
-                wait = last_sent + server.limits.stream_interval - time.monotonic()
+                # Under load the chunks of all streams together stay under `chunk_rate` a
+                # second: each carries more tokens, and the CPU goes to making them.
+                interval = max(limits.stream_interval, served.scheduler.rows / limits.chunk_rate)
+                wait = last_sent + interval - time.monotonic()
                 if wait > 0 and job.error is None:
                     await asyncio.sleep(wait)  # let a few more tokens join this chunk
                 if job.error is not None:
