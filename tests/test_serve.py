@@ -372,3 +372,16 @@ def test_sigterm_ends_what_outlasts_the_grace_cleanly(checkpoint):
     assert process.process.wait(120) == 0
     last = json.loads(rest[-1][len("data: ") :])
     assert last["error"]["code"] == "shutting_down"
+
+
+def test_the_deadline(checkpoint):
+    process = ServerProcess(str(checkpoint), "--deadline", "1", "--max-tokens-cap", "100000")
+    body = {"model": MODEL, "prompt": "x", "max_tokens": 100000}
+    with httpx.Client(base_url=process.url, timeout=TIMEOUT) as client:
+        late = client.post("/v1/completions", json=body)
+        assert late.status_code == 504 and late.json()["error"]["code"] == "deadline_exceeded"
+        with client.stream("POST", "/v1/completions", json={**body, "stream": True}) as reply:
+            events = sse_events(reply)
+        assert json.loads(events[-1])["error"]["code"] == "deadline_exceeded"
+        process.wait_for(lambda s: s["reserved_streams"] == 0, "both cancelled")
+    assert process.stop() == 0
