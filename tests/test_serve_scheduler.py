@@ -234,3 +234,38 @@ def test_draining_takes_no_new_jobs():
             s.submit(job("late", asyncio.get_running_loop()))
 
     asyncio.run(main())
+
+
+def test_the_server_reaches_the_library_only_through_what_it_is_handed():
+    """serve/ imports no library module but errors (and config): the models, their batches
+    and n-grams come from the command, through the API's objects (DESIGN: cli and serve import
+    the API)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "rnngen" / "serve"
+    files = sorted(folder.glob("*.py"))
+    assert len(files) >= 5
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.startswith("rnngen"):
+                    allowed = ("rnngen.serve", "rnngen.errors", "rnngen.config", "rnngen.api")
+                    assert name.startswith(allowed), (path.name, name)
+                assert not name.startswith(("torch", "numpy")), (path.name, name)
+
+
+def test_the_command_line_does_not_load_the_server_stack():
+    import subprocess
+    import sys
+
+    heavy = "('torch', 'starlette', 'uvicorn')"
+    code = f"import sys, rnngen.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
