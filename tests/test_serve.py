@@ -367,11 +367,21 @@ def test_sigterm_ends_what_outlasts_the_grace_cleanly(checkpoint):
     ) as response:  # fmt: skip
         lines = response.iter_lines()
         next(lines)
+        # and one that waits for its whole answer
+        waiting: list[httpx.Response] = []
+        body = {"model": MODEL, "prompt": "y", "max_tokens": 100000}
+        thread = threading.Thread(target=lambda: waiting.append(httpx.post(
+            f"{process.url}/v1/completions", json=body, timeout=TIMEOUT)))  # fmt: skip
+        thread.start()
+        process.wait_for(lambda s: s["active_streams"] == 2, "both running")
         process.process.send_signal(signal.SIGTERM)
         rest = [line for line in lines if line]
+        thread.join(120)
     assert process.process.wait(120) == 0
     last = json.loads(rest[-1][len("data: ") :])
     assert last["error"]["code"] == "shutting_down"
+    assert waiting[0].status_code == 503
+    assert waiting[0].json()["error"]["code"] == "shutting_down"
 
 
 def test_the_deadline(checkpoint):

@@ -91,7 +91,7 @@ class Server:
     def __init__(self, served: dict[str, Served], limits: Limits, api_key: str | None = None):
         self.served, self.limits, self.api_key = served, limits, api_key
         self.draining = False
-        self.streams: set[Job] = set()  # running streamed jobs, ended cleanly on a hard stop
+        self.jobs: set[Job] = set()  # requests running, ended cleanly when grace is over
         self.score_slots = asyncio.Semaphore(1)
 
     def drain(self) -> None:
@@ -101,7 +101,7 @@ class Server:
 
     def end_all(self) -> None:
         """Grace is over: every job still running ends now (an error event, then the end)."""
-        for job in list(self.streams):
+        for job in list(self.jobs):
             job.error = TimeoutError("the server is shutting down")
             job.wake.set()
 
@@ -254,6 +254,7 @@ def build_app(server: Server) -> Starlette:
         finish: dict[int, str] = {}
         tokens = 0
         disconnected = asyncio.ensure_future(_disconnect(request))
+        server.jobs.add(job)
         try:
             while len(finish) < job.size:
                 waiter = asyncio.ensure_future(job.wake.wait())
@@ -278,6 +279,7 @@ def build_app(server: Server) -> Starlette:
                         texts[choice] = [StopTrim.final(event.text, c.stop, event.reason)]
         finally:
             disconnected.cancel()
+            server.jobs.discard(job)
         choices = [{"text": (c.prompts[i // c.n] if c.echo else "") + "".join(texts[i]),
                     "index": i, "logprobs": None, "finish_reason": _reason(finish[i])}
                    for i in range(job.size)]  # fmt: skip
@@ -301,7 +303,7 @@ def build_app(server: Server) -> Starlette:
         last_sent = -math.inf  # the first text goes out at once
         ended = 0
         tokens = 0
-        server.streams.add(job)
+        server.jobs.add(job)
 
         def chunk(choices: list[dict], **extra) -> str:
             body = {**meta, "object": "text_completion", "choices": choices, **extra}
@@ -358,7 +360,7 @@ def build_app(server: Server) -> Starlette:
                 yield chunk([], usage={**usage, "completion_tokens": tokens, "total_tokens": total})
             yield "data: [DONE]\n\n"
         finally:
-            server.streams.discard(job)
+            server.jobs.discard(job)
             if ended < job.size:
                 served.scheduler.cancel(job)  # the client left, or a deadline: free the slots
 

@@ -113,8 +113,8 @@ def run(server: Server, host: str, port: int, *, on_ready: Callable[[str], None]
             if not self.draining:
                 self.draining = True
                 name = signal.Signals(sig).name
-                log.warning("%s: draining (%d stream(s) in flight, up to %gs)", name,
-                            len(server.streams), server.limits.grace)  # fmt: skip
+                log.warning("%s: draining (%d request(s) in flight, up to %gs)", name,
+                            len(server.jobs), server.limits.grace)  # fmt: skip
                 server.drain()
                 loop = asyncio.get_event_loop()
                 loop.call_later(server.limits.grace, server.end_all)
