@@ -17,6 +17,15 @@ from rnngen.errors import RnngenError, parse_json
 TOKENIZER_KINDS = ("char", "bpe", "unigram", "word")
 DEFAULT_VOCAB_SIZE = 1024
 CELLS = ("lstm", "gru", "rnn")
+# The model: a recurrent stack, or the fixed-window neural LM (Bengio et al. 2003) that reads
+# only the previous `window` tokens.
+MODELS = ("rnn", "window")
+DEFAULT_WINDOW = 8  # tokens the window model reads when --window is not given
+MAX_WINDOW = 1024
+# Connections between stacked recurrent layers: none; residual (a layer adds its input to its
+# output); highway (a learned gate mixes the two); dense (each layer reads the embedding and
+# every layer below, and the output layer reads every layer).
+SKIPS = ("none", "residual", "highway", "dense")
 SOFTMAXES = ("full", "adaptive")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -55,7 +64,14 @@ class ModelConfig:
     dropout: float = 0.1
     embed_dropout: float = 0.0
     tie: bool = True
+    # `residual` is the older spelling of skip="residual" (checkpoints from before `skip`
+    # have only it); the two are kept consistent, so either may be read.
     residual: bool = False
+    skip: str = "none"
+    # "rnn", or "window": the fixed-window LM, reading the previous `window` tokens through
+    # `layers` tanh layers `hidden_size` wide (`cell`, `skip` and weight drop do not apply).
+    model: str = "rnn"
+    window: int = 0  # 0 for an RNN
     # Where `dropout` applies, each position may have its own rate (None: `dropout`): on the
     # embedded input, between stacked layers, and on the top layer's output.
     dropout_input: float | None = None
@@ -74,6 +90,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
             raise RnngenError(f"unknown cell {self.cell!r}; use one of {CELLS}")
+        self._check_structure()
         if self.softmax not in SOFTMAXES:
             raise RnngenError(f"unknown softmax {self.softmax!r}; use one of {SOFTMAXES}")
         for name in ("dropout_input", "dropout_hidden", "dropout_output"):
@@ -99,6 +116,35 @@ class ModelConfig:
         _check_range("--embed-dropout", self.embed_dropout, 0.0, 0.95)
         _check_range("vocabulary size", self.vocab_size, 1, 10_000_000)
 
+    def _check_structure(self) -> None:
+        """The skip connections and the model kind: known values that fit together."""
+        if self.skip not in SKIPS:
+            raise RnngenError(f"unknown skip {self.skip!r}; use one of {SKIPS}")
+        if self.residual and self.skip not in ("none", "residual"):
+            raise RnngenError(f"--residual contradicts --skip {self.skip}")
+        if self.residual:
+            object.__setattr__(self, "skip", "residual")
+        object.__setattr__(self, "residual", self.skip == "residual")
+        if self.model not in MODELS:
+            raise RnngenError(f"unknown model {self.model!r}; use one of {MODELS}")
+        if self.model == "rnn" and self.window != 0:
+            raise RnngenError("--window is the window model's (--model window)")
+        if self.model == "window":
+            if isinstance(self.window, bool) or not isinstance(self.window, int):
+                raise RnngenError(f"--window must be a whole number of tokens, got {self.window!r}")
+            _check_range("--window", self.window, 1, MAX_WINDOW)
+            if self.skip != "none":
+                raise RnngenError("the window model has no recurrent stack to skip over")
+            if self.weight_drop:
+                raise RnngenError("--weight-drop is for recurrent layers, not the window model")
+
+    def describe(self) -> str:
+        """A short name of the architecture: "lstm 2x512, highway", "window 8, 1x256"."""
+        if self.model == "window":
+            return f"window {self.window}, {self.layers}x{self.hidden_size}"
+        skip = "" if self.skip == "none" else f", {self.skip}"
+        return f"{self.cell} {self.layers}x{self.hidden_size}{skip}"
+
     def dropout_at(self, position: str) -> float:
         """The dropout rate at `position`: input, hidden or output."""
         rate = getattr(self, f"dropout_{position}")
@@ -108,7 +154,7 @@ class ModelConfig:
 # What a model is, as opposed to how it is regularized: `--init-from` keeps these from the
 # base checkpoint (its weights only fit them), and takes the rest from the new run's options.
 ARCHITECTURE = ("vocab_size", "cell", "layers", "hidden_size", "embed_size", "tie", "residual",
-                "softmax", "cutoffs")  # fmt: skip
+                "skip", "model", "window", "softmax", "cutoffs")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from rnngen.errors import RnngenError
-from rnngen.model import RNNLM
+from rnngen.model import RNNLM, step_state
 from rnngen.threads import timed
 
 # Lag buckets of the summary table: (first, last) inclusive.
@@ -154,32 +154,24 @@ def _batch(model, ids, targets, window, warm, device) -> tuple[np.ndarray, np.nd
             _, state = model(torch.from_numpy(ids[context]).to(device))
     with torch.enable_grad():
         embedded = model.embedding(x).detach().requires_grad_(True)  # (B, W, E)
-        hidden, top = _unroll(model, embedded, state)
-        logits = model.logits(top)  # (B, 1, V): from the state after the last token read
-        logp = F.log_softmax(logits[:, 0].float(), dim=-1).gather(1, y[:, None])  # (B, 1)
-        flat = [h for step in hidden for h in step]  # W x L tensors of (B, 1, H)
+        hidden, top = _unroll(model, embedded, step_state(state))
+        logits = model.logits(top)  # (B, V): from the state after the last token read
+        logp = F.log_softmax(logits.float(), dim=-1).gather(1, y[:, None])  # (B, 1)
+        flat = [h for step in hidden for h in step]  # W x L tensors of (B, H)
         grads = torch.autograd.grad(logp.sum(), [embedded, *flat])
     input_norm = grads[0].norm(dim=-1)  # (B, W)
-    per_layer = torch.stack([g[:, 0].pow(2).sum(-1) for g in grads[1:]])  # (W*L, B)
-    hidden_norm = per_layer.view(window, len(model.layers), -1).sum(1).sqrt().T  # (B, W)
+    per_layer = torch.stack([g.pow(2).sum(-1) for g in grads[1:]])  # (W*L, B)
+    hidden_norm = per_layer.view(window, len(hidden[0]), -1).sum(1).sqrt().T  # (B, W)
     return input_norm.cpu().numpy(), hidden_norm.cpu().numpy()
 
 
 def _unroll(model, embedded, state):
-    """Run the stack one step at a time; return every step's layer outputs and the last top
-    output (B, 1, H). Each layer's output is the recurrent h it passes on, so a gradient at
-    it counts the paths up the stack and forward in time."""
-    layers, residual = model.layers, model.config.residual
-    state = list(state) if state is not None else [None] * len(layers)
+    """Run the model one step at a time (its own step, `RNNLM.step_features`); return every
+    step's hidden states (per layer its h, the window model's window) and the last output
+    (B, H). Each h is the recurrent state a layer passes on, so a gradient at it counts the
+    paths up the stack and forward in time."""
     outputs = []
     for j in range(embedded.shape[1]):
-        x = embedded[:, j : j + 1]  # (B, 1, E)
-        step = []
-        for i, layer in enumerate(layers):
-            out, new = layer(x, state[i])  # (B, 1, H)
-            step.append(out)
-            h = out.transpose(0, 1)  # (1, B, H): the same values as new's h, on the graph
-            state[i] = (h, new[1]) if isinstance(new, tuple) else h
-            x = out + x if residual and out.shape[-1] == x.shape[-1] else out
-        outputs.append(step)
-    return outputs, x
+        top, state = model.step_features(embedded[:, j], state)  # (B, H), step layout
+        outputs.append([st[0] if isinstance(st, tuple) else st for st in state])
+    return outputs, top

@@ -1,9 +1,25 @@
 """RNNLM: embedding -> stacked LSTM/GRU/tanh-RNN -> (tied) output head.
 
 Each layer is its own single-layer `nn.LSTM`/`nn.GRU`/`nn.RNN` (still cuDNN on a GPU), so
-dropout between layers and skip connections are explicit: with `residual`, a layer adds its
-input to its output whenever the sizes match, which is what lets deep stacks (6-8 layers)
-train instead of losing the gradient on the way down.
+dropout between layers and skip connections are explicit, and written once (`_connect`, used
+by the sequence pass and the one-token step alike). They are what lets deep stacks (6-8
+layers) train instead of losing the gradient on the way down:
+
+* residual (He et al. 2016): a layer adds its input to its output whenever the sizes match;
+* highway (Srivastava et al. 2015): a gate g = sigmoid(W x + b) computed from the layer's
+  input x mixes the two, g * output + (1 - g) * x; b starts at -1, so at first the layers
+  mostly carry their input through;
+* dense (Huang et al. 2017; Godin et al. 2017 for LMs): every layer reads the embedding and
+  the outputs of every layer below it, concatenated, and the output layer reads every
+  layer's output (projected to the embedding's width when tied).
+
+`RNNLM(config)` with `config.model == "window"` builds the fixed-window LM instead
+(rnngen/window.py), a subclass with the same embedding, output layer, forward pass, scoring
+and one-token step, whose "state" is the window of the last tokens it read.
+
+The state comes in two layouts: the sequence pass's (per layer a (1, B, H) tensor, or an
+LSTM's pair of them: `nn.LSTM`'s own), and the one-token step's (the same without the leading
+1: what `torch.lstm_cell` & co. take). `step_state` and `sequence_state` convert.
 
 Tying is by construction: the output layer multiplies by the embedding matrix itself (after a
 projection when the hidden and embedding sizes differ), so the state dict holds one tensor
@@ -33,18 +49,28 @@ RECURRENT = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 State = list
 
 
+CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
+HIGHWAY_BIAS = -1.0  # a highway gate's starting bias: carry the input through, at first
+
+
 class RNNLM(nn.Module):
+    def __new__(cls, config: ModelConfig | None = None, *args, **kwargs):
+        """RNNLM(config) builds the model the config describes (copies pass no config)."""
+        if cls is RNNLM and config is not None and config.model == "window":
+            from rnngen.window import WindowLM
+
+            cls = WindowLM
+        return super().__new__(cls)
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         c = config
         self.embedding = nn.Embedding(c.vocab_size, c.embed_size)
-        sizes = [c.embed_size] + [c.hidden_size] * c.layers
-        self.layers = nn.ModuleList(
-            RECURRENT[c.cell](sizes[i], sizes[i + 1], batch_first=True) for i in range(c.layers)
-        )
-        out_size = c.embed_size if c.tie else c.hidden_size
-        self.projection = nn.Linear(c.hidden_size, out_size) if c.hidden_size != out_size else None
+        self._build_body()
+        top = self.top_size()
+        out_size = c.embed_size if c.tie else top
+        self.projection = nn.Linear(top, out_size) if top != out_size else None
         full = c.softmax == "full"
         self.head = nn.Linear(out_size, c.vocab_size) if full and not c.tie else None
         self.output_bias = nn.Parameter(torch.zeros(c.vocab_size)) if full and c.tie else None
@@ -53,6 +79,31 @@ class RNNLM(nn.Module):
         if not full:  # after _init_weights: the module initializes its own layers
             tied = self.embedding if c.tie else None
             self.adaptive = AdaptiveSoftmax(out_size, c.vocab_size, c.cutoffs, tied)
+
+    def _build_body(self) -> None:
+        """The recurrent layers, and the highway gates where the skips have them."""
+        c = self.config
+        sizes = self.input_sizes()
+        self.layers = nn.ModuleList(
+            RECURRENT[c.cell](sizes[i], c.hidden_size, batch_first=True) for i in range(c.layers)
+        )
+        if c.skip == "highway":  # a gate wherever a layer's input is as wide as its output
+            same = [i for i, size in enumerate(sizes) if size == c.hidden_size]
+            self.gates = nn.ModuleDict(
+                {str(i): nn.Linear(c.hidden_size, c.hidden_size) for i in same}
+            )
+
+    def input_sizes(self) -> list[int]:
+        """The width of each layer's input."""
+        c = self.config
+        if c.skip == "dense":  # the embedding and every layer below
+            return [c.embed_size + i * c.hidden_size for i in range(c.layers)]
+        return [c.embed_size] + [c.hidden_size] * (c.layers - 1)
+
+    def top_size(self) -> int:
+        """The width of what the output layer reads (every layer's output, when dense)."""
+        c = self.config
+        return c.hidden_size * (c.layers if c.skip == "dense" else 1)
 
     def _init_weights(self) -> None:
         # std 1/sqrt(E): the tied output's initial logits stay near zero for any size (a large
@@ -68,6 +119,8 @@ class RNNLM(nn.Module):
                         param.data[h : 2 * h] = 1.0
                 else:
                     nn.init.uniform_(param, -(layer.hidden_size**-0.5), layer.hidden_size**-0.5)
+        for gate in getattr(self, "gates", {}).values():
+            nn.init.constant_(gate.bias, HIGHWAY_BIAS)
 
     def forward(
         self,
@@ -99,15 +152,60 @@ class RNNLM(nn.Module):
 
     def features(self, tokens: torch.Tensor, state: State | None = None) -> tuple:
         """tokens (B, T) -> the top layer's output (B, T, H) before output dropout, state."""
-        x = self._drop(self._embed(tokens), "input")  # (B, T, E)
-        new_state = []
+        x0 = self._drop(self._embed(tokens), "input")  # (B, T, E)
+        x, below, new_state = x0, [], []
         for i, layer in enumerate(self.layers):
             y, layer_state = self._run_layer(layer, x, None if state is None else state[i])
-            if self.config.residual and y.shape[-1] == x.shape[-1]:
-                y = y + x  # (B, T, H)
-            x = self._drop(y, "hidden") if i < len(self.layers) - 1 else y
+            x = self._connect(i, x, y, x0, below, lambda h: self._drop(h, "hidden"))
             new_state.append(layer_state)
         return x, new_state
+
+    def _connect(self, i: int, x, y, x0, below: list, drop) -> torch.Tensor:
+        """Layer i read x and output y (..., H): the next layer's input, or after the last
+        layer what the output layer reads. x0 is the embedded input, `below` collects the
+        outputs so far (dense), `drop` is the dropout between layers (identity in a step)."""
+        skip, last = self.config.skip, i == len(self.layers) - 1
+        if skip == "dense":
+            below.append(y)
+            return torch.cat(below, dim=-1) if last else torch.cat([x0, *map(drop, below)], -1)
+        if skip == "residual" and y.shape[-1] == x.shape[-1]:
+            y = y + x
+        elif skip == "highway" and str(i) in self.gates:
+            gate = torch.sigmoid(self.gates[str(i)](x))  # (..., H)
+            y = gate * y + (1 - gate) * x
+        return y if last else drop(y)
+
+    @torch.no_grad()
+    def initial_state(self, batch: int, device=None, dtype=torch.float32) -> State:
+        """The zero state of `batch` rows in the step layout."""
+        device = device or self.embedding.weight.device
+        zeros = [torch.zeros(batch, width, device=device, dtype=dtype)
+                 for widths in state_layout(self.config) for width in widths]  # fmt: skip
+        return group_state(zeros, state_layout(self.config))
+
+    def step(self, tokens: torch.Tensor, state: State | None = None) -> tuple:
+        """One token per row: tokens (B,) and a state in the step layout (None: zero) ->
+        logits (B, V) of the next token (an adaptive softmax's are log-probabilities) and
+        the state after it. The same maths as `forward`, in the weights' dtype."""
+        x = F.embedding(tokens, self.embedding.weight)  # (B, E)
+        top, state = self.step_features(x, state)
+        return self.logits(top), state
+
+    def step_features(self, x: torch.Tensor, state: State | None = None) -> tuple:
+        """An embedded token per row x (B, E) -> what the output layer reads (B, D) and the
+        new state (step layout). Every layer's recurrent h is a node of the graph, so a
+        gradient at it counts the paths up the stack and forward in time."""
+        if state is None:
+            state = self.initial_state(x.shape[0], x.device, x.dtype)
+        lstm, cell = self.config.cell == "lstm", CELLS[self.config.cell]
+        x0, inp, below, new_state = x, x, [], []
+        for i, layer in enumerate(self.layers):
+            weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+            layer_state = cell(inp, state[i], *weights)  # (h, c) or h; each (B, H)
+            new_state.append(layer_state)
+            h = layer_state[0] if lstm else layer_state  # (B, H)
+            inp = self._connect(i, inp, h, x0, below, lambda t: t)
+        return inp, new_state
 
     def _run_layer(self, layer: nn.Module, x: torch.Tensor, state) -> tuple:
         """One recurrent layer; in training with weight drop, on a masked hidden matrix."""
@@ -176,9 +274,7 @@ def keep_mask(shape: tuple, p: float, like: torch.Tensor) -> torch.Tensor:
 
 def detach_state(state: State | None) -> State | None:
     """Cut the graph between windows (truncated BPTT) but keep the values."""
-    if state is None:
-        return None
-    return [tuple(s.detach() for s in st) if isinstance(st, tuple) else st.detach() for st in state]
+    return _map_state(state, torch.Tensor.detach)
 
 
 def reset_rows(state: State | None, rows: list[int]) -> State | None:
@@ -194,6 +290,41 @@ def reset_rows(state: State | None, rows: list[int]) -> State | None:
     return [tuple(map(zeroed, st)) if isinstance(st, tuple) else zeroed(st) for st in state]
 
 
+def state_layout(config: ModelConfig) -> list[tuple[int, ...]]:
+    """The widths of the state's tensors, per layer: (H, H) for an LSTM's (h, c), (H,) for a
+    GRU or tanh RNN; the window model's single entry holds its last window - 1 embeddings."""
+    if config.model == "window":
+        return [((config.window - 1) * config.embed_size,)]
+    widths = (config.hidden_size,) * (2 if config.cell == "lstm" else 1)
+    return [widths] * config.layers
+
+
+def group_state(tensors: list[torch.Tensor], layout: list[tuple[int, ...]]) -> State:
+    """Flat tensors, in layout order -> the state: a tuple per layer of several, else one."""
+    state, at = [], 0
+    for widths in layout:
+        parts = tuple(tensors[at : at + len(widths)])
+        state.append(parts if len(widths) > 1 else parts[0])
+        at += len(widths)
+    return state
+
+
+def step_state(state: State | None) -> State | None:
+    """The sequence layout (1, B, H) -> the step layout (B, H)."""
+    return _map_state(state, lambda t: t[0])
+
+
+def sequence_state(state: State | None) -> State | None:
+    """The step layout (B, H) -> the sequence layout (1, B, H)."""
+    return _map_state(state, lambda t: t.unsqueeze(0))
+
+
+def _map_state(state: State | None, fn) -> State | None:
+    if state is None:
+        return None
+    return [tuple(map(fn, st)) if isinstance(st, tuple) else fn(st) for st in state]
+
+
 def state_tensors(state: State | None) -> dict[str, torch.Tensor]:
     """Flatten a state to named tensors (for the resume file)."""
     out = {}
@@ -205,16 +336,18 @@ def state_tensors(state: State | None) -> dict[str, torch.Tensor]:
 
 
 def state_from_tensors(tensors: dict[str, torch.Tensor], cell: str, device) -> State | None:
-    layers = sorted({int(k.split(".")[1]) for k in tensors if k.startswith("state.")})
-    if not layers:
-        return None
+    """The inverse of `state_tensors`: a tuple for a layer saved in several parts (an LSTM's
+    h and c), one tensor otherwise (whatever the model; `cell` is not needed to tell)."""
+    parts: dict[int, list[int]] = {}
+    for key in tensors:
+        if key.startswith("state."):
+            _, layer, part = key.split(".")
+            parts.setdefault(int(layer), []).append(int(part))
     state = []
-    for i in layers:
-        if cell == "lstm":
-            state.append((tensors[f"state.{i}.0"].to(device), tensors[f"state.{i}.1"].to(device)))
-        else:
-            state.append(tensors[f"state.{i}.0"].to(device))
-    return state
+    for i in sorted(parts):
+        layer = tuple(tensors[f"state.{i}.{j}"].to(device) for j in sorted(parts[i]))
+        state.append(layer if len(layer) > 1 else layer[0])
+    return state or None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -266,11 +266,26 @@ def norm_traces_figure(runs: Sequence[Run]):
     return figure
 
 
-def agreement_figure(counts: dict[str, int], accuracy: dict[str, dict[str, float]]):
+def agreement_figure(
+    counts: dict[str, int],
+    accuracy: dict[str, dict[str, float]],
+    panels: dict[str, dict[str, dict[str, float]]] | None = None,
+):
     """Subject-verb agreement accuracy by distance: one bar per model in each distance
-    bucket, chance (50%) drawn, the number of items under each bucket."""
-    figure, axes = _figure(12, 4.8, 1, 1)
-    ax = axes[0, 0]
+    bucket, chance (50%) drawn, the number of items under each bucket. With `panels`
+    (title -> accuracy), one panel each, side by side with the same axes (`accuracy` is then
+    ignored); the items are the same in every panel."""
+    panels = panels or {"Subject-verb agreement by distance": accuracy}
+    figure, axes = _figure(12 if len(panels) == 1 else 7.5 * len(panels), 4.8, 1, len(panels))
+    for ax, (title, values) in zip(axes.flat, panels.items(), strict=True):
+        _agreement_panel(ax, counts, values, title, legend_below=len(panels) > 1)
+    if len(panels) == 1:
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside right center", frameon=False)
+    return figure
+
+
+def _agreement_panel(ax, counts, accuracy, title: str, legend_below: bool) -> None:
     buckets, models = list(counts), list(accuracy)
     width = 0.8 / max(len(models), 1)
     for i, (model, colour) in enumerate(zip(models, _colours(len(models)), strict=True)):
@@ -281,8 +296,6 @@ def agreement_figure(counts: dict[str, int], accuracy: dict[str, dict[str, float
     ax.set_xticks(np.arange(len(buckets)),
                   [f"{b} words\n({counts[b]} items)" for b in buckets])  # fmt: skip
     ax.set(ylim=(0, 100), ylabel="right verb form preferred (%)",
-           xlabel="distance from the subject to its verb",
-           title="Subject-verb agreement by distance")  # fmt: skip
-    handles, labels = ax.get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside right center", frameon=False)
-    return figure
+           xlabel="distance from the subject to its verb", title=title)  # fmt: skip
+    if legend_below:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)

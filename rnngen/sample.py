@@ -6,9 +6,10 @@ when a sample ends; it never prints. All samples run as one batch (B = num_sampl
 * The prompt, after one newline token (so it starts a line, as in the training text; with no
   prompt the newline alone), is fed through the network once, for one row; its state is
   then copied to the B rows.
-* Each step then runs one token per row through the recurrent cells directly
-  (`torch.lstm_cell` & co. on the model's own weights). `nn.LSTM` on a CPU builds a oneDNN
-  RNN primitive on every call, which costs several times the arithmetic of a single step.
+* Each step then runs one token per row through the model's own step (`RNNLM.step`: the
+  recurrent cells directly, `torch.lstm_cell` & co. on the model's own weights; the window
+  model's window). `nn.LSTM` on a CPU builds a oneDNN RNN primitive on every call, which
+  costs several times the arithmetic of a single step.
 * Choosing a token: temperature, then top-k, then top-p (nucleus), all on (B, V) tensors.
   Sample i draws its randomness from its own `torch.Generator`, seeded `seed + i`, always
   V numbers a step whatever B is; so sample i of a batch is the sample `seed + i` gives
@@ -33,7 +34,6 @@ from rnngen.model import RNNLM
 from rnngen.threads import timed
 from rnngen.tokenizer import Tokenizer
 
-CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -152,7 +152,8 @@ def generate(
 
 
 class RNNSource:
-    """Next-token logits of an RNNLM for a batch of rows, one step at a time."""
+    """Next-token logits of an RNNLM for a batch of rows, one step at a time (the model's own
+    step, `RNNLM.step`: the same maths as its forward pass, one token per row)."""
 
     def __init__(self, model: RNNLM, batch: int, dtype: torch.dtype = torch.float32):
         self.reference = model  # fp32: runs the prompt
@@ -160,7 +161,6 @@ class RNNSource:
         self.model = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
         self.dtype = dtype
         self.batch = batch
-        self.lstm = model.config.cell == "lstm"
 
     @torch.inference_mode()
     def start(self, context: list[int]) -> torch.Tensor:
@@ -168,9 +168,11 @@ class RNNSource:
         device = self.reference.embedding.weight.device
         tokens = torch.tensor([context], dtype=torch.long, device=device)  # (1, T)
         logits, state = self.reference(tokens)  # (1, T, V); per layer (1, 1, H) or a pair
-        # nn.LSTM's (1, B, H) layout -> the cells' (B, H), one copy of the row per sample.
+        # The sequence layout (1, 1, H) -> the step's (B, H), one copy of the row per sample.
         self.state = [
-            tuple(self._rows(s) for s in layer_state) if self.lstm else self._rows(layer_state)
+            tuple(map(self._rows, layer_state))
+            if isinstance(layer_state, tuple)
+            else self._rows(layer_state)
             for layer_state in state
         ]
         return logits[:, -1].expand(self.batch, -1)  # (B, V)
@@ -180,31 +182,9 @@ class RNNSource:
 
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B,) -> logits (B, V) of the next token; the same maths as RNNLM.forward."""
-        logits, self.state = cell_step(self.model, tokens, self.state)
+        """tokens (B,) -> logits (B, V) of the next token."""
+        logits, self.state = self.model.step(tokens, self.state)
         return logits.float()  # (B, V)
-
-
-def cell_step(model: RNNLM, tokens: torch.Tensor, state: list) -> tuple[torch.Tensor, list]:
-    """One token per row through the recurrent cells, on the model's own weights.
-
-    tokens (B,) and per layer (h, c) or h, each (B, H) -> the next token's logits (B, V) (an
-    adaptive softmax's are log-probabilities) and the new state: the same maths as
-    RNNLM.forward (tested equal). The sampler steps with it, and `rnngen export` exports it
-    as the ONNX step, so there is one definition of a step.
-    """
-    cell, lstm = CELLS[model.config.cell], model.config.cell == "lstm"
-    x = F.embedding(tokens, model.embedding.weight)  # (B, E)
-    new_state = []
-    for layer, layer_state in zip(model.layers, state, strict=True):
-        weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
-        layer_state = cell(x, layer_state, *weights)  # (h, c) or h; each (B, H)
-        new_state.append(layer_state)
-        h = layer_state[0] if lstm else layer_state  # (B, H)
-        if model.config.residual and h.shape[-1] == x.shape[-1]:
-            h = h + x
-        x = h
-    return model.logits(x), new_state
 
 
 class NGramSource:

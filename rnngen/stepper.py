@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.sample import CELLS, DTYPES, Done, Piece, SampleConfig, SampleText, filter_logits
+from rnngen.sample import DTYPES, Done, Piece, SampleConfig, SampleText, filter_logits
 from rnngen.tokenizer import Tokenizer
 
 # Rows per matrix product. 16 keeps MKL's fp32 GEMM on its packed path and a bf16 (AMX)
@@ -89,12 +89,6 @@ class SampleBatch:
         self.dtype = dtype
         self.tokenizer = tokenizer
         self.device = model.embedding.weight.device
-        self.cell = CELLS[model.config.cell]
-        self.lstm = model.config.cell == "lstm"
-        self.weights = [
-            (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
-            for layer in self.model.layers
-        ]
         self.rows: list[_Row] = []
         self.state: list | None = None  # per layer (h, c) or h, each (B, H) in `dtype`
         self.logits: torch.Tensor | None = None  # (B, V) fp32: the next token's, per row
@@ -133,7 +127,7 @@ class SampleBatch:
         def rows(tensor: torch.Tensor) -> torch.Tensor:  # (1, 1, H) -> (n, H)
             return tensor[0].to(self.dtype).expand(n, -1).contiguous()
 
-        new_state = [tuple(map(rows, s)) if self.lstm else rows(s) for s in state]
+        new_state = [tuple(map(rows, s)) if isinstance(s, tuple) else rows(s) for s in state]
         new_logits = logits[0, -1:].float().expand(n, -1)  # (n, V)
         ids = []
         for seed in seeds:
@@ -221,17 +215,11 @@ class SampleBatch:
         self.state = [_slice(_catn(parts), 0, batch) for parts in layers]
 
     def _block(self, tokens: torch.Tensor, state: list):
-        """One step of BLOCK rows: tokens (BLOCK,) -> logits (BLOCK, V) fp32, new state."""
-        x = F.embedding(tokens, self.model.embedding.weight)  # (BLOCK, E)
-        new_state = []
-        for weights, layer_state in zip(self.weights, state, strict=True):
-            layer_state = self.cell(x, layer_state, *weights)  # (h, c) or h; each (BLOCK, H)
-            new_state.append(layer_state)
-            h = layer_state[0] if self.lstm else layer_state
-            if self.model.config.residual and h.shape[-1] == x.shape[-1]:
-                h = h + x
-            x = h
-        return self.model.logits(x).float(), new_state
+        """One step of BLOCK rows: tokens (BLOCK,) -> logits (BLOCK, V) fp32, new state
+        (`RNNLM.step`: the one definition of a step, which the sampler and the ONNX export
+        also run)."""
+        logits, new_state = self.model.step(tokens, state)  # (BLOCK, V)
+        return logits.float(), new_state
 
 
 def choose_tokens(logits: torch.Tensor, rows: list[_Row]) -> torch.Tensor:

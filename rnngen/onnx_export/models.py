@@ -6,7 +6,7 @@ assembles it from its clusters):
 * `step.onnx`: one token per row, `tokens` (B,) int64 and `state` (L, S, B, H) float32 ->
   `logprobs` (B, V) and `state_out` (L, S, B, H). S is 2 for an LSTM (h, then c) and 1 for a
   GRU or a vanilla RNN; a zero state is the start of a text. It is the sampler's own step
-  (`rnngen.sample.cell_step`: `torch.lstm_cell` & co. on the model's weights), so the ONNX
+  (`RNNLM.step`: `torch.lstm_cell` & co. on the model's weights), so the ONNX
   step and `rnngen sample` share one definition.
 * `window.onnx`: `tokens` (B, T) -> `logprobs` (B, T, V) and `state_out`: the model's own
   forward pass (`RNNLM.forward`), as ONNX's LSTM, GRU and RNN operators with T free. It goes
@@ -38,7 +38,6 @@ from torch import nn
 
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.sample import cell_step
 
 FORMATS = ("onnx",)
 OPSET = 20
@@ -91,7 +90,7 @@ class StepModule(nn.Module):
     def forward(self, tokens: torch.Tensor, state: torch.Tensor):
         lstm, layers = self.model.config.cell == "lstm", self.model.config.layers
         per_layer = [(state[i, 0], state[i, 1]) if lstm else state[i, 0] for i in range(layers)]
-        logits, new_state = cell_step(self.model, tokens, per_layer)  # each (B, H)
+        logits, new_state = self.model.step(tokens, per_layer)  # each (B, H)
         stacked = [torch.stack(s) if lstm else s.unsqueeze(0) for s in new_state]  # (S, B, H)
         return normalized(self.model, logits), torch.stack(stacked)  # (B, V), (L, S, B, H)
 
