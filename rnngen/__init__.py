@@ -18,7 +18,7 @@ _API = {
     "neighbors": "rnngen.api",
     "LanguageModel": "rnngen.api",
     "LineScore": "rnngen.api",
-    "train": "rnngen.training",
+    "train": "rnngen.api",
     "ComparisonReport": "rnngen.report",
     "Provenance": "rnngen.provenance",
     "RnngenError": "rnngen.errors",

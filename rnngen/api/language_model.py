@@ -1,0 +1,106 @@
+"""A loaded checkpoint as an object: `load` and `LanguageModel` (generate, score, neighbors).
+
+    lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
+    "".join(lm.generate("the man", max_tokens=50, seed=1))
+    lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from rnngen.arguments import checked
+from rnngen.line_scoring import LineScore, line_scorer
+from rnngen.provenance import Provenance, checkpoint_provenance
+
+
+class LanguageModel:
+    """A loaded checkpoint: the RNN, its tokenizer, and what it was trained on."""
+
+    def __init__(self, path: Path, model, tokenizer, meta: dict[str, str], device):
+        self.path, self.model, self.tokenizer, self.meta = path, model, tokenizer, meta
+        self.device = device  # a torch.device
+
+    @property
+    def config(self):
+        """The ModelConfig (cell, layers, hidden_size, vocab_size, ...)."""
+        return self.model.config
+
+    @property
+    def provenance(self) -> Provenance | None:
+        """What it was trained on; None for a checkpoint that records nothing."""
+        return checkpoint_provenance(self.meta, required=False)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"LanguageModel({str(self.path)!r}, {c.layers}x{c.cell} {c.hidden_size})"
+
+    @checked(rename={"--temp": "temperature", "--length": "max_tokens"})
+    def generate(
+        self,
+        prompt: str = "",
+        *,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        max_tokens: int = 500,
+        seed: int | None = None,
+        stop: str | Iterable[str] = (),
+        precision: str = "fp32",
+    ) -> Iterator[str]:
+        """Continue `prompt` (not repeated), yielding text pieces as they are sampled.
+        temperature 0 is greedy; a sample ends after max_tokens or once it contains a stop
+        string (kept). The same seed gives the same text on the same machine. Arguments are
+        checked at the call, before the first piece."""
+        from rnngen.sample import SampleConfig, check_precision
+
+        stops = (stop,) if isinstance(stop, str) else tuple(stop)
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p,
+                              max_tokens=max_tokens, stops=stops, seed=seed)  # fmt: skip
+        check_precision(precision)
+        return self._pieces(prompt, config, precision)
+
+    def _pieces(self, prompt: str, config, precision: str) -> Iterator[str]:
+        from rnngen.sample import Piece, generate
+
+        for event in generate(self.model, self.tokenizer, prompt, config, precision):
+            if isinstance(event, Piece):
+                yield event.text
+
+    @checked()
+    def neighbors(self, words: Iterable[str], k: int = 10) -> list:
+        """The k nearest pieces of each word in the input embedding (rnngen.word_vectors):
+        [WordNeighbors(word, pieces, averaged, neighbors=[Neighbor(piece, id, similarity)])]."""
+        from rnngen.word_vectors import nearest
+
+        return nearest(self.model.embedding.weight, self.tokenizer, list(words), k)
+
+    @checked()
+    def score(self, lines: Iterable[str]) -> list[LineScore]:
+        """Each line's log-probability as `rnngen score` gives it, its newline included
+        (added to a line that has none). `lines` is a list (any iterable) of str: one string
+        alone is refused rather than scored character by character."""
+        return [
+            score_line(self.model, self.tokenizer, self.device, s if s.endswith("\n") else s + "\n")
+            for s in lines
+        ]
+
+
+def score_line(model, tokenizer, device, line: str) -> LineScore:
+    """`line` exactly as given (newline and all), scored after a line end."""
+    return line_scorer(tokenizer, device, model)(line)
+
+
+@checked()
+def load(path: str | Path | None = None, device: str = "auto") -> LanguageModel:
+    """A checkpoint (the newest in ./checkpoints when none is named) on cpu, cuda or mps."""
+    from rnngen.checkpoint import latest_checkpoint, load_model
+    from rnngen.hardware import resolve_device
+
+    path = Path(path) if path is not None else latest_checkpoint()
+    torch_device = resolve_device(device)
+    model, tokenizer, meta = load_model(path, torch_device)
+    return LanguageModel(path, model, tokenizer, meta, torch_device)
