@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,26 @@ from pathlib import Path
 import numpy as np
 
 from rnngen.atomic import remove_stale_temporaries
-from rnngen.data import cache_root, cached_dir_of, is_tokenized_dir, load_tokenized
+from rnngen.data import (
+    cache_root,
+    cached_dir_of,
+    encode_to_file,
+    is_tokenized_dir,
+    load_tokenized,
+)
 from rnngen.errors import RnngenError
 from rnngen.ngram import KneserNey
+from rnngen.ngram.pages import release as release_pages
 from rnngen.provenance import Provenance
-from rnngen.textio import Span, file_sha256, iter_text, make_dir, read_text
+from rnngen.textio import (
+    Span,
+    check_file,
+    file_sha256,
+    is_stream,
+    iter_text,
+    make_dir,
+    read_text,
+)
 from rnngen.tokenizer import Tokenizer
 
 
@@ -63,8 +79,8 @@ def stored_ids(provenance: Provenance, tokenizer: Tokenizer, split: str) -> np.n
     return None
 
 
-def source_text(provenance: Provenance, split: str) -> str | None:
-    """The text of a split re-read from its source file, if the file is unchanged."""
+def source_span(provenance: Provenance, split: str) -> Span | None:
+    """Where a split's text lies in its source file, if the file is unchanged."""
     info = provenance.splits.get(split)
     if info is None:
         return None
@@ -75,7 +91,20 @@ def source_text(provenance: Provenance, split: str) -> str | None:
             return None
     except OSError:  # unreadable now: as good as gone
         return None
-    return span_text(Span(path, info.start, info.end))
+    return Span(path, info.start, info.end)
+
+
+def source_text(provenance: Provenance, split: str) -> str | None:
+    """The text of a split re-read from its source file, if the file is unchanged."""
+    span = source_span(provenance, split)
+    return None if span is None else span_text(span)
+
+
+def encoded_span(span: Span, tokenizer: Tokenizer) -> np.ndarray:
+    """A file's span encoded a chunk at a time into a memory-mapped temporary file: a large
+    training text is never held, as text or as ids."""
+    texts = (text for text, _ in iter_text(span))
+    return encode_to_file(texts, tokenizer, ngram_work_dir(), "rnngen-train-ids.bin")
 
 
 def heldout_text(provenance: Provenance | None, tokenizer: Tokenizer, data: Path | None) -> Text:
@@ -101,19 +130,22 @@ def training_ids(
 ) -> tuple[np.ndarray, str]:
     """The n-gram's training tokens: --train FILE, else exactly the checkpoint's."""
     if train is not None:
-        return tokenizer.encode_array(read_text(train, "--train file")), str(train)
+        if is_stream(train):  # a pipe is read once, as it comes
+            return tokenizer.encode_array(read_text(train, "--train file")), str(train)
+        check_file(train, "--train file")
+        return encoded_span(Span(train, 0, train.stat().st_size), tokenizer), str(train)
     provenance = require(provenance)
     ids = stored_ids(provenance, tokenizer, "train")
     if ids is not None:
         return ids, "the checkpoint's training tokens"
-    text = source_text(provenance, "train")
-    if text is None:
+    span = source_span(provenance, "train")
+    if span is None:
         split = provenance.splits.get("train")
         raise RnngenError(
             f"the checkpoint's training corpus {split.source if split else '?'!r} has moved or "
             "changed since training; give --train FILE for the n-gram baseline"
         )
-    return tokenizer.encode_array(text), "the checkpoint's training corpus"
+    return encoded_span(span, tokenizer), "the checkpoint's training corpus"
 
 
 def require(provenance: Provenance | None) -> Provenance:
@@ -126,33 +158,86 @@ def with_context(tokenizer: Tokenizer, ids: np.ndarray) -> np.ndarray:
     return np.concatenate([np.array([tokenizer.newline_id], dtype=ids.dtype), ids])
 
 
+HASH_CHUNK = 1 << 24  # ids hashed at a time
+
+
+def ngram_work_dir() -> Path:
+    """Where n-gram builds put their scratch files: beside the n-gram cache, or in the
+    system's temporary directory when the cache cannot be made."""
+    directory = cache_root() / "ngram"
+    try:
+        make_dir(directory, "n-gram cache")
+    except RnngenError:
+        return Path(tempfile.gettempdir())
+    return directory
+
+
 def ngram_key(train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha256: str) -> str:
-    """What names an n-gram in the cache: its training tokens, tokenizer and order."""
-    digest = hashlib.sha256(np.ascontiguousarray(train_ids).tobytes())
+    """What names an n-gram in the cache: its training tokens, tokenizer and order.
+
+    The ids are hashed a chunk at a time (the same digest as hashing their bytes whole), and
+    the pages of memory-mapped ids are given back as they go.
+    """
+    digest = hashlib.sha256()
+    for start in range(0, len(train_ids), HASH_CHUNK):
+        piece = train_ids[start : start + HASH_CHUNK]
+        digest.update(np.ascontiguousarray(piece).data)
+        release_pages(piece)
     digest.update(f"{tokenizer_sha256}:{order}:{vocab_size}".encode())
     return digest.hexdigest()[:24]
 
 
 def cached_ngram(
-    train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha256: str
+    train_ids: np.ndarray,
+    order: int,
+    vocab_size: int,
+    tokenizer_sha256: str,
+    *,
+    memory: int | None = None,
 ) -> tuple[KneserNey, bool]:
-    """The n-gram of these training tokens, tokenizer and order, built once and cached."""
+    """The n-gram of these training tokens, tokenizer and order, built once and cached.
+
+    The model is memory-mapped from its cache file (loading is instant and processes share
+    its pages); it is built within `memory` bytes (see KneserNey.fit), spilling to a scratch
+    directory inside the cache's ngram/ folder. A cache of an older format is rebuilt.
+    """
     key = ngram_key(train_ids, order, vocab_size, tokenizer_sha256)
     path = cache_root() / "ngram" / f"{key}.safetensors"
     if path.exists():
         try:
             return KneserNey.load(path), True
-        except RnngenError:  # damaged: build it again
+        except RnngenError:  # damaged, or an older format: build it again
             with contextlib.suppress(OSError):
                 path.unlink()
-    model = KneserNey.fit(train_ids, order, vocab_size)
     # The cache only saves time: a cache that cannot be written (a full disk, a read-only
     # directory, RNNGEN_CACHE naming a file) costs a rebuild next time, not this result.
-    with contextlib.suppress(RnngenError):
+    try:
         make_dir(path.parent, "n-gram cache")
         remove_stale_temporaries(path.parent)
-        model.save(path)
+    except RnngenError:
+        return KneserNey.fit(train_ids, order, vocab_size, memory=memory), False
+    model = KneserNey.fit(
+        train_ids,
+        order,
+        vocab_size,
+        memory=memory,
+        scratch_dir=path.parent,
+        path=path,
+        path_optional=True,
+    )
     return model, False
+
+
+def build_memory(stats, memory: int | None) -> str:
+    """How a build used its memory budget, for a log line."""
+    from rnngen.ngram.budget import describe_memory, format_size
+
+    spilled = (
+        f"{format_size(stats.spilled_bytes)} spilled to disk"
+        if stats.spilled_bytes
+        else "in memory"
+    )
+    return f"{spilled}; n-gram memory {describe_memory(memory)}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,14 +253,19 @@ class TrainingNGram:
 
 
 def training_ngram(
-    provenance: Provenance | None, tokenizer: Tokenizer, order: int, train: Path | None = None
+    provenance: Provenance | None,
+    tokenizer: Tokenizer,
+    order: int,
+    train: Path | None = None,
+    *,
+    memory: int | None = None,
 ) -> TrainingNGram:
     """The Kneser-Ney model of exactly the checkpoint's training tokens (or of --train FILE),
-    built once per tokens, tokenizer and order and cached: what eval, score --ngram and
-    sample --ngram compare with or sample from."""
+    built once per tokens, tokenizer and order (within `memory` bytes) and cached: what eval,
+    score --ngram and sample --ngram compare with or sample from."""
     ids, source = training_ids(provenance, tokenizer, train)
     started = time.perf_counter()
-    model, cached = cached_ngram(ids, order, tokenizer.vocab_size, tokenizer.sha256)
+    model, cached = cached_ngram(ids, order, tokenizer.vocab_size, tokenizer.sha256, memory=memory)
     seconds = time.perf_counter() - started
     key = ngram_key(ids, order, tokenizer.vocab_size, tokenizer.sha256)
     return TrainingNGram(model, len(ids), source, cached, seconds, key)

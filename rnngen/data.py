@@ -10,6 +10,7 @@ on the same corpus skips tokenization.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -70,12 +71,19 @@ class TokenizedCorpus:
             raise RnngenError(f"{damaged}: {describe(e)}") from None
         if split not in self._checked:
             limit = self.tokenizer.vocab_size
-            for start in range(0, len(ids), CHECK_CHUNK):
-                top = int(ids[start : start + CHECK_CHUNK].max())
-                if top >= limit:
-                    raise RnngenError(
-                        f"{damaged} holds id {top}, out of range for a vocabulary of {limit}"
-                    )
+            # Read, not through the mapping: a mapped page once read stays in this process's
+            # resident set, and a whole corpus's worth would show in its peak memory.
+            try:
+                with open(file, "rb") as f:
+                    while (chunk := np.fromfile(f, dtype, CHECK_CHUNK)).size:
+                        top = int(chunk.max())
+                        if top >= limit:
+                            raise RnngenError(
+                                f"{damaged} holds id {top}, out of range for a vocabulary of "
+                                f"{limit}"
+                            )
+            except OSError as e:
+                raise RnngenError(f"{damaged}: {describe(e)}") from None
             self._checked.add(split)
         return ids
 
@@ -171,6 +179,30 @@ def tokenize_corpus(
             ) from None
         raise
     return TokenizedCorpus(out_dir, meta, tokenizer)
+
+
+def encode_to_file(texts, tokenizer: Tokenizer, directory: Path, name: str) -> np.ndarray:
+    """Encode a stream of texts (each ending at a line end) into a temporary file of ids in
+    `directory` and return them memory-mapped; the file is unlinked at once (the mapping keeps
+    it until the array goes), so nothing is left behind whatever happens next."""
+    make_dir(directory, "temporary directory")
+    remove_stale_temporaries(directory)
+    path = temporary_name(directory / name)
+    try:
+        with open(path, "xb") as out:
+            for text in texts:
+                out.write(tokenizer.encode_array(text).tobytes())
+        size = path.stat().st_size
+        if size == 0:
+            return np.zeros(0, dtype=tokenizer.dtype)
+        return np.memmap(path, dtype=tokenizer.dtype, mode="r")
+    except OSError as e:
+        raise RnngenError(
+            f"cannot write the encoded text to {str(directory)!r}: {describe(e)}"
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _check_replaceable(target: Path) -> None:

@@ -25,6 +25,7 @@ from torch import nn
 from rnngen.errors import RnngenError
 from rnngen.hardware import autocast
 from rnngen.model import RNNLM, detach_state
+from rnngen.threads import timed
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,11 @@ class Adaptation:
         for start in range(0, len(out), segment):
             y = tokens[start + 1 : start + 1 + segment].unsqueeze(0)  # (1, L)
             x = tokens[start : start + y.shape[1]].unsqueeze(0)  # (1, L)
-            with torch.enable_grad(), autocast(self.device, self.precision):
-                logp, state = self.model.score(x, y, state)  # (1, L)
-            out[start : start + y.shape[1]] = logp[0].detach().double().cpu().numpy()
-            self._update(-logp.mean())  # after the segment's scores are kept
+            with timed(y.shape[1], "dynamic"):
+                with torch.enable_grad(), autocast(self.device, self.precision):
+                    logp, state = self.model.score(x, y, state)  # (1, L)
+                out[start : start + y.shape[1]] = logp[0].detach().double().cpu().numpy()
+                self._update(-logp.mean())  # after the segment's scores are kept
             state = detach_state(state)
         return out, state
 

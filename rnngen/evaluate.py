@@ -17,6 +17,7 @@ from rnngen import metrics
 from rnngen.data import batchify
 from rnngen.hardware import autocast
 from rnngen.model import RNNLM
+from rnngen.threads import timed
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,9 @@ def model_logprobs(
     for start in range(0, inputs.shape[1], window):
         x = torch.from_numpy(inputs[:, start : start + window].astype(np.int64)).to(device)
         y = torch.from_numpy(targets[:, start : start + window].astype(np.int64)).to(device)
-        with autocast(device, precision):
+        with timed(x.numel(), "windows"), autocast(device, precision):
             logp, state = model.score(x, y, state)  # (S, W)
-        out[:, start : start + window] = logp.double().cpu().numpy()
+            out[:, start : start + window] = logp.double().cpu().numpy()
     flat = out.reshape(-1)
     if used < n_targets:  # the remainder batchify dropped: score it as one more stream
         tail = model_logprobs(
@@ -169,9 +170,9 @@ def sequence_token_logprobs(
             full[row, len(context) : len(context) + len(sequences[i])] = sequences[i]
         x = torch.from_numpy(full[:, :-1]).to(device)  # (B, C+L-1)
         y = torch.from_numpy(full[:, 1:]).to(device)  # (B, C+L-1)
-        with autocast(device, precision):
+        with timed(x.numel(), "sequences"), autocast(device, precision):
             logp, _ = model.score(x, y)  # (B, C+L-1)
-        logp = logp[:, len(context) - 1 :].double().cpu().numpy()  # (B, L): the sequence
+            logp = logp[:, len(context) - 1 :].double().cpu().numpy()  # (B, L): the sequence
         for row, i in enumerate(chunk):
             result[i] = logp[row, : len(sequences[i])]
     model.train(was_training)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM, step_state
+from rnngen.threads import timed
 
 # Lag buckets of the summary table: (first, last) inclusive.
 BUCKETS = ((0, 0), (1, 2), (3, 5), (6, 10), (11, 20), (21, 50), (51, 100), (101, 200),
@@ -129,7 +130,8 @@ def gradient_flow(
         for (window, warm), group in groups.items():
             for start in range(0, len(group), batch_size):
                 chunk = np.array(group[start : start + batch_size])  # (B,)
-                input_norm, hidden_norm = _batch(model, ids, chunk, window, warm, device)
+                with timed(len(chunk) * (window + warm), "gradients"):
+                    input_norm, hidden_norm = _batch(model, ids, chunk, window, warm, device)
                 k = slice(0, window)  # the window's column j is lag window-1-j
                 sums[0, k] += input_norm[:, ::-1].sum(axis=0)
                 sums[1, k] += hidden_norm[:, ::-1].sum(axis=0)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnngen.checkpoint_data import heldout_text, training_ngram, with_context
+from rnngen.checkpoint_data import build_memory, heldout_text, training_ngram, with_context
 from rnngen.dynamic import DynamicConfig, dynamic_logprobs
 from rnngen.errors import RnngenError
 from rnngen.evaluate import Score, model_logprobs, sequence_token_logprobs
@@ -107,13 +107,15 @@ def compare_model(
     data: Path | None = None,
     train: Path | None = None,
     ngram_order: int = 5,
+    ngram_memory: int | None = None,
     mix: float | str | None = FIT,
     dynamic: DynamicConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ComparisonReport:
     """Score the held-out text with the model, the cached n-gram and the unigram; with `mix`
     (a weight, or "fit" for the one fit on the validation split) also their mixture, and
-    with `dynamic` the model adapting as it reads (and its mixture)."""
+    with `dynamic` the model adapting as it reads (and its mixture). `ngram_memory`: bytes
+    for building the n-gram (None: rnngen.ngram.budget.default_memory())."""
     log = progress or (lambda _: None)
     heldout = heldout_text(provenance, tokenizer, data)
     ids = with_context(tokenizer, tokenizer.encode_array(heldout.text))  # (1 + targets,)
@@ -125,11 +127,12 @@ def compare_model(
     log(f"rnn: scored {len(rnn_logp):,} tokens in {time.perf_counter() - started:.1f}s")
 
     started = time.perf_counter()
-    ngram = training_ngram(provenance, tokenizer, ngram_order, train)
-    unigram = training_ngram(provenance, tokenizer, 1, train).model
+    ngram = training_ngram(provenance, tokenizer, ngram_order, train, memory=ngram_memory)
+    unigram = training_ngram(provenance, tokenizer, 1, train, memory=ngram_memory).model
     log(
         f"{ngram_order}-gram on {ngram.tokens:,} tokens of {ngram.source}: "
         + ("from cache" if ngram.cached else f"built in {time.perf_counter() - started:.1f}s")
+        + ("" if ngram.cached else f", {build_memory(ngram.model.stats, ngram_memory)}")
     )
     ngram_logp, unigram_logp = ngram.model.logprobs(ids), unigram.logprobs(ids)  # (targets,)
     assert len(rnn_logp) == len(ngram_logp) == len(unigram_logp), "rows must share targets"

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
+from rnngen.threads import timed
 from rnngen.tokenizer import Tokenizer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -146,7 +147,8 @@ def generate(
                 yield Done(index, sample.text, sample.tokens, sample.reason, sample.dropped_bytes)
         if all(sample.reason for sample in samples):
             return
-        logits = source.step(tokens)
+        with timed(batch, "sample"):
+            logits = source.step(tokens)
 
 
 class RNNSource:

@@ -29,8 +29,9 @@ defaults, 16 x 64, which the grid found the better trade at every width it tried
 
 from __future__ import annotations
 
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -38,6 +39,7 @@ import torch
 from rnngen.config import ModelConfig
 from rnngen.hardware import autocast, fused_adam
 from rnngen.model import RNNLM
+from rnngen.threads import REJECT
 
 # From the grid and the verification runs in BENCHMARKS.md ("Automatic model size"): the best
 # size for a run saw between 1 and 3 tokens per parameter. Below 1 a smaller model wins (1x512
@@ -85,6 +87,7 @@ class Choice:
     reason: str
     measurements: list[Measurement] = field(default_factory=list)
     probe_seconds: float = 0.0
+    threads: dict | None = None  # the thread counts measured (rnngen/training.py adds them)
 
     def as_dict(self) -> dict:
         return {
@@ -93,6 +96,7 @@ class Choice:
             "reason": self.reason,
             "probe_seconds": round(self.probe_seconds, 2),
             "measured": {m.name: round(m.tokens_per_second) for m in self.measurements},
+            **({"threads": self.threads} if self.threads else {}),
         }
 
     def summary(self) -> str:
@@ -101,7 +105,21 @@ class Choice:
         )
         return (
             f"size: measured {measured or 'nothing'}; chose {self.layers}x{self.hidden_size}"
-            f" ({self.reason})"
+            f" ({self.reason}){self._threads_note()}"
+        )
+
+    def _threads_note(self) -> str:
+        """The thread counts measured on the chosen size, when sizing tried several; a busy
+        machine is named, since it made every figure above smaller."""
+        if not self.threads or len(self.threads["rates"]) < 2:
+            return ""
+        chosen, rates = self.threads["threads"], self.threads["rates"]
+        others = ", ".join(f"{n} {rate / 1e3:.1f}k" for n, rate in rates.items() if n != chosen)
+        if not self.threads["contended"]:
+            return f"; threads: {chosen} (tok/s at {others})"
+        return (
+            f"; threads: {chosen} (tok/s at {others}): the machine looked busy, so sized for "
+            f"{chosen} thread{'s' if chosen > 1 else ''}; the run adapts if the cores free up"
         )
 
 
@@ -122,8 +140,27 @@ def measure_rate(
     min_seconds: float = 0.25,
     max_steps: int = 4,
 ) -> float:
-    """Training tokens per second of `config`: one untimed step (it builds the kernels), then
-    timed steps until min_seconds or max_steps, whichever comes first (at least one)."""
+    """Training tokens per second of `config` at the current thread count (`measure_rates`)."""
+    return measure_rates(config, batch_size, seq_len, device, precision, (), min_seconds,
+                         max_steps)[0]  # fmt: skip
+
+
+def measure_rates(
+    config: ModelConfig,
+    batch_size: int,
+    seq_len: int,
+    device: torch.device,
+    precision: str,
+    counts: Sequence[int] = (),
+    min_seconds: float = 0.25,
+    max_steps: int = 4,
+) -> dict[int, float]:
+    """Training tokens per second of `config` at each CPU thread count in `counts` (none: at
+    the current count, keyed 0): an untimed step at each (it builds the kernels), then rounds
+    of one timed step per count until min_seconds or max_steps rounds (at least one). The rate
+    is the median step's, so a moment's load elsewhere does not set it. A count whose step took
+    REJECT times the fastest count's is not timed again: beside a busy program, 2 threads can
+    take 10x as long as 1, and the probe's time is better spent on the next size."""
     generator = torch.Generator().manual_seed(0)
     model = RNNLM(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused_adam(device))
@@ -134,7 +171,8 @@ def measure_rate(
     tokens = tokens.reshape(batch_size, seq_len + 1).to(device)  # (B, T+1)
     x, y = tokens[:, :-1], tokens[:, 1:]  # (B, T) each
 
-    def step() -> None:
+    def step() -> float:
+        started = time.perf_counter()
         with autocast(device, precision):
             logp, _ = model.score(x, y)  # (B, T)
         loss = -logp.mean()
@@ -143,13 +181,24 @@ def measure_rate(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         loss.item()  # waits for the device
+        return time.perf_counter() - started
 
-    step()
-    steps, started = 0, time.perf_counter()
-    while steps < 1 or (steps < max_steps and time.perf_counter() - started < min_seconds):
+    live = list(counts) or [0]
+    times: dict[int, list[float]] = {count: [] for count in live}
+    for count in live:  # an untimed step at each count: it builds the kernels for it
+        if counts:
+            torch.set_num_threads(count)
         step()
-        steps += 1
-    return steps * x.numel() / (time.perf_counter() - started)
+    rounds, started = 0, time.perf_counter()
+    while rounds < 1 or (rounds < max_steps and time.perf_counter() - started < min_seconds):
+        for count in list(live):
+            if counts:
+                torch.set_num_threads(count)
+            times[count].append(step())
+        fastest = min(statistics.median(times[count]) for count in live)
+        live = [count for count in live if statistics.median(times[count]) <= REJECT * fastest]
+        rounds += 1
+    return {count: x.numel() / statistics.median(t) for count, t in times.items()}
 
 
 def run_tokens(rate: float, budget_seconds: float | None, fixed_tokens: int | None) -> float:

@@ -388,6 +388,39 @@ def sample_lines(span: Span, sample_bytes: int, pieces: int = 64) -> list[str]:
     return lines
 
 
+def sample_chars(span: Span, sample_chars: int, pieces: int = 64) -> list[str]:
+    """What sample_text(text of span) gives, reading the span twice instead of holding it.
+
+    Offsets count characters (as `rnngen ngram` has always sampled its training text), so the
+    first pass counts them; the second keeps only the pieces.
+    """
+    total = sum(len(text) for text, _ in iter_text(span))
+    if total <= sample_chars:
+        return "".join(text for text, _ in iter_text(span)).split("\n")
+    step, piece = total // pieces, sample_chars // pieces
+    wanted = [(i * step, i * step + piece) for i in range(pieces)]  # char ranges, in order
+    parts: list[list[str]] = [[] for _ in wanted]
+    offset = 0
+    for text, _ in iter_text(span):
+        end = offset + len(text)
+        for i, (lo, hi) in enumerate(wanted):
+            if lo < end and hi > offset:
+                parts[i].append(text[max(lo - offset, 0) : hi - offset])
+        offset = end
+    return [line for part in parts for line in "".join(part).split("\n")[1:-1]]
+
+
+def sample_text(text: str, sample_chars: int, pieces: int = 64) -> list[str]:
+    """Lines from `pieces` evenly spaced places of a text, about sample_chars characters in
+    all (all of it when shorter), the partial first and last line of each place dropped."""
+    if len(text) <= sample_chars:
+        return text.split("\n")
+    step, piece = len(text) // pieces, sample_chars // pieces
+    return [
+        line for i in range(pieces) for line in text[i * step : i * step + piece].split("\n")[1:-1]
+    ]
+
+
 def line_boundary(path: Path, offset: int) -> int:
     """The offset of the first line start at or after `offset` (the file size if none)."""
     size = path.stat().st_size

@@ -17,6 +17,7 @@ class Step:
     progress: float
     elapsed: float  # training seconds (evaluations excluded)
     clipped_share: float  # share of steps so far whose norm exceeded --clip
+    threads: int | None = None  # CPU threads the step ran with (None on a GPU)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,21 @@ class Rollback:
     step: int
     reason: str
     lr_scale: float
+
+
+@dataclass(frozen=True)
+class ThreadsChanged:
+    """Automatic threads moved to another count (rnngen/threads.py): the load changed."""
+
+    step: int
+    threads: int
+    before: int
+    speedup: float  # how much faster the new count ran than the old one, when measured
+
+    def describe(self) -> str:
+        from rnngen.threads import Change
+
+        return f"step {self.step}: " + Change(self.before, self.threads, self.speedup).describe()
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,23 @@ class Saved:
 
     step: int
     checkpoint: str
+
+
+@dataclass(frozen=True)
+class Samples:
+    """--sample-every: what the model writes at this evaluation (metrics.jsonl's `samples`
+    record): [{"temperature", "seed", "text"}, ...] and the seconds sampling took."""
+
+    step: int
+    samples: list
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LoggerStopped:
+    """A --log logger failed mid-run and was dropped; training goes on."""
+
+    message: str
 
 
 @dataclass(frozen=True)

@@ -44,10 +44,10 @@ from rnngen.errors import RnngenError
 from rnngen.evaluate import model_logprobs
 from rnngen.hardware import autocast, fused_adam
 from rnngen.model import RNNLM, detach_state, reset_rows, state_from_tensors, state_tensors
-from rnngen.train_events import Evaluation, Finished, Rollback, Step, Stopped
+from rnngen.train_events import Evaluation, Finished, Rollback, Step, Stopped, ThreadsChanged
 from rnngen.train_state import check_resume_tensors, load_optimizer_tensors, optimizer_tensors
 
-__all__ = ["Trainer", "Step", "Evaluation", "Rollback", "Stopped", "Finished"]
+__all__ = ["Trainer", "Step", "Evaluation", "Rollback", "Stopped", "Finished", "ThreadsChanged"]
 
 DEFAULT_EPOCHS = 10
 EVALS_PER_RUN = 10
@@ -129,6 +129,8 @@ class Trainer:
         self.average = None  # torch.optim.swa_utils.AveragedModel once averaging began
         self._loss_average: float | None = None  # of recent losses, to spot an explosion
         self._stop = self._stop_agreed = False
+        self.tuner = None  # adapts the CPU thread count, after adapt_threads()
+        self._window = None  # the last window trained on (x, y): what a thread probe runs
         if resume is not None:
             self._load(*resume)
         self._good = self._snapshot()
@@ -169,7 +171,32 @@ class Trainer:
     def _stopping(self) -> bool:
         return self._stop_agreed if self.group.enabled else self._stop
 
-    def run(self) -> Iterator[Step | Evaluation | Rollback | Stopped | Finished]:
+    def adapt_threads(self, most: int, start: int | None = None) -> None:
+        """Adapt the CPU thread count to the machine's load as the run goes (rnngen/threads.py),
+        between 1 and `most`, starting at `start`. It probes with forward passes of the last
+        window beside the steps: the steps themselves always run at the chosen count, so on a
+        machine whose load does not change the run computes exactly what it would at a fixed
+        count (gradients round differently at other counts for some shapes)."""
+        from rnngen.threads import Tuner
+
+        self.tuner = Tuner(most, torch.set_num_threads, start=start, probe=self._forward_seconds)
+
+    def _forward_seconds(self) -> float:
+        """Seconds of a forward pass over the first quarter of the last window, without
+        dropout (no random numbers drawn, nothing learned): the thread probe's fixed piece
+        of work, small because beside a busy program it runs up to 30x slower."""
+        x, y = self._window
+        length = max(8, x.shape[1] // 4)
+        x, y = x[:, :length], y[:, :length]
+        self.model.eval()
+        started = time.perf_counter()
+        with torch.no_grad(), autocast(self.device, self.precision):
+            self.model.score(x, y)
+        seconds = time.perf_counter() - started
+        self.model.train()
+        return seconds
+
+    def run(self) -> Iterator[Step | Evaluation | Rollback | Stopped | Finished | ThreadsChanged]:
         model, c = self.model, self.config
         model.train()
         window_tokens, window_start = 0, time.perf_counter()
@@ -178,13 +205,19 @@ class Trainer:
             if self._stopping():
                 yield Stopped(self.step)
                 return
+            threads = torch.get_num_threads() if self.device.type == "cpu" else None
             started = time.perf_counter()
             result = self._train_step()
-            self.elapsed += time.perf_counter() - started
+            change = None
+            if self.tuner is not None and not isinstance(result, Rollback):
+                change = self.tuner.record(time.perf_counter() - started, result[2])
+            self.elapsed += time.perf_counter() - started  # a thread probe's time included
             self._agree()
             if isinstance(result, Rollback):
                 yield result
                 continue
+            if change is not None:
+                yield ThreadsChanged(self.step, change.after, change.before, change.speedup)
             loss, norm, tokens = result
             window_tokens += tokens
             if self.step % c.log_every == 0 or self.progress >= 1.0:
@@ -192,7 +225,7 @@ class Trainer:
                 yield Step(
                     self.step, self.epoch, loss, norm, self.learning_rate(),
                     window_tokens / max(now - window_start, 1e-9), self.progress,
-                    self.elapsed, self.clipped_steps / self.step,
+                    self.elapsed, self.clipped_steps / self.step, threads,
                 )  # fmt: skip
                 window_tokens, window_start = 0, time.perf_counter()
             if self._eval_due():
@@ -212,6 +245,7 @@ class Trainer:
         window = self.streams[:, self.position : self.position + length + 1].astype(np.int64)
         batch = torch.from_numpy(window).to(self.device)  # (B, T+1)
         x, y = batch[:, :-1], batch[:, 1:]  # (B, T) each
+        self._window = (x, y)
         for group in self.optimizer.param_groups:  # a shorter window: a smaller step
             group["lr"] = self.learning_rate() * wanted / c.seq_len
         with autocast(self.device, self.precision):

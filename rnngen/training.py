@@ -24,9 +24,8 @@ import hashlib
 import inspect
 import json
 import math
-import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,22 +39,26 @@ from rnngen.distributed import Group
 from rnngen.errors import RnngenError
 from rnngen.init_from import Base, open_base, run_tokenizer
 from rnngen.run_files import RunFiles, output_path
+from rnngen.threads import ThreadPlan, plan_threads
 from rnngen.train_data import TrainingData, check_held_out, prepare_data
-from rnngen.train_events import Evaluation, Finished, Rollback, Saved, Step, Stopped, TrainResult
+from rnngen.train_events import (
+    Evaluation,
+    Finished,
+    LoggerStopped,
+    Rollback,
+    Samples,
+    Saved,
+    Step,
+    Stopped,
+    TrainResult,
+)
+from rnngen.train_loggers import RunLoggers, parse_specs
 from rnngen.train_options import complete, configs
+from rnngen.train_samples import check_sample_every, training_samples
 
 # The corpus options of `train(...)`, with their defaults; the rest go to `configs`.
 CORPUS_OPTIONS = {"kind": "bpe", "vocab_size": None, "valid": None, "test": None,
                   "valid_frac": None, "test_frac": None}  # fmt: skip
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (taskset, cgroups' cpusets), not all the machine's:
-    more threads than cores makes every step slower."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # macOS has no affinity call
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,15 +66,22 @@ class Placement:
     device: torch.device  # cuda:LOCAL_RANK under torchrun
     precision: str
     group: Group
+    threads: ThreadPlan | None = None  # CPU threads (rnngen/threads.py); None on a GPU
 
 
-def connect(config: TrainConfig, group: Group | None = None) -> Placement:
-    """Pick the device and precision; under torchrun, join the process group."""
+def connect(config: TrainConfig, group: Group | None = None,
+            threads: ThreadPlan | None = None) -> Placement:  # fmt: skip
+    """Pick the device and precision and the CPU threads (`threads`, by default the plan of
+    no --threads); under torchrun, join the process group."""
     from rnngen.hardware import resolve_device, resolve_precision
 
     group = group or Group()
     device = group.connect(resolve_device(config.device))
-    return Placement(device, resolve_precision(config.precision, device), group)
+    if device.type == "cpu":  # processes on one machine share its cores
+        threads = threads or plan_threads(processes=group.local_world_size)
+    else:
+        threads = None
+    return Placement(device, resolve_precision(config.precision, device), group, threads)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +95,7 @@ class ModelPlan:
     saved: tuple | None  # the resume state (tensors, info), when continuing a run
     base: Base | None = None  # the checkpoint whose weights the model starts from
     init_from: dict | None = None  # the base's record (Base.record), kept when resuming
+    threads: int | None = None  # the CPU thread count sizing found fastest, to start at
 
     @property
     def resumed(self) -> bool:
@@ -97,7 +108,7 @@ def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Pl
     architecture with the options' regularization when fine-tuning, else the model the
     options describe, sized by measuring this machine when they give no size."""
     torch.manual_seed(config.seed)
-    group, vocab_size = place.group, data.tokenizer.vocab_size
+    vocab_size = data.tokenizer.vocab_size
     if saved is not None:
         if saved[1].get("tokenizer_sha256") != data.tokenizer.sha256:
             raise RnngenError(
@@ -108,8 +119,8 @@ def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Pl
                 "(give the same corpus and --kind/--vocab-size)"
             )
         model_config = from_json(ModelConfig, saved[1]["model_config"])
-    if place.device.type == "cpu":  # processes on one machine share its cores
-        torch.set_num_threads(max(1, usable_cores() // group.local_world_size))
+    if place.threads is not None:
+        torch.set_num_threads(place.threads.threads)
     if saved is not None:
         config = with_learning_rate(config, model_config.hidden_size)
         return ModelPlan(model_config, config, None, None, saved,
@@ -136,16 +147,30 @@ def _output_layer(options: dict, data: TrainingData) -> dict:
 
 
 def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> ModelPlan:
-    """rnngen/sizing.py's choice; rank 0 measures, every rank builds what it chose."""
-    from rnngen.sizing import candidate_config, choose, measure_rate
+    """rnngen/sizing.py's choice; rank 0 measures, every rank builds what it chose.
+
+    With automatic threads each size is timed at all cores and at one fewer, and rated at
+    the faster: on a machine where something else runs, the run itself will use fewer
+    threads, and sizing for the collapsed all-core speed would choose far too small a model."""
+    from rnngen.sizing import candidate_config, choose, measure_rates
+    from rnngen.threads import choose as choose_threads
+    from rnngen.threads import ladder
     from rnngen.trainer import steps_per_run
 
     group, vocab_size, tokens = place.group, data.tokenizer.vocab_size, len(data.train_ids)
     share = c.batch_size // group.world_size  # each rank's streams
+    adaptive = place.threads is not None and place.threads.adaptive
+    counts = ladder(place.threads.threads)[:2] if adaptive else ()
+    by_size: dict[tuple[int, int], dict] = {}
 
     def rate_of(config: ModelConfig) -> float:
-        rate = measure_rate(config, share, c.seq_len, place.device, place.precision)
-        return rate * group.world_size
+        rates = measure_rates(config, share, c.seq_len, place.device, place.precision, counts)
+        best = choose_threads(counts[0], {n: [1 / r] for n, r in rates.items()}) if counts else 0
+        by_size[config.layers, config.hidden_size] = {
+            "threads": best, "rates": {n: round(r) for n, r in rates.items()},
+            "contended": bool(counts) and best < counts[0],
+        }  # fmt: skip
+        return rates[best] * group.world_size
 
     steps = steps_per_run(tokens, c)
     fixed_tokens = steps * c.batch_size * c.seq_len if steps else None
@@ -154,12 +179,18 @@ def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> Mode
     if group.is_main:
         choice = choose(vocab_size, tokens, c.time_budget, fixed_tokens, rate_of,
                         c.batch_size * c.seq_len, fixed)  # fmt: skip
+        if counts:
+            choice = dataclasses.replace(choice, threads=by_size[choice.layers, choice.hidden_size])
     sizing = group.broadcast_json(choice.as_dict() if choice else None)
     if c.time_budget is not None:  # the probe's seconds count against the budget
         remaining = max(c.time_budget - sizing["probe_seconds"], 0.5 * c.time_budget)
         c = dataclasses.replace(c, time_budget=remaining)
     config = candidate_config(sizing["layers"], sizing["hidden_size"], vocab_size, **fixed)
-    return ModelPlan(config, with_learning_rate(c, config.hidden_size), sizing, choice, None)
+    start = choice.threads["threads"] if choice is not None and choice.threads else None
+    if start is None and place.threads is not None:
+        torch.set_num_threads(place.threads.threads)  # measure_rates may have left another
+    return ModelPlan(config, with_learning_rate(c, config.hidden_size), sizing, choice, None,
+                     threads=start)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,6 +224,8 @@ def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> Traini
             torch.manual_seed(plan.train_config.seed + place.group.rank)
         trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config,
                           place.device, place.precision, plan.saved, place.group)  # fmt: skip
+    if place.threads is not None and place.threads.adaptive:
+        trainer.adapt_threads(place.threads.threads, plan.threads)
     return TrainingModel(plan, model, trainer, place)
 
 
@@ -220,29 +253,48 @@ def _guarded(events: Iterator[object], config: ModelConfig, device) -> Iterator[
         yield from events
 
 
-def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[object]:
+def run(model: TrainingModel, data: TrainingData, files: RunFiles,
+        loggers: RunLoggers | None = None, sample_every: int = 0) -> Iterator[object]:  # fmt: skip
     """The Trainer's events, with the files kept: metrics for every step and evaluation, the
     model after a best evaluation (then `Saved`), the resume state at every evaluation and at
-    the end; last a `TrainResult`. Fails when no validation loss was ever finite."""
+    the end; last a `TrainResult`. Fails when no validation loss was ever finite.
+
+    `loggers` (rnngen/train_loggers.py) receive every record metrics.jsonl does, and at the
+    end the best model's embedding; one that fails is dropped (`LoggerStopped`). With
+    `sample_every` N, every N-th evaluation is followed by `Samples` (rnngen/train_samples.py),
+    which leave the run as it would have been without them."""
     trainer, group, plan = model.trainer, model.place.group, model.plan
     ranks = group.all_gather_json(_shard(model)) if group.enabled else None
-    last_step, best = None, {}
+    last_step, best, evaluations = None, {}, 0
+    loggers = loggers if loggers is not None and group.is_main else RunLoggers()
+    loggers.hyperparameters({
+        "model": dataclasses.asdict(plan.config), "train": dataclasses.asdict(plan.train_config),
+        "tokenizer": {"kind": data.tokenizer.kind, "vocab_size": data.tokenizer.vocab_size},
+        "parameters": model.parameters, "device": str(model.place.device),
+        "precision": model.place.precision, "train_tokens": len(data.train_ids),
+    })  # fmt: skip
     with files.open_metrics() as metrics:
-        if ranks:
-            record = {"event": "distributed", "world_size": group.world_size,
-                      "backend": group.backend, "ranks": ranks}  # fmt: skip
+
+        def write(record: dict) -> None:
             metrics.write(json.dumps(record) + "\n")
+            loggers.record(record)
+
+        if ranks:
+            write({"event": "distributed", "world_size": group.world_size,
+                   "backend": group.backend, "ranks": ranks})  # fmt: skip
         for event in _guarded(trainer.run(), plan.config, model.place.device):
             if isinstance(event, Step):
                 last_step = event
-                metrics.write(json.dumps({"event": "step", **vars(event)}) + "\n")
+                write({"event": "step", **vars(event)})
             elif isinstance(event, Evaluation):
                 record = {"event": "eval", **vars(event), **valid_figures(event, data)}
-                metrics.write(json.dumps(record) + "\n")
+                write(record)
                 metrics.flush()
+                evaluations += 1
             elif isinstance(event, Rollback):  # plot marks where a run went back
-                metrics.write(json.dumps({"event": "rollback", **vars(event)}) + "\n")
+                write({"event": "rollback", **vars(event)})
             yield event
+            yield from (LoggerStopped(message) for message in loggers.take_warnings())
             if isinstance(event, Evaluation):
                 if event.is_best:
                     best = record
@@ -255,6 +307,12 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
                     files.save_model(trainer.eval_model, data.tokenizer, metadata)
                     yield Saved(event.step, str(files.output))
                 _save_state(model, data, files)
+                if sample_every and evaluations % sample_every == 0 and group.is_main:
+                    samples = training_samples(trainer.eval_model, data.tokenizer,
+                                               plan.train_config.seed, event.step)  # fmt: skip
+                    write(samples)
+                    metrics.flush()
+                    yield Samples(event.step, samples["samples"], samples["seconds"])
             elif isinstance(event, Stopped | Finished):
                 _save_state(model, data, files)
                 if isinstance(event, Finished) and not math.isfinite(event.best_loss):
@@ -262,6 +320,9 @@ def run(model: TrainingModel, data: TrainingData, files: RunFiles) -> Iterator[o
                         f"no checkpoint written: the validation loss was never finite "
                         f"({event.step} steps); try a smaller --lr, or more validation text"
                     )
+                if loggers and files.output.exists():  # the best model's word vectors
+                    loggers.embedding_of(files.output, data.tokenizer, trainer.step)
+                    yield from (LoggerStopped(m) for m in loggers.take_warnings())
                 yield TrainResult(
                     str(files.output), trainer.step, trainer.elapsed, trainer.best_loss,
                     best.get("valid_bpc"), trainer.clipped_steps / max(trainer.step, 1),
@@ -316,18 +377,25 @@ TRAIN_OPTIONS = {
 def train(corpus: str | Path, *, time_budget: str | float | None = None,
           output: str | Path | None = None, on_event: Callable | None = None,
           resume: bool = False, force: bool = False, init_from: str | Path | None = None,
+          threads: int | str | None = None, log: Iterable[str] = (), sample_every: int = 0,
           **options) -> TrainResult:  # fmt: skip
     """Train a model on `corpus` as `rnngen train` does, and return what it achieved.
 
     `time_budget` is seconds or a duration ("3m", "1h30m"); `output` defaults to
     checkpoints/CORPUS-NAME.safetensors. `init_from` (a checkpoint's path) fine-tunes that
     model as `--init-from` does: its tokenizer and architecture, a fresh optimizer; options
-    given that contradict it are errors. `options` are the CLI's options with underscores
+    given that contradict it are errors. `threads` is --threads: a number fixes torch's CPU
+    threads; None adapts them to the machine's load unless OMP_NUM_THREADS fixes them, and
+    "auto" adapts them whatever it says. `log` lists loggers as `--log` takes them
+    ("tensorboard", "tensorboard:DIR", "wandb", "wandb:PROJECT"); `sample_every` N samples
+    at every N-th evaluation as `--sample-every` does (0: never). `options` are the CLI's
+    options with underscores
     (kind, vocab_size, valid, test, valid_frac, test_frac, size, cell, layers, hidden, embed,
     dropout, ..., max_steps, epochs, seed, device, precision). `on_event` receives each event
-    of the run (rnngen.train_events): Step, Evaluation, Saved, Rollback, Stopped, Finished,
-    and last the TrainResult returned. Signals are left to the caller: Ctrl-C raises
-    KeyboardInterrupt, and the files on disk stay whole (every write is atomic).
+    of the run (rnngen.train_events): Step, Evaluation, Saved, Samples, Rollback,
+    ThreadsChanged, LoggerStopped, Stopped, Finished, and last the TrainResult returned.
+    Signals are left to the caller: Ctrl-C raises KeyboardInterrupt, and the files on disk
+    stay whole (every write is atomic).
     """
     given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
     corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
@@ -338,22 +406,29 @@ def train(corpus: str | Path, *, time_budget: str | float | None = None,
                      force=force)  # fmt: skip
     group = Group.from_env()  # a single process unless torchrun started this one
     group.stream_range(config.batch_size)  # an uneven split fails before any work
+    thread_plan = plan_threads(threads, processes=group.local_world_size)
+    check_sample_every(sample_every)
+    parse_specs(log)
     inputs = (corpus_options["valid"], corpus_options["test"])
-    result = None
+    result, loggers = None, RunLoggers()
     try:
         with RunFiles.claim(output, corpus, resume=resume, force=force, inputs=inputs,
                             main=group.is_main) as files:  # fmt: skip
-            place = connect(config, group)
+            if group.is_main:  # a logger that cannot start stops the run here, before work
+                loggers = RunLoggers.open(log, files.output.stem)
+            place = connect(config, group, thread_plan)
             data = prepare_data(corpus, **corpus_options, group=group,
                                 spool_dir=files.output.parent,
                                 tokenizer=run_tokenizer(base, files, group))  # fmt: skip
             plan = plan_model(data, model_options, config, place, files.resume_state(group),
                               base)  # fmt: skip
-            with contextlib.closing(run(build_model(data, plan, place), data, files)) as events:
+            events = run(build_model(data, plan, place), data, files, loggers, sample_every)
+            with contextlib.closing(events):
                 for event in events:
                     if on_event is not None:
                         on_event(event)
                     result = event
     finally:
+        loggers.close(0 if isinstance(result, TrainResult) else 1)
         group.close()
     return result

@@ -52,6 +52,8 @@ def test_readme_examples(checkpoint, monkeypatch):
     corpus = rnngen.tokenize("corpus.txt", "tokenized/corpus", kind="char")
     assert corpus.meta["splits"]["train"]["tokens"] > 0
     assert callable(rnngen.train)
+    [neighbors] = rnngen.neighbors(lm, ["the"], k=3)  # `rnngen.export` is tested in test_export
+    assert len(neighbors.neighbors) == 3 and lm.neighbors(["the"], k=3) == [neighbors]
 
 
 def test_the_cli_and_the_api_give_identical_figures(checkpoint):

@@ -72,10 +72,32 @@ def undeclared(paths: list[Path], allowed: set[str], local: set[str]) -> list[st
     return problems
 
 
+# Optional extras: what `rnngen export` and `rnngen train --log` need, imported only there.
+OPTIONAL_EXTRAS = ("export", "logging")
+
+
 def test_the_package_imports_only_declared_dependencies():
     paths = sorted((ROOT / "rnngen").rglob("*.py"))
     assert len(paths) > 10, "found too few modules: has the package moved?"
-    assert undeclared(paths, declared(), local={"rnngen"}) == []
+    allowed = declared().union(*(declared(extra) for extra in OPTIONAL_EXTRAS))
+    assert undeclared(paths, allowed, local={"rnngen"}) == []
+
+
+def test_optional_extras_are_imported_only_where_needed():
+    """A module-level import of an extra's package would break `import rnngen` without it."""
+    optional = set().union(*(declared(extra) for extra in OPTIONAL_EXTRAS)) - declared()
+    assert optional, "no optional extras found in pyproject.toml"
+    providers = importlib.metadata.packages_distributions()
+    for path in sorted((ROOT / "rnngen").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                distributions = {normalize(d) for d in providers.get(name.split(".")[0], [])}
+                assert not distributions & optional, f"{path}: {name} at module level"
 
 
 def test_tests_and_benchmarks_import_only_declared_test_dependencies():

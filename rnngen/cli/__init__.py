@@ -118,7 +118,8 @@ def _root(
 # Each module adds its command(s) to `app` when imported; this order is the order of --help,
 # the order a user meets them in.
 for _command in (
-    "synth", "tokenize", "train", "eval", "sample", "ngram", "info", "plot", "gradients"
+    "synth", "tokenize", "train", "eval", "sample", "serve", "ngram", "info", "plot",
+    "gradients", "neighbors", "export",
 ):  # fmt: skip
     importlib.import_module(f"rnngen.cli.{_command}")
 

@@ -1,6 +1,10 @@
-"""Options shared by commands that read a corpus (tokenize, train, ngram)."""
+"""Options shared by commands: those that read a corpus (tokenize, train, ngram), and the
+ones every command has (--quiet, --json, --threads)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
@@ -27,8 +31,38 @@ TestFrac = typer.Option(
     "--test-frac",
     help="Share of CORPUS held out for test [default: 0.05, or 0 when --valid is given].",
 )
+NgramMemory = typer.Option(
+    None,
+    "--ngram-memory",
+    metavar="SIZE",
+    help="Memory for building the n-gram: bytes, 512M, 4G or 25% of RAM [default: 1/8 of "
+    "RAM, at most half of what is free]. Beyond it the build spills to a scratch folder beside "
+    "the n-gram cache; the model is the same.",
+)
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress or log lines on stderr.")
 Json = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+Threads = typer.Option(
+    None,
+    "--threads",
+    metavar="N|auto",
+    help="CPU threads: N fixes them; auto uses every usable core, and fewer while other "
+    "programs keep the cores busy [default: auto, or OMP_NUM_THREADS when set].",
+    show_default=False,
+)
+
+
+@contextmanager
+def computing(plan, device, reporter) -> Iterator[None]:
+    """Run a command's torch work at its --threads plan (rnngen/threads.py), logging the
+    choice and, with automatic threads, every change; on a GPU the CPU threads are left be."""
+    if device.type != "cpu":
+        yield
+        return
+    from rnngen.threads import running
+
+    reporter.log(plan.describe())
+    with running(plan, on_change=lambda change: reporter.log(change.describe())):
+        yield
 
 
 def resolve_spans(corpus, valid, test, valid_frac, test_frac):
@@ -37,6 +71,15 @@ def resolve_spans(corpus, valid, test, valid_frac, test_frac):
     from rnngen.train_data import resolve_spans as spans_of
 
     return spans_of(corpus, valid, test, valid_frac, test_frac)
+
+
+def ngram_memory(text: str | None) -> int | None:
+    """--ngram-memory in bytes (None: the default budget), checked."""
+    if text is None:
+        return None
+    from rnngen.ngram.budget import check_memory, parse_memory
+
+    return check_memory(parse_memory(text), 0)  # the least any vocabulary needs
 
 
 def tokenizer_config(kind: str, vocab_size: int | None) -> TokenizerConfig:

@@ -55,6 +55,7 @@ def evaluate(
         None, "--train", help="Training text for the n-gram, if the checkpoint's corpus moved."
     ),
     ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the Kneser-Ney baseline."),
+    ngram_memory: str = args.NgramMemory,
     mix: str = typer.Option(
         None,
         "--mix",
@@ -71,6 +72,7 @@ def evaluate(
     dynamic_segment: int = DynamicSegment,
     dynamic_decay: float = DynamicDecay,
     device: str = Device,
+    threads: str = args.Threads,
     quiet: bool = args.Quiet,
     json_output: bool = args.Json,
 ) -> None:
@@ -86,7 +88,9 @@ def evaluate(
     from rnngen.cli.eval_report import EvalOptions, compare
     from rnngen.interpolate import parse_mix
     from rnngen.ngram import MAX_ORDER
+    from rnngen.threads import plan_threads
 
+    plan = plan_threads(threads)
     if not 1 <= ngram_order <= MAX_ORDER:
         raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
     if no_mix and mix is not None:
@@ -95,13 +99,15 @@ def evaluate(
         data=data,
         train=train,
         ngram_order=ngram_order,
+        ngram_memory=args.ngram_memory(ngram_memory),
         mix=None if no_mix else parse_mix("fit" if mix is None else mix),
         dynamic=dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay),
         json_output=json_output,
     )
     reporter = Reporter(quiet)
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
-    compare(reporter, path, model, tokenizer, meta, torch_device, options)
+    with args.computing(plan, torch_device, reporter):
+        compare(reporter, path, model, tokenizer, meta, torch_device, options)
 
 
 @command()
@@ -112,6 +118,7 @@ def score(
     ),
     ngram: bool = typer.Option(False, "--ngram", help="Score with the n-gram baseline instead."),
     ngram_order: int = typer.Option(5, "--ngram-order", help="Order of the n-gram baseline."),
+    ngram_memory: str = args.NgramMemory,
     mix: str = typer.Option(
         None,
         "--mix",
@@ -127,6 +134,8 @@ def score(
     dynamic_decay: float = DynamicDecay,
     train: Path = typer.Option(None, "--train", help="Training text for the n-gram, if moved."),
     device: str = Device,
+    threads: str = args.Threads,
+    quiet: bool = args.Quiet,
 ) -> None:
     """One JSON object per input line: text, tokens, log-probability (nats), perplexity.
 
@@ -136,18 +145,33 @@ def score(
     from rnngen.cli.output import write_stdout
     from rnngen.interpolate import parse_mix
     from rnngen.textio import iter_lines, open_lines, stdin_binary
+    from rnngen.threads import plan_threads
 
+    plan = plan_threads(threads)
     for other, given in (("--mix", mix is not None), ("--dynamic", dynamic)):
         if ngram and given:
             raise contradiction("--ngram", other, "--ngram scores with the n-gram alone")
     mix_option = parse_mix(mix) if mix is not None else None
     dynamic_options = dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
+    memory = args.ngram_memory(ngram_memory)
     # The input is checked before the model loads: a bad one fails at once.
     if input_file == "-":
         source = iter_lines(stdin_binary("score"), "stdin")
     else:
         source = open_lines(Path(input_file), "input file")
     path, model, tokenizer, meta, torch_device = open_checkpoint(checkpoint, device)
+    with args.computing(plan, torch_device, Reporter(quiet)):
+        line_score = _line_scorer(model, tokenizer, meta, torch_device, ngram, ngram_order,
+                                  mix_option, dynamic_options, train, memory)  # fmt: skip
+        for line in source:
+            s = line_score(line)
+            record = {"text": s.text, "tokens": s.tokens, "logprob": s.logprob, "ppl": s.ppl}
+            write_stdout(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _line_scorer(model, tokenizer, meta, torch_device, ngram: bool, ngram_order: int,
+                 mix_option, dynamic_options, train: Path | None, memory):  # fmt: skip
+    """score's line_scorer: the RNN, the n-gram, or their mixture, adapting or not."""
     from rnngen.line_scoring import line_scorer
 
     baseline, weight = None, None
@@ -157,12 +181,12 @@ def score(
         from rnngen.provenance import checkpoint_provenance
 
         provenance = checkpoint_provenance(meta, required=False)
-        baseline = training_ngram(provenance, tokenizer, ngram_order, train)
+        baseline = training_ngram(provenance, tokenizer, ngram_order, train, memory=memory)
         if mix_option is not None:
             weight = mixture_weight(
                 mix_option, model, tokenizer, provenance, baseline, torch_device
             ).weight
-    line_score = line_scorer(
+    return line_scorer(
         tokenizer,
         torch_device,
         model=None if ngram else model,
@@ -170,7 +194,3 @@ def score(
         weight=weight,
         dynamic=dynamic_options,
     )
-    for line in source:
-        s = line_score(line)
-        record = {"text": s.text, "tokens": s.tokens, "logprob": s.logprob, "ppl": s.ppl}
-        write_stdout(json.dumps(record, ensure_ascii=False) + "\n")

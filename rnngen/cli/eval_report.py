@@ -16,6 +16,7 @@ class EvalOptions:
     data: Path | None
     train: Path | None
     ngram_order: int
+    ngram_memory: int | None  # bytes for building the n-gram; None: the default budget
     mix: float | str | None  # a weight, "fit", or None for no mixture row
     dynamic: object | None  # a DynamicConfig, or None
     json_output: bool
@@ -34,6 +35,7 @@ def compare(reporter, path: Path, model, tokenizer, meta, device, options: EvalO
         data=options.data,
         train=options.train,
         ngram_order=options.ngram_order,
+        ngram_memory=options.ngram_memory,
         mix=options.mix,
         dynamic=options.dynamic,
         progress=reporter.log,

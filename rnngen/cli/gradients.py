@@ -32,6 +32,7 @@ def gradients(
         None, "--plot", help="Also draw the curves (log scale) to FILE (.png, .svg or .pdf)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    threads: str = args.Threads,
     quiet: bool = args.Quiet,
     json_output: bool = args.Json,
 ) -> None:
@@ -52,7 +53,9 @@ def gradients(
     from rnngen.gradients import gradient_flow
     from rnngen.hardware import resolve_device
     from rnngen.plot_runs import describe_checkpoint
+    from rnngen.threads import plan_threads
 
+    plan = plan_threads(threads)
     if not 0 <= max_lag <= 5000:
         raise RnngenError(f"--max-lag must be between 0 and 5000, got {max_lag}")
     if not 1 <= positions <= 1_000_000:
@@ -66,17 +69,18 @@ def gradients(
     reporter = Reporter(quiet)
     torch_device = resolve_device(device)
     results = []
-    for path in list(checkpoints or []) or [latest_checkpoint()]:
-        model, tokenizer, meta = load_model(path, torch_device)
-        ids, source = _text_ids(meta, tokenizer, data)
-        started = time.perf_counter()
-        flow = gradient_flow(model, ids, torch_device, max_lag, positions, batch_size)
-        label = describe_checkpoint(path)[0]
-        reporter.log(
-            f"{path} ({label}): {flow.positions} positions of {source} ({len(ids):,} tokens) "
-            f"in {time.perf_counter() - started:.1f}s"
-        )
-        results.append((path, label, source, flow))
+    with args.computing(plan, torch_device, reporter):
+        for path in list(checkpoints or []) or [latest_checkpoint()]:
+            model, tokenizer, meta = load_model(path, torch_device)
+            ids, source = _text_ids(meta, tokenizer, data)
+            started = time.perf_counter()
+            flow = gradient_flow(model, ids, torch_device, max_lag, positions, batch_size)
+            label = describe_checkpoint(path)[0]
+            reporter.log(
+                f"{path} ({label}): {flow.positions} positions of {source} "
+                f"({len(ids):,} tokens) in {time.perf_counter() - started:.1f}s"
+            )
+            results.append((path, label, source, flow))
     _report(results, max_lag, json_output)
     if plot_file is not None:
         from rnngen.plot import Curve, gradients_figure, save_figure

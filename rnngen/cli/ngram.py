@@ -26,6 +26,7 @@ def ngram(
     kind: str = args.Kind,
     vocab_size: int | None = args.VocabSize,
     arpa: Path = typer.Option(None, "--arpa", help="Also write the model in ARPA format."),
+    ngram_memory: str = args.NgramMemory,
     quiet: bool = args.Quiet,
     json_output: bool = args.Json,
 ) -> None:
@@ -36,6 +37,7 @@ def ngram(
     With --words, it computes what KenLM's lmplz and query do, to their numbers.
     """
     from rnngen.ngram import MAX_ORDER
+    from rnngen.ngram.budget import describe_memory, format_size
     from rnngen.textio import check_input, make_dir
 
     if not 1 <= order <= MAX_ORDER:
@@ -46,8 +48,12 @@ def ngram(
         if os.path.isdir(arpa) or arpa.name in ("", ".", ".."):
             raise RnngenError(f"--arpa {str(arpa)!r} is a directory; give a file name")
         make_dir(arpa.parent, "--arpa directory")
+    memory = args.ngram_memory(ngram_memory)
     reporter = Reporter(quiet)
-    report = (_words if words else _tokens)(train, test, order, kind, vocab_size, arpa)
+    reporter.log(f"n-gram memory {describe_memory(memory)}")
+    report = (_words if words else _tokens)(train, test, order, kind, vocab_size, arpa, memory)
+    if report["spilled_bytes"]:
+        reporter.log(f"the build spilled {format_size(report['spilled_bytes'])} to disk")
     for stats_order in report.pop("fallback_orders"):
         reporter.warn(
             f"order {stats_order}: too little data to estimate discounts; used (0.5, 1, 1.5)"
@@ -62,12 +68,15 @@ def ngram(
     _print(report)
 
 
-def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
+def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) -> dict:
+    from rnngen.checkpoint_data import ngram_work_dir
     from rnngen.ngram.kenlm import fit_sentences, score_sentences, write_arpa
     from rnngen.textio import open_lines
 
     started = time.perf_counter()
-    model, words = fit_sentences(open_lines(train, "training file"), order)
+    model, words = fit_sentences(
+        open_lines(train, "training file"), order, memory=memory, scratch_dir=ngram_work_dir()
+    )
     build_seconds = time.perf_counter() - started
     result = score_sentences(model, words, open_lines(test, "test file"))
     if arpa:
@@ -83,22 +92,35 @@ def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | N
     }
 
 
-def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | None) -> dict:
-    from rnngen.checkpoint_data import with_context
+def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) -> dict:
+    from rnngen.checkpoint_data import ngram_work_dir, with_context
+    from rnngen.data import encode_to_file
     from rnngen.ngram import KneserNey
+    from rnngen.ngram.budget import check_memory
     from rnngen.ngram.kenlm import write_arpa
-    from rnngen.textio import read_text
+    from rnngen.textio import Span, is_stream, iter_text, read_text, sample_chars, sample_text
     from rnngen.tokenizer import train_tokenizer
 
     config = args.tokenizer_config(kind, vocab_size)
-    train_text = read_text(train, "training file")  # read once: TRAIN may be a pipe
-    tokenizer = train_tokenizer(_sample(train_text, config.sample_bytes), config)
-    train_ids = tokenizer.encode_array(train_text)
-    del train_text
+    if is_stream(train):  # read once: a pipe's text is held, then encoded a piece at a time
+        text = read_text(train, "training file")
+        sample = sample_text(text, config.sample_bytes)
+        pieces = _pieces(text)
+    else:  # a file is read twice (sample, then encode), never held whole
+        span = Span(train, 0, train.stat().st_size)
+        sample = sample_chars(span, config.sample_bytes)
+        pieces = (text for text, _ in iter_text(span))
+    tokenizer = train_tokenizer(sample, config)
+    del sample
+    if memory is not None:
+        check_memory(memory, tokenizer.vocab_size)
+    work = ngram_work_dir()
+    train_ids = encode_to_file(pieces, tokenizer, work, "rnngen-ngram-ids.bin")
     test_text = read_text(test, "test file")
     started = time.perf_counter()
-    model = KneserNey.fit(train_ids, order, tokenizer.vocab_size)
+    model = KneserNey.fit(train_ids, order, tokenizer.vocab_size, memory=memory, scratch_dir=work)
     build_seconds = time.perf_counter() - started
+    del train_ids
     logp = model.logprobs(with_context(tokenizer, tokenizer.encode_array(test_text)))
     if arpa:
         write_arpa(
@@ -120,14 +142,13 @@ def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa: Path | 
     }
 
 
-def _sample(text: str, sample_chars: int, pieces: int = 64) -> list[str]:
-    """Lines from `pieces` evenly spaced places of the text, as textio.sample_lines does."""
-    if len(text) <= sample_chars:
-        return text.split("\n")
-    step, piece = len(text) // pieces, sample_chars // pieces
-    return [
-        line for i in range(pieces) for line in text[i * step : i * step + piece].split("\n")[1:-1]
-    ]
+def _pieces(text: str, size: int = 1 << 22):
+    """A held text in pieces of about `size` characters, each ending at a line end."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + size) + 1 or len(text)
+        yield text[start:end]
+        start = end
 
 
 def _arpa_name(piece: str) -> str:
@@ -147,6 +168,8 @@ def _stats(model, build_seconds: float) -> dict:
         },
         "fallback_orders": stats.fallback_orders,
         "build_seconds": round(build_seconds, 3),
+        "memory_budget": stats.memory_budget,
+        "spilled_bytes": stats.spilled_bytes,
     }
 
 

@@ -65,15 +65,14 @@ def sample(
         help="auto (bf16 on CPUs with native bf16, about twice as fast there; else fp32), "
         "fp32, bf16 or fp16 (GPUs).",
     ),
-    threads: int = typer.Option(
-        1, "--threads", help="CPU threads. One token at a time is little work to share."
-    ),
+    threads: str = args.Threads,
     ngram: bool = typer.Option(
         False, "--ngram", help="Sample the Kneser-Ney baseline of the checkpoint's training text."
     ),
     ngram_order: int = typer.Option(
         5, "--ngram-order", help="Order of the --ngram or --mix n-gram."
     ),
+    ngram_memory: str = args.NgramMemory,
     mix: str = typer.Option(
         None,
         "--mix",
@@ -104,8 +103,9 @@ def sample(
         raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
     if precision not in PRECISIONS:
         raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
-    if threads < 1:
-        raise RnngenError(f"--threads must be at least 1, got {threads}")
+    from rnngen.threads import plan_threads
+
+    plan = plan_threads(threads)
     mix_option = None
     if mix is not None:
         from rnngen.interpolate import parse_mix
@@ -118,32 +118,37 @@ def sample(
 
         if not 1 <= ngram_order <= MAX_ORDER:
             raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
+    memory = args.ngram_memory(ngram_memory)
     prompt = read_prompt(prompt)
     reporter = Reporter(quiet)
-    path, model, tokenizer, meta = _load(checkpoint, device, threads)
-    mixture = None
-    if ngram:
-        model, precision = fit_ngram(meta, tokenizer, ngram_order, reporter).model, "fp32"
-    else:
-        if mix_option is not None:
-            mixture = mixture_of(model, tokenizer, meta, ngram_order, mix_option, reporter)
-        precision = sampling_precision(precision, model.embedding.weight.device)
-        c = model.config
-        reporter.log(
-            f"sampling {path} ({c.layers}x{c.cell} {c.hidden_size}, {tokenizer.kind} vocab "
-            f"{tokenizer.vocab_size}) on {model.embedding.weight.device.type} {precision}"
-        )
-    if not config.greedy:
-        reporter.log(f"seed {config.seed}")
-    from rnngen.sample import Done, Piece, generate
+    path, model, tokenizer, meta = _load(checkpoint, device)
+    with args.computing(plan, model.embedding.weight.device, reporter):
+        mixture = None
+        if ngram:
+            model = fit_ngram(meta, tokenizer, ngram_order, reporter, memory=memory).model
+            precision = "fp32"
+        else:
+            if mix_option is not None:
+                mixture = mixture_of(
+                    model, tokenizer, meta, ngram_order, mix_option, reporter, memory=memory
+                )
+            precision = sampling_precision(precision, model.embedding.weight.device)
+            c = model.config
+            reporter.log(
+                f"sampling {path} ({c.layers}x{c.cell} {c.hidden_size}, {tokenizer.kind} vocab "
+                f"{tokenizer.vocab_size}) on {model.embedding.weight.device.type} {precision}"
+            )
+        if not config.greedy:
+            reporter.log(f"seed {config.seed}")
+        from rnngen.sample import Done, Piece, generate
 
-    echo = "" if no_echo else prompt
-    writer = JsonWriter(config, prompt) if json_output else TextWriter(config, echo, separator)
-    for event in generate(model, tokenizer, prompt, config, precision, mixture=mixture):
-        if isinstance(event, Piece):
-            writer.piece(event.index, event.text)
-        elif isinstance(event, Done):
-            writer.done(event)
+        echo = "" if no_echo else prompt
+        writer = JsonWriter(config, prompt) if json_output else TextWriter(config, echo, separator)
+        for event in generate(model, tokenizer, prompt, config, precision, mixture=mixture):
+            if isinstance(event, Piece):
+                writer.piece(event.index, event.text)
+            elif isinstance(event, Done):
+                writer.done(event)
 
 
 def default_length(chars: int | None) -> int:
@@ -171,17 +176,11 @@ def utf8_option(option: str, text: str) -> str:
     return text
 
 
-def _load(checkpoint: Path | None, device: str, threads: int):
-    import torch
-
+def _load(checkpoint: Path | None, device: str):
     from rnngen.checkpoint import latest_checkpoint, load_model
     from rnngen.hardware import resolve_device
 
     path = checkpoint or latest_checkpoint()
-    # Threads of one step wait for each other at every operation: on a busy machine a thread
-    # that loses its core stalls the step, which made 2 threads 5x slower than 1 on 2 shared
-    # cores (and only 20% faster on idle ones), hence one by default.
-    torch.set_num_threads(threads)
     model, tokenizer, meta = load_model(path, resolve_device(device))
     return path, model, tokenizer, meta
 
@@ -197,16 +196,28 @@ def sampling_precision(precision: str, device) -> str:
     return resolve_precision(precision, device)
 
 
-def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter, purpose: str | None = None):
-    """The Kneser-Ney model of exactly the checkpoint's training tokens (cached, as eval's)."""
-    from rnngen.checkpoint_data import training_ngram
+def fit_ngram(
+    meta: dict,
+    tokenizer,
+    order: int,
+    reporter: Reporter,
+    purpose: str | None = None,
+    memory: int | None = None,
+):
+    """The Kneser-Ney model of exactly the checkpoint's training tokens (cached, as eval's),
+    built within `memory` bytes (None: the default budget)."""
+    from rnngen.checkpoint_data import build_memory, training_ngram
     from rnngen.provenance import checkpoint_provenance
 
     provenance = checkpoint_provenance(meta, required=False)
     if provenance is None or "train" not in provenance.splits:
         raise RnngenError("--ngram: the checkpoint does not record its training text")
+    if memory is not None:
+        from rnngen.ngram.budget import check_memory
+
+        check_memory(memory, tokenizer.vocab_size)
     try:
-        ngram = training_ngram(provenance, tokenizer, order)
+        ngram = training_ngram(provenance, tokenizer, order, memory=memory)
     except RnngenError:
         raise RnngenError(
             f"--ngram needs the checkpoint's training text, and "
@@ -216,17 +227,23 @@ def fit_ngram(meta: dict, tokenizer, order: int, reporter: Reporter, purpose: st
     reporter.log(
         f"{'sampling' if purpose is None else purpose} the order-{order} Kneser-Ney model of "
         f"the checkpoint's {ngram.tokens:,} training tokens "
-        f"({'cached' if ngram.cached else 'built now'})"
+        + (
+            "(cached)"
+            if ngram.cached
+            else f"(built now: {build_memory(ngram.model.stats, memory)})"
+        )
     )
     return ngram
 
 
-def mixture_of(model, tokenizer, meta: dict, order: int, mix_option, reporter: Reporter):
+def mixture_of(
+    model, tokenizer, meta: dict, order: int, mix_option, reporter: Reporter, memory=None
+):
     """(n-gram, λ) for sampling the mixture, λ fixed or fit on the validation split."""
     from rnngen.interpolate import mixture_weight
     from rnngen.provenance import checkpoint_provenance
 
-    ngram = fit_ngram(meta, tokenizer, order, reporter, purpose="mixing in")
+    ngram = fit_ngram(meta, tokenizer, order, reporter, purpose="mixing in", memory=memory)
     provenance = checkpoint_provenance(meta, required=False)
     device = model.embedding.weight.device
     weight = mixture_weight(mix_option, model, tokenizer, provenance, ngram, device)

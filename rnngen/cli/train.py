@@ -123,9 +123,24 @@ def train(
     ),
     eval_tokens: int = typer.Option(0, help="Validation tokens per evaluation (0: all)."),
     log_every: int = typer.Option(T.log_every, help="Steps between logged metrics."),
+    log: list[str] = typer.Option(
+        None,
+        "--log",
+        metavar="tensorboard[:DIR]|wandb[:PROJECT]",
+        help="Also log to TensorBoard (default DIR: runs/NAME) or Weights & Biases (honours "
+        "WANDB_MODE=offline); repeatable. metrics.jsonl is written either way.",
+    ),
+    sample_every: int = typer.Option(
+        0,
+        "--sample-every",
+        metavar="EVALS",
+        help="At every EVALS-th evaluation, sample 200 characters at temperatures 0.5 and 1 "
+        "(stderr, metrics.jsonl, loggers); the run is unchanged by it. 0: never.",
+    ),
     seed: int = typer.Option(T.seed, help="Random seed."),
     device: str = typer.Option(T.device, help="auto, cpu, cuda or mps."),
     precision: str = typer.Option(T.precision, help="auto, fp32, bf16 or fp16."),
+    threads: str = args.Threads,
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved at -o exactly."),
     init_from: Path = typer.Option(
         None,
@@ -160,12 +175,18 @@ def train(
     from rnngen.train_data import check_held_out
 
     check_held_out(valid, test, valid_frac, test_frac)
+    from rnngen.train_loggers import RunLoggers, parse_specs
+    from rnngen.train_samples import check_sample_every
+
+    parse_specs(log)
+    check_sample_every(sample_every)
     reporter = Reporter(quiet)
     if corpus is None:
         raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
     from rnngen import training
     from rnngen.distributed import Group
     from rnngen.run_files import RunFiles, output_path
+    from rnngen.threads import plan_threads
     from rnngen.train_data import prepare_data
 
     base = training.open_base(init_from, given_options(ctx), resume=resume,
@@ -173,14 +194,19 @@ def train(
 
     group = Group.from_env()  # a single process unless torchrun started this one
     group.stream_range(config.batch_size)  # an uneven split fails before any work
+    thread_plan = plan_threads(threads, processes=group.local_world_size)
     if not group.is_main:  # rank 0 reports for all
         reporter = SilentReporter()
-    files = None
+    files, loggers, code = None, RunLoggers(), 1
     try:
         with sigterm_as_interrupt():  # before training too, so every cleanup runs
             files = RunFiles.claim(output, corpus, resume=resume, force=force,
                                    inputs=(valid, test), main=group.is_main)  # fmt: skip
-            place = training.connect(config, group)
+            if group.is_main:  # a logger that cannot start is an error before any work
+                loggers = RunLoggers.open(log, files.output.stem)
+            place = training.connect(config, group, thread_plan)
+            if place.threads is not None:
+                reporter.log(place.threads.describe())
             data = prepare_data(
                 corpus, valid=valid, test=test, valid_frac=valid_frac, test_frac=test_frac,
                 kind=kind, vocab_size=vocab_size, group=group, spool_dir=files.output.parent,
@@ -194,13 +220,14 @@ def train(
                 reporter.log(plan.choice.summary())
             model = training.build_model(data, plan, place)
             log_model(reporter, model, data)
-            events = training.run(model, data, files)
+            events = training.run(model, data, files, loggers, sample_every)
             view = RunView(reporter, data, json_output and group.is_main, group.enabled)
             code = train_until_interrupted(events, view, model.trainer, group.enabled)
     except Terminated:
         typer.echo("terminated", err=True)
         code = 143
     finally:
+        loggers.close(code)
         if files is not None:
             files.release()
         group.close()

@@ -13,7 +13,15 @@ import time
 from rnngen import metrics
 from rnngen.cli.console import Reporter
 from rnngen.cli.output import print_json
-from rnngen.train_events import Evaluation, Rollback, Step, TrainResult
+from rnngen.train_events import (
+    Evaluation,
+    LoggerStopped,
+    Rollback,
+    Samples,
+    Step,
+    ThreadsChanged,
+    TrainResult,
+)
 
 
 class SilentReporter(Reporter):
@@ -67,6 +75,13 @@ class RunView:
                     self._plain_progress(event)
                 elif isinstance(event, Evaluation):
                     self.reporter.log(format_eval(event, self.chars_per_token))
+                elif isinstance(event, ThreadsChanged):
+                    self.reporter.log(event.describe())
+                elif isinstance(event, Samples):
+                    for sample in event.samples:
+                        self.reporter.log(format_sample(sample))
+                elif isinstance(event, LoggerStopped):
+                    self.reporter.warn(event.message)
                 elif isinstance(event, Rollback):
                     self.reporter.warn(
                         f"step {event.step}: {event.reason}; rolled back to the last good "
@@ -118,6 +133,15 @@ def describe(step: Step) -> str:
         f"{step.tokens_per_second / 1e3:.1f}k tok/s |g| {step.grad_norm:.2f} "
         f"lr {step.lr:.2e}"
     )
+
+
+def format_sample(sample: dict) -> str:
+    """A sample under its evaluation line: its lines indented, so they read as one block,
+    and control characters (an undertrained model samples any) escaped for the terminal."""
+    text = "".join(ch if ch.isprintable() or ch in "\n\t" else ascii(ch)[1:-1]
+                   for ch in sample["text"].rstrip("\n"))  # fmt: skip
+    text = text.replace("\n", "\n    ")
+    return f"  sample (temperature {sample['temperature']:g}, seed {sample['seed']}):\n    {text}"
 
 
 def format_eval(evaluation: Evaluation, chars_per_token: float) -> str:

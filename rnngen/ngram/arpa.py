@@ -23,6 +23,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from rnngen.ngram import pages
+
 CHUNK_LINES = 32_768  # lines formatted at a time: bounds the memory (~40 B a line, a few times)
 LONG_NAME = 48  # bytes; a chunk with a longer word is gathered, not laid out in slots
 _FAST_LIMIT = 1000.0  # |x| below this: x * 1e6 is within 1.2e-7 of exact, 3 integer digits
@@ -141,7 +143,9 @@ def arpa_chunks(names: list[str], extra: list[str], tables: list[tuple]) -> Iter
     """The ARPA file, UTF-8, in pieces that each end a line: header, then one section per order.
 
     names[i] is the text of word id i; extra are markers listed as unigrams with log10 p = -99;
-    tables[k - 1] is order k's (prefix, last, lnp, lnbo), as KneserNey.ngram_table returns it.
+    tables[k - 1] is order k's (prefix, last, lnp, lnbo), as KneserNey.ngram_table returns it
+    (or ngram_columns: indexable columns, lnbo None at the top order). The pages of memory-mapped
+    columns are given back as each chunk is written, so a model of any size streams through.
     """
     head = ["\\data\\\n"]
     for k, (_, last, _, _) in enumerate(tables, start=1):
@@ -152,9 +156,17 @@ def arpa_chunks(names: list[str], extra: list[str], tables: list[tuple]) -> Iter
         yield f"\n\\{k}-grams:\n".encode()
         for lo in range(0, last.size, CHUNK_LINES):
             yield _chunk(words, tables, k, lo)
+            _release(tables[k - 1], slice(lo, lo + CHUNK_LINES))
         if k == 1:
             yield "".join(f"-99\t{marker}\n" for marker in extra).encode()
     yield b"\n\\end\\\n"
+
+
+def _release(table: tuple, rows: slice) -> None:
+    for column in table:
+        column = getattr(column, "keys", column)  # ngram_columns' prefix and last
+        if isinstance(column, np.ndarray):
+            pages.release(column[rows])
 
 
 def _chunk(words: _Names, tables: list[tuple], k: int, lo: int) -> bytes:

@@ -33,7 +33,8 @@ import numpy as np
 from rnngen.atomic import remove_stale_temporaries
 from rnngen.errors import RnngenError
 from rnngen.ngram.arpa import arpa_chunks
-from rnngen.ngram.estimate import estimate
+from rnngen.ngram.counting import TokenStream
+from rnngen.ngram.external import Plan
 from rnngen.ngram.kneser_ney import KneserNey, _check_order
 from rnngen.textio import output_file
 
@@ -61,13 +62,20 @@ def split_words(line: str) -> list[str]:
     ]
 
 
-def fit_sentences(lines: Iterable[str], order: int) -> tuple[KneserNey, list[str]]:
-    """Estimate a KenLM-identical model from training sentences; returns it and its word list."""
+def fit_sentences(
+    lines: Iterable[str], order: int, *, memory: int | Plan | None = None, scratch_dir=None
+) -> tuple[KneserNey, list[str]]:
+    """Estimate a KenLM-identical model from training sentences; returns it and its word list.
+
+    memory and scratch_dir: the estimator's budget and where it spills, as in KneserNey.fit.
+    """
     _check_order(order)
     index = {UNK: 0, EOS: 1}  # word -> id, growing as words first appear
-    stream = _encode_lines(lines, index, grow=True)  # (words + 2 * lines,)
-    stream[stream < 0] = len(index)  # <s>, now that the vocabulary size is known
-    model = KneserNey(*estimate(stream, order, len(index), sentence_mode=True))
+    ids = _encode_lines(lines, index, grow=True)  # (words + 2 * lines,)
+    vocab_size = len(index)
+    ids[ids < 0] = vocab_size  # <s>, now that the vocabulary size is known
+    stream = TokenStream(ids, vocab_size, vocab_size + 1, leading_bos=False, what="word ids")
+    model = KneserNey._estimate(stream, order, vocab_size, True, memory, scratch_dir, None)
     return model, [*index, BOS]
 
 
@@ -148,7 +156,7 @@ def write_arpa(
         )
     known = set(names)
     extra = [] if model.stats.sentence_mode else [m for m in (BOS, EOS, UNK) if m not in known]
-    tables = [model.ngram_table(k) for k in range(1, model.order + 1)]
+    tables = [model.ngram_columns(k) for k in range(1, model.order + 1)]
     if isinstance(path_or_file, (str, os.PathLike)):
         remove_stale_temporaries(os.path.dirname(os.fspath(path_or_file)) or ".")
         with output_file(path_or_file, "wb") as f:

@@ -54,14 +54,19 @@ from dataclasses import asdict
 
 import numpy as np
 
-from rnngen.atomic import write_bytes
 from rnngen.errors import RnngenError, parse_json
-from rnngen.ngram.estimate import NGramStats, OrderTable, estimate
+from rnngen.ngram.budget import check_memory, default_memory
+from rnngen.ngram.counting import TokenStream
+from rnngen.ngram.estimate import Level, NGramStats, OrderTable, estimate
+from rnngen.ngram.external import Plan, Scratch
+from rnngen.ngram.model_file import read_model, write_model
 
 __all__ = ["FORMAT", "MAX_ORDER", "KneserNey", "NGramStats"]
 
 MAX_ORDER = 9
-FORMAT = "rnngen-ngram/1"  # the `format` metadata of saved models
+# The `format` metadata of saved models. /2: tensors 8-byte aligned and memory-mapped on load
+# (the same tensors as /1, which is refused, so that a cache of it is rebuilt).
+FORMAT = "rnngen-ngram/2"
 
 
 class KneserNey:
@@ -80,14 +85,66 @@ class KneserNey:
         self._unigram_prob = np.exp(unigram.logprob[: self.vocab_size])  # (V,) p(x)
 
     @classmethod
-    def fit(cls, train_ids: np.ndarray, order: int, vocab_size: int) -> KneserNey:
-        """Estimate from one token stream (stream mode); ids must lie in [0, vocab_size)."""
+    def fit(
+        cls,
+        train_ids: np.ndarray,
+        order: int,
+        vocab_size: int,
+        *,
+        memory: int | Plan | None = None,
+        scratch_dir: str | os.PathLike | None = None,
+        path: str | os.PathLike | None = None,
+        path_optional: bool = False,
+    ) -> KneserNey:
+        """Estimate from one token stream (stream mode); ids must lie in [0, vocab_size).
+
+        train_ids may be memory-mapped: it is read a chunk at a time. memory: the estimator's
+        budget in bytes (default: budget.default_memory()); beyond it, intermediate arrays
+        spill to a scratch directory inside scratch_dir (default: the system's temporary
+        directory), removed when the build ends however it ends. path: also write the model
+        there (atomically) and return it memory-mapped from that file; with path_optional (a
+        cache), a path that cannot be written is passed over rather than an error. The model
+        is the same whatever the budget.
+        """
         _check_order(order)
         if vocab_size < 1:
             raise RnngenError(f"n-gram vocabulary size must be at least 1, not {vocab_size}")
-        ids = _as_ids(train_ids, vocab_size, "training ids")
-        stream = np.concatenate(([vocab_size], ids))  # (T+1,) one BOS: see module docstring
-        return cls(*estimate(stream, order, vocab_size, sentence_mode=False))
+        ids = np.asarray(train_ids)
+        if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
+            raise RnngenError("training ids must be a 1-D array of integer token ids")
+        stream = TokenStream(ids, vocab_size, vocab_size, leading_bos=True, what="training ids")
+        return cls._estimate(
+            stream, order, vocab_size, False, memory, scratch_dir, path, path_optional
+        )
+
+    @classmethod
+    def _estimate(
+        cls, stream, order, vocab_size, sentence_mode, memory, scratch_dir, path, optional=False
+    ):
+        """Run the estimator in a scratch directory and make the model (see fit)."""
+        if isinstance(memory, Plan):
+            plan = memory
+        else:
+            budget = default_memory()[0] if memory is None else memory
+            plan = Plan.for_budget(check_memory(budget, vocab_size, "n-gram memory budget"))
+        with Scratch(plan, scratch_dir) as scratch:
+            stats, unigram, levels = estimate(
+                stream, order, vocab_size, sentence_mode=sentence_mode, scratch=scratch
+            )
+            if path is not None:
+                try:
+                    _write(path, stats, unigram, levels)
+                    return cls.load(path)
+                except RnngenError:
+                    if not optional:
+                        raise
+            if scratch.spilled:
+                # Too big to gather in memory: map it from a file that the scratch directory's
+                # removal unlinks (the mapping keeps its pages until the model goes).
+                path = scratch.new_file("model")
+                _write(path, stats, unigram, levels)
+                return cls.load(path)
+            return cls(stats, unigram, [level.take() for level in levels])
 
     def logprobs(self, ids: np.ndarray) -> np.ndarray:
         """ln p(ids[t] | up to order-1 preceding ids) for t >= 1, shape (len(ids)-1,).
@@ -192,6 +249,22 @@ class KneserNey:
             np.zeros(level.keys.size) if top else level.logbackoff,
         )
 
+    def ngram_columns(self, k: int) -> tuple:
+        """ngram_table(k) without computing whole columns: prefix and last are views that
+        divide the keys only of the rows asked for, and the top order's lnbo is None (it has
+        none). What the ARPA writer reads, a chunk of rows at a time, for models of any size.
+        """
+        if k == 1:
+            return self.ngram_table(1)
+        level = self._levels[k - 2]
+        top = k == self.order
+        return (
+            _KeyPart(level.keys, self._radix, last=False),
+            _KeyPart(level.keys, self._radix, last=True),
+            level.logprob,
+            None if top else level.logbackoff,
+        )
+
     def _lookup(self, level: OrderTable, prefix: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Ids of the n-grams (prefix id, token) in level, -1 where absent; shapes (m,)."""
         if level.keys.size == 0:
@@ -202,36 +275,20 @@ class KneserNey:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one safetensors file (never pickle) via a temporary file and os.replace."""
-        from safetensors.numpy import save
-
-        tensors = {
-            "unigram_logprob": self._unigram.logprob,
-            "unigram_logbackoff": self._unigram.logbackoff,
-        }
-        for k, level in enumerate(self._levels, start=2):
-            tensors |= {
-                f"keys_{k}": level.keys,
-                f"logprob_{k}": level.logprob,
-                f"logbackoff_{k}": level.logbackoff,
-            }
-        metadata = {"format": FORMAT, "stats": json.dumps(asdict(self.stats))}
-        write_bytes(path, save(tensors, metadata=metadata))
+        levels = [Level(level.keys, level.logprob, level.logbackoff) for level in self._levels]
+        _write(path, self.stats, self._unigram, levels)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> KneserNey:
-        """Read a file written by `save`; a missing, foreign or damaged file is an RnngenError."""
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                meta = f.metadata() or {}
-                names = f.keys()  # noqa: SIM118 (safe_open objects are not iterable)
-                tensors = {name: f.get_tensor(name) for name in names}
-        except Exception as exc:  # OSError, or SafetensorError for a file that is not one
-            raise RnngenError(f"cannot read n-gram model {path}: {exc}") from None
+        """Read a file written by `save`, memory-mapped (read-only arrays over the file);
+        a missing, foreign, damaged or older-format file is an RnngenError."""
+        meta, tensors = read_model(path)
         if meta.get("format") != FORMAT:
+            older = str(meta.get("format", "")).startswith("rnngen-ngram/")
             raise RnngenError(
-                f"{path} is not an rnngen n-gram model (format {meta.get('format')!r})"
+                f"{path} is an n-gram model of an older format ({meta.get('format')})"
+                if older
+                else f"{path} is not an rnngen n-gram model (format {meta.get('format')!r})"
             )
         try:
             raw = parse_json(meta["stats"], "its stats")
@@ -247,9 +304,52 @@ class KneserNey:
                 )
                 for k in range(2, stats.order + 1)
             ]
+            radix = stats.vocab_size + 1
+            if unigram.logprob.size != radix or unigram.logbackoff.size != radix:
+                raise ValueError("unigram tables do not match the vocabulary")
+            for k, level in enumerate(levels, start=2):
+                lower = radix if k == 2 else levels[k - 3].keys.size
+                expected_backoff = 0 if k == stats.order else level.keys.size
+                if level.logprob.size != level.keys.size or (
+                    level.logbackoff.size != expected_backoff
+                ):
+                    raise ValueError(f"order {k}'s tables differ in length")
+                if level.keys.size and not 0 <= int(level.keys[-1]) < lower * radix:
+                    raise ValueError(f"order {k}'s keys are out of range")
         except (KeyError, TypeError, ValueError, AttributeError, RnngenError) as exc:
             raise RnngenError(f"n-gram model {path} is damaged: {exc!r}") from None
         return cls(stats, unigram, levels)
+
+
+class _KeyPart:
+    """keys // radix (prefix) or keys % radix (last) of any rows, computed when asked for."""
+
+    def __init__(self, keys: np.ndarray, radix: int, *, last: bool):
+        self.keys, self.radix, self.last = keys, radix, last
+        self.size = keys.size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, rows):
+        keys = self.keys[rows]
+        return keys % self.radix if self.last else keys // self.radix
+
+
+def _write(path, stats: NGramStats, unigram: OrderTable, levels: list) -> None:
+    """The model file: unigram tables, then per order keys, log-probabilities, backoffs."""
+    tensors = [
+        ("unigram_logprob", unigram.logprob),
+        ("unigram_logbackoff", unigram.logbackoff),
+    ]
+    for k, level in enumerate(levels, start=2):
+        backoff = level.logbackoff if level.logbackoff is not None else np.zeros(0)
+        tensors += [
+            (f"keys_{k}", level.keys),
+            (f"logprob_{k}", level.logprob),
+            (f"logbackoff_{k}", backoff),
+        ]
+    write_model(path, {"format": FORMAT, "stats": json.dumps(asdict(stats))}, tensors)
 
 
 def _check_order(order: int) -> None:

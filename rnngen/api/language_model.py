@@ -1,12 +1,8 @@
-"""The Python API: what the CLI does, as calls that return values and never print.
+"""A loaded checkpoint as an object: `load` and `LanguageModel` (generate, score, neighbors).
 
     lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
     "".join(lm.generate("the man", max_tokens=50, seed=1))
     lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
-    compare(lm, data="valid.txt", ngram_order=5)      # ComparisonReport: the eval table as data
-    tokenize("corpus.txt", "tokenized/corpus")        # TokenizedCorpus, as `rnngen tokenize`
-
-`rnngen/__init__.py` imports this module on first use, so `import rnngen` stays torch-free.
 """
 
 from __future__ import annotations
@@ -14,15 +10,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rnngen.arguments import checked
-from rnngen.errors import RnngenError
 from rnngen.line_scoring import LineScore, line_scorer
 from rnngen.provenance import Provenance, checkpoint_provenance
-
-if TYPE_CHECKING:
-    from rnngen.dynamic import DynamicConfig
 
 
 class LanguageModel:
@@ -80,6 +71,14 @@ class LanguageModel:
                 yield event.text
 
     @checked()
+    def neighbors(self, words: Iterable[str], k: int = 10) -> list:
+        """The k nearest pieces of each word in the input embedding (rnngen.word_vectors):
+        [WordNeighbors(word, pieces, averaged, neighbors=[Neighbor(piece, id, similarity)])]."""
+        from rnngen.word_vectors import nearest
+
+        return nearest(self.model.embedding.weight, self.tokenizer, list(words), k)
+
+    @checked()
     def score(self, lines: Iterable[str]) -> list[LineScore]:
         """Each line's log-probability as `rnngen score` gives it, its newline included
         (added to a line that has none). `lines` is a list (any iterable) of str: one string
@@ -105,72 +104,3 @@ def load(path: str | Path | None = None, device: str = "auto") -> LanguageModel:
     torch_device = resolve_device(device)
     model, tokenizer, meta = load_model(path, torch_device)
     return LanguageModel(path, model, tokenizer, meta, torch_device)
-
-
-@checked()
-def compare(
-    model_or_checkpoint: LanguageModel | str | Path | None = None,
-    data: str | Path | None = None,
-    *,
-    ngram_order: int = 5,
-    train: str | Path | None = None,
-    device: str = "auto",
-    mix: float | str | None = "fit",
-    dynamic: DynamicConfig | bool | None = None,
-):
-    """The eval table as data (a ComparisonReport): the model, a Kneser-Ney n-gram of its
-    training tokens and a unigram on the same targets of `data` (default: the held-out split);
-    their mixture (`mix`: "fit" for the weight fit on the validation split, a weight in [0, 1],
-    or None for no mixture row); with `dynamic` (a `rnngen.dynamic.DynamicConfig`, or True for
-    its defaults) the model adapting as it reads; on `rnngen synth` text also the oracle and
-    agreement accuracy."""
-    from rnngen.interpolate import parse_mix
-    from rnngen.ngram import MAX_ORDER
-    from rnngen.report import compare_model
-
-    if not 1 <= ngram_order <= MAX_ORDER:
-        raise RnngenError(f"ngram_order must be between 1 and {MAX_ORDER}, got {ngram_order}")
-    if isinstance(dynamic, bool):
-        from rnngen.dynamic import DynamicConfig
-
-        dynamic = DynamicConfig() if dynamic else None
-    mix = parse_mix(str(mix)) if mix is not None else None
-    lm = model_or_checkpoint
-    if not isinstance(lm, LanguageModel):
-        lm = load(lm, device)
-    return compare_model(
-        lm.model, lm.tokenizer, lm.provenance, lm.device, checkpoint=str(lm.path),
-        data=Path(data) if data is not None else None,
-        train=Path(train) if train is not None else None, ngram_order=ngram_order,
-        mix=mix, dynamic=dynamic,
-    )  # fmt: skip
-
-
-@checked(rename={"-o": "output"})
-def tokenize(
-    corpus: str | Path,
-    output: str | Path | None = None,
-    *,
-    kind: str = "bpe",
-    vocab_size: int | None = None,
-    valid: str | Path | None = None,
-    test: str | Path | None = None,
-    valid_frac: float | None = None,
-    test_frac: float | None = None,
-):
-    """What `rnngen tokenize` does: a lossless tokenizer trained on `corpus`, and the ids of
-    each split written to `output` (default tokenized/CORPUS-NAME). Returns the
-    TokenizedCorpus (its meta: splits with tokens, characters and bytes)."""
-    from rnngen.config import TokenizerConfig
-    from rnngen.data import tokenize_corpus
-    from rnngen.textio import make_dir
-    from rnngen.train_data import resolve_spans
-
-    corpus = Path(corpus)
-    output = Path(output) if output is not None else Path("tokenized") / corpus.stem
-    make_dir(output.parent, "output directory")
-    spans = resolve_spans(
-        corpus, Path(valid) if valid else None, Path(test) if test else None, valid_frac, test_frac
-    )
-    config = TokenizerConfig(kind=kind, vocab_size=vocab_size)
-    return tokenize_corpus(spans, output, config, None, {"corpus": str(corpus)})

@@ -1,0 +1,26 @@
+"""The Python API, the one door into the library: what the CLI does, as calls that return
+values and never print. The CLI (`rnngen/cli/`) reaches the library through these names only.
+
+    lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
+    "".join(lm.generate("the man", max_tokens=50, seed=1))
+    lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
+    compare(lm, data="valid.txt", ngram_order=5)      # ComparisonReport: the eval table as data
+    tokenize("corpus.txt", "tokenized/corpus")        # TokenizedCorpus, as `rnngen tokenize`
+    train("corpus.txt", time_budget="3m")             # TrainResult, as `rnngen train`
+    export(lm.path, "export/synth")                   # ExportResult, as `rnngen export`
+    neighbors(lm, ["king", "queen"], k=10)            # [WordNeighbors], as `rnngen neighbors`
+
+`rnngen/__init__.py` imports this package on first use, so `import rnngen` stays torch-free.
+Each module below is one room of the door: language_model (a loaded checkpoint), evaluation
+(the eval table), corpus (text to ids), training (a run), export (a model taken elsewhere).
+"""
+
+from rnngen.api.corpus import tokenize
+from rnngen.api.evaluation import compare
+from rnngen.api.export import export, neighbors
+from rnngen.api.language_model import LanguageModel, load, score_line
+from rnngen.api.training import train
+from rnngen.line_scoring import LineScore
+
+__all__ = ["LanguageModel", "LineScore", "compare", "export", "load", "neighbors",
+           "score_line", "tokenize", "train"]  # fmt: skip

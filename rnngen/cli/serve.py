@@ -1,0 +1,180 @@
+"""`rnngen serve`: an OpenAI-compatible HTTP server over one or more checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rnngen.cli import command
+from rnngen.cli.console import Reporter
+from rnngen.config import DEVICES, PRECISIONS
+from rnngen.errors import RnngenError
+
+
+@command()
+def serve(
+    checkpoints: list[Path] = typer.Argument(
+        None,
+        help="Checkpoints to serve, each named by its file stem [default: the newest in "
+        "./checkpoints].",
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on (0: any free port)."),
+    max_batch: int = typer.Option(
+        64, "--max-batch", help="Streams per model stepped together; more wait in the queue."
+    ),
+    max_queue: int = typer.Option(
+        64, "--max-queue", help="Requests per model waiting for room; more are answered 429."
+    ),
+    max_tokens_cap: int = typer.Option(
+        2048, "--max-tokens-cap", help="The most max_tokens a request may ask for."
+    ),
+    max_prompt_tokens: int = typer.Option(
+        4096, "--max-prompt-tokens", help="Longest prompt, in tokens (longer: 413)."
+    ),
+    max_body: int = typer.Option(
+        1_000_000, "--max-body", help="Largest request body, in bytes (larger: 413)."
+    ),
+    deadline: float = typer.Option(
+        600.0, "--deadline", help="Seconds a request may take, waiting included (then 504)."
+    ),
+    grace: float = typer.Option(
+        10.0, "--grace", help="Seconds in-flight streams get to finish after SIGTERM/Ctrl-C."
+    ),
+    stream_interval: float = typer.Option(
+        0.02,
+        "--stream-interval",
+        help="Seconds between a stream's chunks at most (text that "
+        "comes meanwhile joins the next chunk; 0: a chunk per piece).",
+    ),
+    chunk_rate: float = typer.Option(
+        400.0,
+        "--chunk-rate",
+        help="Chunks a second, all streams of a model together, at "
+        "most: under load each chunk carries more tokens (the first of a stream goes at once).",
+    ),
+    api_key: str = typer.Option(
+        None,
+        "--api-key",
+        envvar="RNNGEN_API_KEY",
+        help="Require 'Authorization: Bearer KEY' on /v1/ routes [env: RNNGEN_API_KEY].",
+        show_envvar=False,
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    precision: str = typer.Option(
+        "auto",
+        "--precision",
+        help="As `rnngen sample`: auto (bf16 on CPUs with native bf16, "
+        "else fp32), fp32, bf16 or fp16.",
+    ),
+    ngram_order: int = typer.Option(
+        5,
+        "--ngram-order",
+        help="Order of the n-gram of requests' `ngram` and `mix` (built "
+        "from the checkpoint's training text on first use, cached as eval's).",
+    ),
+    threads: int = typer.Option(
+        1, "--threads", help="CPU threads for the model (the server's own work takes another)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No access log (errors only)."),
+) -> None:
+    """Serve CHECKPOINTs over HTTP with the OpenAI API: POST /v1/completions (streaming with
+    server-sent events), GET /v1/models, GET /health, POST /v1/score (rnngen's scoring), and a
+    playground page at /. Every stream of a model is stepped in one batch (continuous
+    batching); a seed gives the same text as `rnngen sample --seed`.
+    """
+    minimums = (("--max-batch", max_batch, 1), ("--max-queue", max_queue, 0),
+                ("--max-tokens-cap", max_tokens_cap, 1), ("--threads", threads, 1),
+                ("--max-prompt-tokens", max_prompt_tokens, 1),
+                ("--max-body", max_body, 1024))  # fmt: skip
+    for name, value, least in minimums:
+        if value < least:
+            raise RnngenError(f"{name} must be at least {least}, got {value}")
+    if not 0 <= port <= 65535:
+        raise RnngenError(f"--port must be between 0 and 65535, got {port}")
+    if not chunk_rate > 0:
+        raise RnngenError(f"--chunk-rate must be above 0, got {chunk_rate}")
+    if not deadline > 0 or not grace >= 0 or not stream_interval >= 0:
+        raise RnngenError("--deadline must be above 0, --grace and --stream-interval 0 or more")
+    if device not in DEVICES:
+        raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
+    if precision not in PRECISIONS:
+        raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    from rnngen.ngram import MAX_ORDER
+
+    if not 1 <= ngram_order <= MAX_ORDER:
+        raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
+    if api_key is not None and not api_key.strip():
+        raise RnngenError("--api-key must not be empty")
+    from rnngen.serve.app import Limits, Server
+    from rnngen.serve.server import configure_logging, listen, model_names, run, serve_models
+
+    configure_logging(quiet)
+    reporter = Reporter(False)
+    sock = listen(host, port)  # before loading: a port in use fails at once
+    import rnngen.api as api
+
+    if not checkpoints:
+        from rnngen.checkpoint import latest_checkpoint
+
+        checkpoints = [latest_checkpoint()]
+    import torch
+
+    torch.set_num_threads(threads)
+    loaded = {name: api.load(path, device) for name, path in model_names(checkpoints).items()}
+    limits = Limits(max_batch=max_batch, max_queue=max_queue, max_tokens_cap=max_tokens_cap,
+                    default_max_tokens=min(500, max_tokens_cap),
+                    max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body,
+                    deadline=deadline, grace=grace, stream_interval=stream_interval,
+                    chunk_rate=chunk_rate)  # fmt: skip
+    from rnngen.cli.sample import sampling_precision
+    from rnngen.stepper import SampleBatch
+
+    precisions = {name: sampling_precision(precision, lm.device) for name, lm in loaded.items()}
+
+    def new_batch(lm):
+        name = next(n for n, m in loaded.items() if m is lm)
+        return lambda: SampleBatch(lm.model, lm.tokenizer, precisions[name])
+
+    served = serve_models(loaded, new_batch, limits, lambda lm: ngram_loader(lm, ngram_order))
+    server = Server(served, limits, api_key)
+
+    def ready(url: str) -> None:
+        for name, lm in loaded.items():
+            c = lm.config
+            reporter.log(f"model {name}: {lm.path} ({c.layers}x{c.cell} {c.hidden_size}, "
+                         f"{lm.tokenizer.kind} vocab {lm.tokenizer.vocab_size}) on "
+                         f"{lm.device.type} {precisions[name]}")  # fmt: skip
+        reporter.log(f"serving {', '.join(loaded)} at {url}/ (OpenAI API at {url}/v1): "
+                     f"max batch {max_batch}, queue {max_queue}, max_tokens <= "
+                     f"{max_tokens_cap}, prompt <= {max_prompt_tokens} tokens, body <= "
+                     f"{max_body} bytes, deadline {deadline:g}s, grace {grace:g}s, "
+                     f"{'API key required' if api_key else 'no API key'}")  # fmt: skip
+
+    run(server, host, port, on_ready=ready, sock=sock)
+    reporter.log("stopped")
+
+
+def ngram_loader(lm, order: int):
+    """mix option -> (the checkpoint's n-gram, λ or None), as `rnngen sample --ngram/--mix`
+    finds them: the n-gram of exactly its training tokens (cached), λ fit on its validation
+    split (cached by eval) or fixed."""
+    built = {}
+
+    def load(mix):
+        from rnngen.checkpoint_data import training_ngram
+        from rnngen.interpolate import mixture_weight
+
+        if "ngram" not in built:
+            provenance = lm.provenance
+            if provenance is None or "train" not in provenance.splits:
+                raise RnngenError("the checkpoint does not record its training text")
+            built["ngram"] = training_ngram(provenance, lm.tokenizer, order)
+        ngram = built["ngram"]
+        if mix is None:
+            return ngram.model, None
+        weight = mixture_weight(mix, lm.model, lm.tokenizer, lm.provenance, ngram, lm.device)
+        return ngram.model, weight.weight
+
+    return load
