@@ -65,8 +65,7 @@ class Base:
     def describe(self) -> str:
         c, t = self.config, self.tokenizer
         return (
-            f"{c.layers}x{c.cell} {c.hidden_size} (embed {c.embed_size}, "
-            f"{'tied' if c.tie else 'untied'}{', residual' if c.residual else ''}), "
+            f"{c.describe()} (embed {c.embed_size}, {'tied' if c.tie else 'untied'}), "
             f"{t.kind} tokenizer of {t.vocab_size} pieces"
         )
 

@@ -196,11 +196,15 @@ def describe_checkpoint(path: Path) -> tuple[str, float | None]:
     train = json.loads(meta.get("train_config", "{}"))
     kind = meta["tokenizer_kind"]
     label = f"{model['cell']} {model['layers']}x{model['hidden_size']} "
+    if model.get("model") == "window":
+        label = f"window {model.get('window')} {model['layers']}x{model['hidden_size']} "
     label += kind if kind == "char" else f"{kind}{model['vocab_size']}"
     clip = train.get("clip")
     clip = float(clip) if isinstance(clip, int | float) and not isinstance(clip, bool) else None
     if model.get("residual"):
         label += ", residual"
+    elif model.get("skip") in ("highway", "dense"):
+        label += f", {model['skip']}"
     if clip == 0:
         label += ", no clipping"
     return label, clip

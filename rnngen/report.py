@@ -139,7 +139,7 @@ def compare_model(
 
     config, chars, nbytes = model.config, heldout.chars, heldout.bytes
     rnn_name, ngram_name = (
-        f"{config.cell} {config.layers}x{config.hidden_size}",
+        config.describe(),  # "lstm 1x512", "lstm 4x256, highway", "window 8, 1x256"
         f"{ngram_order}-gram",
     )
 

@@ -127,7 +127,9 @@ def candidate_config(layers: int, hidden: int, vocab_size: int, **options) -> Mo
     """A ladder rung as a model: embedding as wide as the layers (tied) unless the options
     give one, skip connections when stacked (deep stacks lose the gradient without them)."""
     options = {"embed_size": hidden, **options, "layers": layers, "hidden_size": hidden}
-    options["residual"] = options.get("residual", False) or layers > 1
+    if options.get("model", "rnn") == "rnn" and options.get("skip", "none") in ("none", "residual"):
+        options["residual"] = options.get("residual", False) or layers > 1
+        options["skip"] = "residual" if options["residual"] else "none"
     return ModelConfig(vocab_size=vocab_size, **options)
 
 

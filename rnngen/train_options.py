@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from rnngen.config import ModelConfig, TrainConfig
+from rnngen.config import DEFAULT_WINDOW, ModelConfig, TrainConfig
 from rnngen.errors import RnngenError, UsageError
 
 M, T = ModelConfig(vocab_size=1), TrainConfig()  # the defaults, stated once in config.py
@@ -63,6 +63,9 @@ def configs(
     embed_dropout: float | None = None,
     tie: bool | None = None,
     residual: bool = M.residual,
+    skip: str | None = None,
+    model: str = M.model,
+    window: int | None = None,
     softmax: str = "auto",
     dropout_input: float | None = None,
     dropout_hidden: float | None = None,
@@ -111,6 +114,10 @@ def configs(
         raise UsageError("--preset sets the model's size; give --layers/--hidden, not --size")
     cell, layers, hidden, embed, tie = (values[k] for k in ("cell", "layers", "hidden", "embed",
                                                              "tie"))  # fmt: skip
+    if model == "window" and given["cell"] is not None:
+        raise RnngenError(f"--cell {cell} is for recurrent models; the window model has none")
+    if model == "window" and window is None:
+        window = DEFAULT_WINDOW
     batch_size, seq_len = values["batch_size"], values["seq_len"]
     config = TrainConfig(
         batch_size=batch_size, seq_len=seq_len, lr=lr, min_lr_ratio=min_lr_ratio,
@@ -123,7 +130,8 @@ def configs(
     options = dict(
         cell=cell, layers=layers, hidden_size=hidden, embed_size=embed,
         dropout=values["dropout"], embed_dropout=values["embed_dropout"], tie=tie,
-        residual=residual, dropout_input=values["dropout_input"],
+        residual=residual, skip=skip or ("residual" if residual else "none"), model=model,
+        window=0 if window is None else window, dropout_input=values["dropout_input"],
         dropout_hidden=values["dropout_hidden"], dropout_output=values["dropout_output"],
         locked_dropout=values["locked_dropout"], weight_drop=values["weight_drop"],
         softmax=softmax,

@@ -135,3 +135,45 @@ def test_resume_is_bitwise_identical(skip):
     for (name, a), b in zip(straight.model.state_dict().items(),
                             second.model.state_dict().values(), strict=True):  # fmt: skip
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize(
+    "options, skip",
+    [({}, "none"), ({"residual": True}, "residual"), ({"skip": "residual"}, "residual"),
+     ({"skip": "highway"}, "highway"), ({"skip": "dense", "residual": False}, "dense")],
+)  # fmt: skip
+def test_the_options_reach_the_model(options, skip):
+    """`rnngen train --skip S` and `rnngen.train(..., skip=S)` take this one path."""
+    from rnngen.train_options import complete, configs
+
+    _, model = configs(layers=3, hidden=8, **options)
+    assert ModelConfig(vocab_size=VOCAB, **{**complete(model), "softmax": "full"}).skip == skip
+
+
+@pytest.mark.parametrize("skip, chosen", [("none", "residual"), ("highway", "highway"),
+                                          ("dense", "dense")])  # fmt: skip
+def test_automatic_sizing_keeps_the_chosen_skip(skip, chosen):
+    """A stack that sizing chooses gets residual skips unless the user chose others."""
+    from rnngen.sizing import candidate_config
+
+    assert candidate_config(3, 8, VOCAB, skip=skip).skip == chosen
+    assert candidate_config(1, 8, VOCAB, skip=skip).skip == skip
+
+
+def test_a_trained_highway_stack_loads_and_scores(tmp_path):
+    import rnngen
+    from conftest import tiny_text
+    from rnngen.training import train
+
+    (tmp_path / "corpus.txt").write_text(tiny_text(200))
+    out = tmp_path / "h.safetensors"
+    train(tmp_path / "corpus.txt", output=out, skip="highway", layers=2, hidden=8, embed=8,
+          kind="char", batch_size=4, seq_len=16, max_steps=3, seed=3, device="cpu",
+          precision="fp32", threads=1)  # fmt: skip
+    lm = rnngen.load(out, device="cpu")
+    assert lm.config.skip == "highway" and sorted(lm.model.gates) == ["0", "1"]
+    [score] = lm.score(["the cat sat."])
+    assert score.tokens == 13 and score.logprob < 0
+    assert [row.name for row in rnngen.compare(lm, ngram_order=2, mix=None).rows][0] == (
+        "lstm 2x8, highway"
+    )

@@ -199,3 +199,98 @@ def test_resume_is_bitwise_identical():
     for (name, a), b in zip(straight.model.state_dict().items(),
                             second.model.state_dict().values(), strict=True):  # fmt: skip
         assert torch.equal(a, b), name
+
+
+# Through the door users take: `rnngen train --model window` (here the API's train, the same
+# options), then everything that reads a checkpoint.
+
+TINY = dict(kind="char", layers=1, hidden=16, embed=8, batch_size=4, seq_len=16, max_steps=4,
+            seed=3, device="cpu", precision="fp32", threads=1)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import tiny_text
+    from rnngen.training import train
+
+    folder = tmp_path_factory.mktemp("window")
+    (folder / "corpus.txt").write_text(tiny_text(300))
+    out = folder / "w.safetensors"
+    train(folder / "corpus.txt", output=out, model="window", window=3, **TINY)
+    return out
+
+
+def test_a_trained_window_model_loads_samples_scores_and_evals(trained):
+    import rnngen
+
+    lm = rnngen.load(trained, device="cpu")
+    assert isinstance(lm.model, WindowLM) and lm.config.window == 3
+    text = "".join(lm.generate("the cat", temperature=0.8, max_tokens=30, seed=1))
+    assert text == "".join(lm.generate("the cat", temperature=0.8, max_tokens=30, seed=1))
+    assert len(text) > 0
+    [score] = lm.score(["the cat sat on the mat."])
+    assert score.tokens == 24 and score.logprob < 0
+    report = rnngen.compare(lm, ngram_order=3)  # with the RNN + n-gram mixture row
+    names = [row.name for row in report.rows]
+    assert names == ["window 3, 1x16", "kneser-ney 3-gram", "unigram", "window 3, 1x16 + 3-gram"]
+    assert len({row.tokens for row in report.rows}) == 1  # the same targets for every row
+
+
+def test_the_cli_shows_and_samples_a_window_model(trained):
+    from typer.testing import CliRunner
+
+    from rnngen.cli import app
+
+    info = CliRunner().invoke(app, ["info", str(trained)])
+    assert info.exit_code == 0 and "window 3, 1x16" in info.output
+    shown = CliRunner().invoke(app, ["info", str(trained), "--json"])
+    assert json.loads(shown.stdout)["model_config"]["model"] == "window"
+    sample = CliRunner().invoke(app, ["sample", str(trained), "--temp", "0", "--length", "12",
+                                      "--device", "cpu", "-q"])  # fmt: skip
+    assert sample.exit_code == 0, sample.output
+
+
+def test_gradients_beyond_the_window_are_zero(trained):
+    from rnngen.gradients import gradient_flow
+
+    model, tokenizer, _ = load_model(trained)
+    ids = np.array(tokenizer.encode("the cat sat on the mat and the dog ran to the park. " * 3))
+    flow = gradient_flow(model, ids, CPU, max_lag=6, positions=8, warmup=4)
+    # lag 0 is the token just read: the window of 3 reads lags 0, 1 and 2
+    assert (flow.input_norm[:3] > 0).all() and (flow.input_norm[3:] == 0).all()
+
+
+def test_training_resumes(trained, tmp_path):
+    import shutil
+
+    from rnngen.training import train
+
+    for path in trained.parent.iterdir():
+        if path.name.startswith("w.") or path.name == "corpus.txt":
+            shutil.copy(path, tmp_path / path.name)
+    result = train(tmp_path / "corpus.txt", output=tmp_path / "w.safetensors", resume=True,
+                   model="window", window=3, **{**TINY, "max_steps": 6})  # fmt: skip
+    assert result.steps == 6
+    assert load_model(tmp_path / "w.safetensors")[0].config.window == 3
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [(["--model", "window", "--window", "0"], "--window must be between 1 and"),
+     (["--window", "4"], "--window is the window model's"),
+     (["--model", "window", "--cell", "gru"], "the window model has none"),
+     (["--model", "window", "--skip", "dense"], "no recurrent stack"),
+     (["--model", "ffn"], "unknown model")],
+)  # fmt: skip
+def test_bad_window_options_are_one_line(tmp_path, extra, fragment):
+    from typer.testing import CliRunner
+
+    from rnngen.cli import app
+
+    (tmp_path / "c.txt").write_text("the cat sat.\n" * 50)
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "c.txt"), "-o",
+                                      str(tmp_path / "m.safetensors"), *extra])  # fmt: skip
+    assert result.exit_code == 1 and fragment in result.stderr, result.output
+    assert (
+        len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.safetensors").exists()
+    )

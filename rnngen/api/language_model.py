@@ -1,8 +1,8 @@
 """A loaded checkpoint as an object: `load` and `LanguageModel` (generate, score, neighbors).
 
-    lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
-    "".join(lm.generate("the man", max_tokens=50, seed=1))
-    lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
+lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
+"".join(lm.generate("the man", max_tokens=50, seed=1))
+lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
 """
 
 from __future__ import annotations

@@ -88,9 +88,8 @@ def _checkpoint(path: Path, json_output: bool) -> None:
     splits = provenance.splits if provenance is not None else {}
     rows = [
         ["format", fields["format"]],
-        ["model", f"{model.get('layers')}x{model.get('cell')} {model.get('hidden_size')}, "
-                  f"embed {model.get('embed_size')}, tied {model.get('tie')}, "
-                  f"residual {model.get('residual')}"],
+        ["model", f"{_kind(model)}, embed {model.get('embed_size')}, tied {model.get('tie')}, "
+                  f"skip {model.get('skip', 'residual' if model.get('residual') else 'none')}"],
         ["output", _output(model)],
         ["regularizers", _regularizers(model, train)],
         ["parameters", f"{parameters:,}"],
@@ -173,3 +172,10 @@ def _regularizers(model: dict, train: dict) -> str:
             parts.append(f"{name.upper()} {train[name]}")
     parts += [name.replace("_", " ") for name in ("variable_bptt", "average") if train.get(name)]
     return ", ".join(parts)
+
+
+def _kind(model: dict) -> str:
+    """ "2xlstm 512", or the window model's "window 8, 1x256" (tanh layers)."""
+    if model.get("model") == "window":
+        return f"window {model.get('window')}, {model.get('layers')}x{model.get('hidden_size')}"
+    return f"{model.get('layers')}x{model.get('cell')} {model.get('hidden_size')}"

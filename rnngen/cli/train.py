@@ -98,7 +98,22 @@ def train(
         None, "--tie/--no-tie", help="Tie input and output embeddings [default: tie]."
     ),
     residual: bool = typer.Option(
-        M.residual, "--residual/--no-residual", help="Skip connections between stacked layers."
+        M.residual, "--residual/--no-residual", help="Residual skips (the same as --skip residual)."
+    ),
+    skip: str = typer.Option(
+        None,
+        help="Connections between stacked layers: none, residual (add the input), highway (a "
+        "learned gate mixes input and output) or dense (each layer reads all below) "
+        "[default: none; residual when automatic sizing stacks layers].",
+    ),
+    model: str = typer.Option(
+        M.model,
+        "--model",
+        help="rnn (a recurrent stack), or window: the fixed-window neural LM (Bengio et al. "
+        "2003), --layers tanh layers --hidden wide reading only the last --window tokens.",
+    ),
+    window: int = typer.Option(
+        None, help="Tokens the window model reads (--model window) [default: 8]."
     ),
     clip: float = typer.Option(T.clip, help="Global gradient-norm bound (0: no clipping)."),
     lr: float = typer.Option(
@@ -166,7 +181,7 @@ def train(
         dropout_output=dropout_output, locked_dropout=locked_dropout,
         embed_dropout=embed_dropout, weight_drop=weight_drop, ar=ar, tar=tar,
         variable_bptt=variable_bptt, average=average, softmax=softmax, tie=tie,
-        residual=residual, clip=clip, lr=lr,
+        residual=residual, skip=skip, model=model, window=window, clip=clip, lr=lr,
         warmup=warmup, min_lr_ratio=min_lr_ratio, weight_decay=weight_decay,
         batch_size=batch_size, seq_len=seq_len, epochs=epochs, max_steps=max_steps,
         time_budget=time_budget, eval_every=eval_every, eval_tokens=eval_tokens,
