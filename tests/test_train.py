@@ -325,6 +325,9 @@ def test_every_option_reaches_the_config(corpus, tmp_path, monkeypatch):
         embed_dropout=0.2,
         tie=False,
         residual=True,
+        skip="residual",
+        model="rnn",
+        window=0,
     )
     assert seen["train"] == TrainConfig(
         batch_size=3,
