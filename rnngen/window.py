@@ -13,7 +13,7 @@ work on it unchanged: its "state" is the embeddings of the last window - 1 token
 (1, B, (window - 1) x E) tensor in the sequence layout, (B, ...) in the step layout. A zero
 state is "nothing read yet" (zero vectors in every slot), just as an RNN's zero state is the
 start of a text. The sequence pass and the one-token step compute the same thing: the
-sequence pass slides the window over the state and the new tokens with one `unfold`.
+sequence pass slides the window over the state and the new tokens.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ class WindowLM(RNNLM):
         embedded = self._embed(tokens)  # (B, T, E)
         past = self._past(state, batch, embedded)  # (B, N-1, E)
         read = torch.cat([past, embedded], dim=1)  # (B, N-1+T, E)
-        x = self._drop(read, "input").unfold(1, c.window, 1)  # (B, T, E, N)
-        x = x.transpose(2, 3).reshape(batch, length, c.window * c.embed_size)  # (B, T, N*E)
+        dropped = self._drop(read, "input")
+        # the window ending at each position, oldest token first: (B, T, N*E) (slices rather
+        # than `unfold`, which ONNX cannot export with T free)
+        x = torch.cat([dropped[:, i : i + length] for i in range(c.window)], dim=-1)
         x = self._hidden(x, lambda h: self._drop(h, "hidden"))  # (B, T, H)
         new_past = read[:, read.shape[1] - (c.window - 1) :]  # (B, N-1, E)
         return x, [new_past.reshape(1, batch, -1)]

@@ -294,3 +294,15 @@ def test_bad_window_options_are_one_line(tmp_path, extra, fragment):
     assert (
         len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m.safetensors").exists()
     )
+
+
+def test_a_window_model_exports_to_onnx(trained, tmp_path):
+    """Its state (the last window - 1 embeddings) is the ONNX models' state; the export
+    verifies itself against torch on held-out text."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import rnngen
+
+    rnngen.export(trained, tmp_path / "onnx")  # an error if onnxruntime disagrees with torch
+    runtime = json.loads((tmp_path / "onnx" / "model.json").read_text())
+    assert runtime["state"]["shape"] == [1, 1, "batch", 2 * 8]  # window 3, embed 8

@@ -69,7 +69,10 @@ def check_format(name: str) -> str:
 
 
 def state_shape(config) -> tuple[int, int, int]:
-    """(L, S, H): the state is (L, S, B, H), S = 2 for an LSTM (h, c), else 1 (h)."""
+    """(L, S, H): the state is (L, S, B, H), S = 2 for an LSTM (h, c), else 1 (h); the window
+    model's is (1, 1, B, (window - 1) x embed): the embeddings of the last tokens read."""
+    if config.model == "window":
+        return 1, 1, (config.window - 1) * config.embed_size
     return config.layers, 2 if config.cell == "lstm" else 1, config.hidden_size
 
 
@@ -88,7 +91,8 @@ class StepModule(nn.Module):
         self.model = model
 
     def forward(self, tokens: torch.Tensor, state: torch.Tensor):
-        lstm, layers = self.model.config.cell == "lstm", self.model.config.layers
+        layers, parts, _ = state_shape(self.model.config)
+        lstm = parts == 2
         per_layer = [(state[i, 0], state[i, 1]) if lstm else state[i, 0] for i in range(layers)]
         logits, new_state = self.model.step(tokens, per_layer)  # each (B, H)
         stacked = [torch.stack(s) if lstm else s.unsqueeze(0) for s in new_state]  # (S, B, H)
@@ -104,7 +108,8 @@ class WindowModule(nn.Module):
         self.model = model
 
     def forward(self, tokens: torch.Tensor, state: torch.Tensor):
-        lstm, layers = self.model.config.cell == "lstm", self.model.config.layers
+        layers, parts, _ = state_shape(self.model.config)
+        lstm = parts == 2
         # nn.LSTM's layout: per layer (1, B, H), a pair for an LSTM.
         per_layer = [(state[i, 0:1], state[i, 1:2]) if lstm else state[i, 0:1]
                      for i in range(layers)]  # fmt: skip
