@@ -306,3 +306,11 @@ def test_a_window_model_exports_to_onnx(trained, tmp_path):
     rnngen.export(trained, tmp_path / "onnx")  # an error if onnxruntime disagrees with torch
     runtime = json.loads((tmp_path / "onnx" / "model.json").read_text())
     assert runtime["state"]["shape"] == [1, 1, "batch", 2 * 8]  # window 3, embed 8
+
+
+def test_a_window_of_one_token_is_no_onnx_model():
+    pytest.importorskip("onnxscript")
+    from rnngen.onnx_export.models import export_models
+
+    with pytest.raises(RnngenError, match="--window 2 or more"):
+        export_models(window_model(1))

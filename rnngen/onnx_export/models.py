@@ -124,6 +124,9 @@ def export_models(model: RNNLM, window: bool = True) -> dict[str, bytes]:
     require_packages(("onnx", "onnxscript"))
     model = copy.deepcopy(model).float().cpu().eval()
     layers, parts, hidden = state_shape(model.config)
+    if hidden == 0:  # a zero-width tensor crashes the exporter
+        raise RnngenError("a window model of one token carries no state, which ONNX cannot "
+                          "hold; export a model with --window 2 or more")  # fmt: skip
     state = torch.zeros(layers, parts, EXAMPLE_BATCH, hidden)
     tokens = torch.zeros(EXAMPLE_BATCH, dtype=torch.long)
     out = {"step": _export_step(StepModule(model), (tokens, state))}
