@@ -39,8 +39,11 @@ def log_model(reporter: Reporter, model, data) -> None:
     from rnngen.adaptive import describe
 
     config, tokenizer, place = model.plan.config, data.tokenizer, model.place
+    shape = f"{config.layers}x{config.cell} {config.hidden_size}"
+    shape = config.describe() if config.model == "window" else shape  # "window 8, 1x256"
+    shape += f", {config.skip}" if config.skip != "none" else ""
     reporter.log(
-        f"model: {config.layers}x{config.cell} {config.hidden_size}, "
+        f"model: {shape}, "
         f"{model.parameters / 1e6:.2f}M parameters, vocab {tokenizer.vocab_size} "
         f"({tokenizer.kind}); {len(data.train_ids):,} training tokens; "
         f"{place.device.type} {place.precision}"
