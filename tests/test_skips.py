@@ -177,3 +177,29 @@ def test_a_trained_highway_stack_loads_and_scores(tmp_path):
     assert [row.name for row in rnngen.compare(lm, ngram_order=2, mix=None).rows][0] == (
         "lstm 2x8, highway"
     )
+
+
+@pytest.mark.parametrize("skip", SKIPS)
+def test_gradient_flow_through_the_skips_matches_autograd(skip):
+    """`rnngen gradients` unrolls the model with RNNLM.step; an ordinary forward pass through
+    the skips gives the same input gradients."""
+    import torch.nn.functional as F
+
+    from rnngen.gradients import gradient_flow
+
+    model = stack(skip, 3, embed=8)
+    ids = np.random.default_rng(0).integers(0, VOCAB, 12)
+    flow = gradient_flow(model, ids, CPU, max_lag=12, positions=100, batch_size=4)
+    expected = np.zeros(13)
+    for t in range(1, 12):
+        x = torch.from_numpy(ids[:t]).long()[None]  # (1, t)
+        e = model.embedding(x).detach().requires_grad_(True)  # (1, t, E)
+        model._embed = lambda tokens, e=e: e
+        top, _ = model.features(x)
+        del model._embed
+        logp = F.log_softmax(model.logits(top[:, -1])[0], dim=-1)[ids[t]]
+        (grad,) = torch.autograd.grad(logp, [e])
+        expected[:t] += grad[0].norm(dim=-1).flip(0).numpy()  # lag 0 first
+    expected /= np.maximum(flow.counts, 1)
+    np.testing.assert_allclose(flow.input_norm, expected, rtol=1e-4, atol=1e-9)
+    assert np.isfinite(flow.hidden_norm).all() and (flow.hidden_norm[:11] > 0).all()
