@@ -70,6 +70,7 @@ BATCH_SIZE = 16
 ITEMS_PER_BUCKET = 100  # agreement items scored per distance bucket (two probes each)
 EVAL_TOKENS = 10_000  # validation tokens per evaluation during training
 TEST_PASSAGES = 60  # held-out passages scored for bits/char
+GRADIENT_POSITIONS = 32  # targets whose gradient flow is averaged, per model
 WINDOW = 5  # words the window LM reads: agreement distances 1-5 inside it, 6 and more beyond
 BIDIRECTIONAL_SHARE = 0.5  # of the budget: its loss collapses long before
 RUNS = {  # name -> (label, model options, clip, tokens)
@@ -192,7 +193,7 @@ def measure(name: str, model, run: Run, data: Data, figures: dict, curves: list)
         figures[name]["test_bpc_reading_ahead"] = figures[name].pop("test_bpc")
         figures[name]["test_bpc"] = data.bits_per_char(honest_logprobs(model, data.test_ids))
         return
-    flow = gradient_flow(model, data.test_ids, CPU, max_lag=200, positions=48)
+    flow = gradient_flow(model, data.test_ids, CPU, max_lag=200, positions=GRADIENT_POSITIONS)
     curves.append(Curve(run.label, flow.lags, flow.input_norm, flow.hidden_norm))
     figures[name]["input_gradient_at"] = {k: float(f"{flow.input_norm[k]:.3g}")
                                           for k in (0, 1, 4, 5, 10, 50, 100, 200)}  # fmt: skip
