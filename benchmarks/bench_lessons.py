@@ -21,7 +21,8 @@ docs/lessons_*.png and docs/lessons_data.json, and prints one JSON line of figur
     python benchmarks/bench_lessons.py [seconds per run, default 55] [docs directory]
     python benchmarks/bench_lessons.py --redraw [docs directory]   # figures from lessons_data.json
 
-Time: about 10.5 x the budget for training plus 4 minutes of evaluation on 2 CPU cores.
+Time: 10.5 x the budget for training plus the evaluation: 1077 s in all at 25 s a run on 2
+shared CPU cores (2026-12-06, BENCHMARKS.md), evaluation about 480 s of it.
 """
 
 from __future__ import annotations
