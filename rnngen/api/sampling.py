@@ -73,7 +73,10 @@ def sample(lm, prompt: str = "", *, n: int = 1, temperature: float = 1.0, top_k:
         max_tokens=default_length(max_chars) if max_tokens is None else max_tokens,
         num_samples=n, seed=secrets.randbelow(2**31) if seed is None else seed,
     )  # fmt: skip
+    from rnngen.sample import sampling_precision
+
     check_precision(precision)
+    chosen = "fp32" if ngram else sampling_precision(precision, lm.device, temperature)
     plan = plan_threads(threads) if lm.device.type == "cpu" else None
     mix_option = None
     if mix is not None:
@@ -96,9 +99,6 @@ def sample(lm, prompt: str = "", *, n: int = 1, temperature: float = 1.0, top_k:
         if mix_option is not None:
             weight = mixture(lm, kneser_ney, mix_option)
             log(f"mixture: {weight.describe()}")
-    from rnngen.sample import sampling_precision
-
-    chosen = "fp32" if ngram else sampling_precision(precision, lm.device, temperature)
     model = None if ngram else lm.model
     events = _events(model, lm.tokenizer, prompt, config, chosen, plan, log,
                      None if kneser_ney is None else kneser_ney.model,
