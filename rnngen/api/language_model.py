@@ -2,7 +2,6 @@
 
 lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
 "".join(lm.generate("the man", max_tokens=50, seed=1))
-for event in lm.sample("the man", n=3, seed=1): ...   # Piece(index, text) ... Done(...)
 lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
 """
 
