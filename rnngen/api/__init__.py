@@ -3,6 +3,7 @@ values and never print. The CLI (`rnngen/cli/`) reaches the library through thes
 
     lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
     "".join(lm.generate("the man", max_tokens=50, seed=1))
+    lm.sample("the man", n=3, seed=1)                # Sampling: Piece(i, text) ..., Done(i, ...)
     lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
     compare(lm, data="valid.txt", ngram_order=5)      # ComparisonReport: the eval table as data
     tokenize("corpus.txt", "tokenized/corpus")        # TokenizedCorpus, as `rnngen tokenize`
@@ -19,8 +20,11 @@ from rnngen.api.corpus import tokenize
 from rnngen.api.evaluation import compare
 from rnngen.api.export import export, neighbors
 from rnngen.api.language_model import LanguageModel, load, score_line
+from rnngen.api.sampling import Sampling, sampler
 from rnngen.api.training import train
 from rnngen.line_scoring import LineScore
+from rnngen.sample import Done, Piece
 
 __all__ = ["LanguageModel", "LineScore", "compare", "export", "load", "neighbors",
            "score_line", "tokenize", "train"]  # fmt: skip
+__all__ += ["Done", "Piece", "Sampling", "sampler"]  # sampling

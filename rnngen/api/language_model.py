@@ -1,19 +1,24 @@
 """A loaded checkpoint as an object: `load` and `LanguageModel` (generate, score, neighbors).
 
-    lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
-    "".join(lm.generate("the man", max_tokens=50, seed=1))
-    lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
+lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
+"".join(lm.generate("the man", max_tokens=50, seed=1))
+lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from rnngen.api.sampling import Sampling
 from rnngen.arguments import checked
 from rnngen.line_scoring import LineScore, line_scorer
 from rnngen.provenance import Provenance, checkpoint_provenance
+from rnngen.sample import Piece
+
+# The CLI options the sampling checks name, as the API's keywords.
+SAMPLE_OPTIONS = {"--temp": "temperature", "--length": "max_tokens", "--chars": "max_chars",
+                  "--num-samples": "n"}  # fmt: skip
 
 
 class LanguageModel:
@@ -37,7 +42,44 @@ class LanguageModel:
         c = self.config
         return f"LanguageModel({str(self.path)!r}, {c.layers}x{c.cell} {c.hidden_size})"
 
-    @checked(rename={"--temp": "temperature", "--length": "max_tokens"})
+    @checked(rename=SAMPLE_OPTIONS)
+    def sample(
+        self,
+        prompt: str = "",
+        *,
+        n: int = 1,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        max_tokens: int | None = None,
+        max_chars: int | None = None,
+        seed: int | None = None,
+        stop: str | Iterable[str] = (),
+        precision: str = "auto",
+        threads: int | str | None = None,
+        ngram: bool = False,
+        ngram_order: int = 5,
+        ngram_memory: int | str | None = None,
+        mix: float | str | None = None,
+    ) -> Sampling:
+        """What `rnngen sample` does, with its defaults: n samples continuing `prompt` (not
+        repeated), as one batch. Returns a Sampling (its seed, precision, ...): iterate it for
+        Piece(index, text) and, when sample `index` ends, Done(index, text, tokens, reason,
+        dropped_bytes, seed). temperature 0 is greedy; sample i draws from seed + i (None: a
+        random seed). max_tokens None: 500, or with max_chars what those characters need.
+        precision "auto": fp32 when greedy, else bf16 on CPUs with native bf16 (fp32
+        elsewhere), as the command and the server choose it, so that a seed gives the same
+        text from each on the same machine. ngram / mix: sample the Kneser-Ney n-gram of the
+        checkpoint's training tokens, alone or mixed in ("fit" or λ). Arguments are checked
+        and the n-gram built at the call."""
+        from rnngen.api.sampling import sample
+
+        return sample(self, prompt, n=n, temperature=temperature, top_k=top_k, top_p=top_p,
+                      max_tokens=max_tokens, max_chars=max_chars, seed=seed, stop=stop,
+                      precision=precision, threads=threads, ngram=ngram,
+                      ngram_order=ngram_order, ngram_memory=ngram_memory, mix=mix)  # fmt: skip
+
+    @checked(rename=SAMPLE_OPTIONS)
     def generate(
         self,
         prompt: str = "",
@@ -45,30 +87,28 @@ class LanguageModel:
         temperature: float = 1.0,
         top_k: int = 0,
         top_p: float = 1.0,
-        max_tokens: int = 500,
+        max_tokens: int | None = None,
+        max_chars: int | None = None,
         seed: int | None = None,
         stop: str | Iterable[str] = (),
-        precision: str = "fp32",
+        precision: str = "auto",
+        threads: int | str | None = None,
+        ngram: bool = False,
+        ngram_order: int = 5,
+        ngram_memory: int | str | None = None,
+        mix: float | str | None = None,
     ) -> Iterator[str]:
-        """Continue `prompt` (not repeated), yielding text pieces as they are sampled.
-        temperature 0 is greedy; a sample ends after max_tokens or once it contains a stop
-        string (kept). The same seed gives the same text on the same machine. Arguments are
-        checked at the call, before the first piece."""
-        from rnngen.sample import SampleConfig, check_precision
+        """One sample's text pieces as they are sampled (`sample` with n=1, same options and
+        defaults): "".join(lm.generate(...)) is its text. Arguments are checked at the call,
+        before the first piece."""
+        from rnngen.api.sampling import sample
 
-        stops = (stop,) if isinstance(stop, str) else tuple(stop)
-        seed = secrets.randbelow(2**31) if seed is None else seed
-        config = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p,
-                              max_tokens=max_tokens, stops=stops, seed=seed)  # fmt: skip
-        check_precision(precision)
-        return self._pieces(prompt, config, precision)
-
-    def _pieces(self, prompt: str, config, precision: str) -> Iterator[str]:
-        from rnngen.sample import Piece, generate
-
-        for event in generate(self.model, self.tokenizer, prompt, config, precision):
-            if isinstance(event, Piece):
-                yield event.text
+        sampling = sample(self, prompt, temperature=temperature, top_k=top_k, top_p=top_p,
+                          max_tokens=max_tokens, max_chars=max_chars, seed=seed, stop=stop,
+                          precision=precision, threads=threads, ngram=ngram,
+                          ngram_order=ngram_order, ngram_memory=ngram_memory,
+                          mix=mix)  # fmt: skip
+        return (event.text for event in sampling if isinstance(event, Piece))
 
     @checked()
     def neighbors(self, words: Iterable[str], k: int = 10) -> list:
@@ -97,6 +137,12 @@ def score_line(model, tokenizer, device, line: str) -> LineScore:
 @checked()
 def load(path: str | Path | None = None, device: str = "auto") -> LanguageModel:
     """A checkpoint (the newest in ./checkpoints when none is named) on cpu, cuda or mps."""
+    return load_checkpoint(path, device)
+
+
+def load_checkpoint(path: str | Path | None = None, device: str = "auto") -> LanguageModel:
+    """`load` without the API's argument checks: for the CLI, whose errors name its
+    options (--device)."""
     from rnngen.checkpoint import latest_checkpoint, load_model
     from rnngen.hardware import resolve_device
 

@@ -65,8 +65,8 @@ def serve(
     precision: str = typer.Option(
         "auto",
         "--precision",
-        help="As `rnngen sample`: auto (bf16 on CPUs with native bf16, "
-        "else fp32), fp32, bf16 or fp16.",
+        help="As `rnngen sample`: auto (per stream: fp32 when greedy, else bf16 on CPUs with "
+        "native bf16 and fp32 elsewhere), fp32, bf16 or fp16.",
     ),
     ngram_order: int = typer.Option(
         5,
@@ -101,10 +101,9 @@ def serve(
         raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
     if precision not in PRECISIONS:
         raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
-    from rnngen.ngram import MAX_ORDER
+    from rnngen.api.sampling import check_order
 
-    if not 1 <= ngram_order <= MAX_ORDER:
-        raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
+    check_order(ngram_order)
     if api_key is not None and not api_key.strip():
         raise RnngenError("--api-key must not be empty")
     from rnngen.serve.app import Limits, Server
@@ -113,29 +112,29 @@ def serve(
     configure_logging(quiet)
     reporter = Reporter(False)
     sock = listen(host, port)  # before loading: a port in use fails at once
-    import rnngen.api as api
-
-    if not checkpoints:
-        from rnngen.checkpoint import latest_checkpoint
-
-        checkpoints = [latest_checkpoint()]
     import torch
 
+    from rnngen.api.language_model import load_checkpoint
+    from rnngen.api.sampling import sampler
+
     torch.set_num_threads(threads)
-    loaded = {name: api.load(path, device) for name, path in model_names(checkpoints).items()}
+    if checkpoints:
+        loaded = {name: load_checkpoint(path, device)
+                  for name, path in model_names(checkpoints).items()}  # fmt: skip
+    else:  # the newest in ./checkpoints
+        newest = load_checkpoint(None, device)
+        loaded = {name: newest for name in model_names([newest.path])}
     limits = Limits(max_batch=max_batch, max_queue=max_queue, max_tokens_cap=max_tokens_cap,
                     default_max_tokens=min(500, max_tokens_cap),
                     max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body,
                     deadline=deadline, grace=grace, stream_interval=stream_interval,
                     chunk_rate=chunk_rate)  # fmt: skip
-    from rnngen.cli.sample import sampling_precision
-    from rnngen.stepper import SampleBatch
-
-    precisions = {name: sampling_precision(precision, lm.device) for name, lm in loaded.items()}
+    # Each row runs at the precision the library's one rule gives its temperature (`auto`:
+    # greedy rows fp32, the others bf16 on CPUs with native bf16), as `rnngen sample` does.
+    precisions = {name: describe_precision(sampler(lm, precision)) for name, lm in loaded.items()}
 
     def new_batch(lm):
-        name = next(n for n, m in loaded.items() if m is lm)
-        return lambda: SampleBatch(lm.model, lm.tokenizer, precisions[name])
+        return lambda: sampler(lm, precision)
 
     served = serve_models(loaded, new_batch, limits, lambda lm: ngram_loader(lm, ngram_order))
     server = Server(served, limits, api_key)
@@ -156,6 +155,12 @@ def serve(
     reporter.log("stopped")
 
 
+def describe_precision(sampler) -> str:
+    """What the log says of a model's precision: one, or the greedy rows' beside."""
+    sampled, greedy = sampler.precision_of(1.0), sampler.precision_of(0.0)
+    return sampled if sampled == greedy else f"{sampled} ({greedy} when greedy)"
+
+
 def ngram_loader(lm, order: int):
     """mix option -> (the checkpoint's n-gram, λ or None), as `rnngen sample --ngram/--mix`
     finds them: the n-gram of exactly its training tokens (cached), λ fit on its validation
@@ -163,18 +168,13 @@ def ngram_loader(lm, order: int):
     built = {}
 
     def load(mix):
-        from rnngen.checkpoint_data import training_ngram
-        from rnngen.interpolate import mixture_weight
+        from rnngen.api.sampling import mixture, training_ngram
 
         if "ngram" not in built:
-            provenance = lm.provenance
-            if provenance is None or "train" not in provenance.splits:
-                raise RnngenError("the checkpoint does not record its training text")
-            built["ngram"] = training_ngram(provenance, lm.tokenizer, order)
+            built["ngram"] = training_ngram(lm, order)
         ngram = built["ngram"]
         if mix is None:
             return ngram.model, None
-        weight = mixture_weight(mix, lm.model, lm.tokenizer, lm.provenance, ngram, lm.device)
-        return ngram.model, weight.weight
+        return ngram.model, mixture(lm, ngram, mix).weight
 
     return load
