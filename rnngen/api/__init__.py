@@ -19,8 +19,9 @@ from rnngen.api.corpus import tokenize
 from rnngen.api.evaluation import compare
 from rnngen.api.export import export, neighbors
 from rnngen.api.language_model import LanguageModel, load, score_line
-from rnngen.api.training import train
+from rnngen.api.training import *  # noqa: F403 (train, its events, bits and perplexity)
 from rnngen.line_scoring import LineScore
 
 __all__ = ["LanguageModel", "LineScore", "compare", "export", "load", "neighbors",
-           "score_line", "tokenize", "train"]  # fmt: skip
+           "score_line", "tokenize"]  # fmt: skip
+__all__ += training.__all__  # noqa: F405 (api/training.py: train, its events, bits, perplexity)
