@@ -36,7 +36,6 @@ def tokenize(
     from rnngen import api
 
     reporter = Reporter(quiet)
-    output = output or Path("tokenized") / ("stdin" if corpus == "-" else Path(corpus).stem)
     with reporter.bytes_progress("tokenize") as progress:
         result = api.tokenize(
             corpus, output, kind=kind, vocab_size=vocab_size, valid=valid, test=test,
@@ -44,7 +43,9 @@ def tokenize(
         )  # fmt: skip
     _report(result, json_output)
     reporter.log(coverage_line(result.meta))
-    reporter.log(f"wrote {output}/ ({result.tokenizer.kind}, {result.tokenizer.vocab_size} pieces)")
+    reporter.log(
+        f"wrote {result.path}/ ({result.tokenizer.kind}, {result.tokenizer.vocab_size} pieces)"
+    )
 
 
 def coverage_line(meta: dict) -> str:
