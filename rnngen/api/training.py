@@ -22,13 +22,13 @@ from rnngen.train_events import (
 )
 
 
-def train(corpus=None, **options) -> TrainResult:
+def train(*corpus, **options) -> TrainResult:
     """Train a model on `corpus` as `rnngen train` does, and return its TrainResult: every
     phase and event reaches `on_event`, and `stop` (anything with is_set()) stops the run at
     a step boundary. The options, their defaults and checks: rnngen.training.train."""
     from rnngen.training import train as run
 
-    return run(corpus, **options)
+    return run(*corpus, **options)  # its checks name this call's mistakes (train(): ...)
 
 
 __all__ = ["Evaluation", "Finished", "LoggerStopped", "ModelBuilt", "Placed", "Rollback",
