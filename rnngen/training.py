@@ -193,7 +193,7 @@ TRAIN_OPTIONS = {
 
 
 @checked(options=TRAIN_OPTIONS, rename={"-o": "output"})
-def train(corpus: str | Path | None, *, time_budget: str | float | None = None,
+def train(corpus: str | Path, *, time_budget: str | float | None = None,
           output: str | Path | None = None, on_event: Callable | None = None, stop=None,
           resume: bool = False, force: bool = False, init_from: str | Path | None = None,
           threads: int | str | None = None, log: Iterable[str] = (), sample_every: int = 0,
@@ -226,8 +226,6 @@ def train(corpus: str | Path | None, *, time_budget: str | float | None = None,
     check_held_out(*(corpus_options[k] for k in ("valid", "test", "valid_frac", "test_frac")))
     parse_specs(log)
     check_sample_every(sample_every)
-    if corpus is None:
-        raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
     corpus = str(corpus)
     base = open_base(init_from, given, resume=resume, output=output_path(corpus, output),
                      force=force)  # fmt: skip

@@ -17,6 +17,7 @@ from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.config import ModelConfig, TrainConfig
+from rnngen.errors import RnngenError
 
 M, T = ModelConfig(vocab_size=1), TrainConfig()  # the defaults shown in --help
 
@@ -163,6 +164,8 @@ def train(
     from rnngen import api
     from rnngen.cli.training_run import RunView
 
+    if corpus is None:
+        raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
     options = given_options(ctx)  # the rest keep the library's defaults, which are the CLI's
     for name in ("corpus", "quiet", "json_output"):
         options.pop(name, None)
