@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import inspect
 import json
 import math
 import socket
@@ -37,7 +36,7 @@ from rnngen.init_from import open_base, run_tokenizer
 from rnngen.run_files import RunFiles
 from rnngen.run_paths import output_path
 from rnngen.threads import plan_threads
-from rnngen.train_data import TrainingData, check_held_out, prepare_data
+from rnngen.train_data import TrainingData, prepare_data
 from rnngen.train_events import (
     Evaluation,
     Finished,
@@ -53,8 +52,8 @@ from rnngen.train_events import (
     TokenizeProgress,
     TrainResult,
 )
-from rnngen.train_loggers import RunLoggers, parse_specs
-from rnngen.train_options import configs
+from rnngen.train_loggers import RunLoggers
+from rnngen.train_options import TRAIN_OPTIONS, check_run
 from rnngen.train_phases import (  # noqa: F401 (the phases, also reached from here)
     ModelPlan,
     Placement,
@@ -65,11 +64,7 @@ from rnngen.train_phases import (  # noqa: F401 (the phases, also reached from h
     connect,
     plan_model,
 )
-from rnngen.train_samples import check_sample_every, training_samples
-
-# The corpus options of `train(...)`, with their defaults; the rest go to `configs`.
-CORPUS_OPTIONS = {"kind": "bpe", "vocab_size": None, "valid": None, "test": None,
-                  "valid_frac": None, "test_frac": None}  # fmt: skip
+from rnngen.train_samples import training_samples
 
 
 def run(model: TrainingModel, data: TrainingData, files: RunFiles,
@@ -184,14 +179,6 @@ def _shard(model: TrainingModel) -> dict:
     }
 
 
-# The annotations of `train`'s options, which `rnngen.arguments.checked` checks them against.
-TRAIN_OPTIONS = {
-    **{name: p.annotation for name, p in inspect.signature(configs).parameters.items()},
-    "kind": "str", "vocab_size": "int | None", "valid": "str | Path | None",
-    "test": "str | Path | None", "valid_frac": "float | None", "test_frac": "float | None",
-}  # fmt: skip
-
-
 @checked(options=TRAIN_OPTIONS, rename={"-o": "output"})
 def train(corpus: str | Path, *, time_budget: str | float | None = None,
           output: str | Path | None = None, on_event: Callable | None = None, stop=None,
@@ -220,12 +207,8 @@ def train(corpus: str | Path, *, time_budget: str | float | None = None,
     has one, is what --log's runs finish with (else 130). Signals are left to the caller:
     Ctrl-C raises KeyboardInterrupt, and the files on disk stay whole (every write is atomic).
     """
-    given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
-    corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
-    config, model_options = configs(time_budget=time_budget, **options)  # before any work
-    check_held_out(*(corpus_options[k] for k in ("valid", "test", "valid_frac", "test_frac")))
-    parse_specs(log)
-    check_sample_every(sample_every)
+    config, model_options, corpus_options, given = check_run(time_budget, options, log,
+                                                             sample_every)  # fmt: skip
     corpus = str(corpus)
     base = open_base(init_from, given, resume=resume, output=output_path(corpus, output),
                      force=force)  # fmt: skip
