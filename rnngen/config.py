@@ -283,3 +283,16 @@ def from_json(cls: type[T], text: str) -> T:
             value = tuple(value)
         values[field.name] = value
     return cls(**values)
+
+
+def parse_size(text: str | int | None) -> int | None:
+    """'1500000', '1.5M', '200k' -> characters (`rnngen synth --size`); a number is one already."""
+    import re
+
+    if text is None or isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
+    if not match:
+        raise RnngenError(f"--size {text!r} is not a size such as 1500000, 200k or 1.5M")
+    scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[match.group(2).lower()]
+    return int(float(match.group(1)) * scale)

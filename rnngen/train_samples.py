@@ -22,17 +22,10 @@ import time
 
 import torch
 
-from rnngen.errors import RnngenError
+from rnngen.train_options import check_sample_every  # noqa: F401 (its home before)
 
 SAMPLE_CHARS = 200
 TEMPERATURES = (0.5, 1.0)
-
-
-def check_sample_every(evaluations: int) -> int:
-    if not isinstance(evaluations, int) or evaluations < 0:
-        raise RnngenError(f"--sample-every must be 0 (off) or a number of evaluations, got "
-                          f"{evaluations!r}")  # fmt: skip
-    return evaluations
 
 
 def sample_seed(run_seed: int, step: int, index: int) -> int:

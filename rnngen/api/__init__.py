@@ -16,15 +16,19 @@ Each module below is one room of the door: language_model (a loaded checkpoint),
 (the eval table), corpus (text to ids), training (a run), export (a model taken elsewhere).
 """
 
-from rnngen.api.corpus import tokenize
+from rnngen.api.corpus import Info, info, synth, tokenize
 from rnngen.api.evaluation import compare
 from rnngen.api.export import export, neighbors
+from rnngen.api.figures import PlotResult, plot
 from rnngen.api.language_model import LanguageModel, load, score_line
 from rnngen.api.sampling import Sampling, sampler
-from rnngen.api.training import train
+from rnngen.api.training import *  # noqa: F403 (train, its events, bits and perplexity)
 from rnngen.line_scoring import LineScore
 from rnngen.sample import Done, Piece
 
 __all__ = ["LanguageModel", "LineScore", "compare", "export", "load", "neighbors",
-           "score_line", "tokenize", "train"]  # fmt: skip
+           "score_line", "tokenize"]  # fmt: skip
 __all__ += ["Done", "Piece", "Sampling", "sampler"]  # sampling
+__all__ += ["Info", "info", "synth"]  # api/corpus.py (with tokenize)
+__all__ += ["PlotResult", "plot"]  # api/figures.py
+__all__ += training.__all__  # noqa: F405 (api/training.py: train, its events, bits, perplexity)

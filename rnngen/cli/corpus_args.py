@@ -65,14 +65,6 @@ def computing(plan, device, reporter) -> Iterator[None]:
         yield
 
 
-def resolve_spans(corpus, valid, test, valid_frac, test_frac):
-    """The byte spans of train/valid/test (rnngen.train_data.resolve_spans, shared with
-    `rnngen train` and the Python API)."""
-    from rnngen.train_data import resolve_spans as spans_of
-
-    return spans_of(corpus, valid, test, valid_frac, test_frac)
-
-
 def ngram_memory(text: str | None) -> int | None:
     """--ngram-memory in bytes (None: the default budget), checked."""
     if text is None:
