@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from rnngen.errors import RnngenError, parse_json
+from rnngen.metrics import LN2
 
-LN2 = math.log(2)
 METRICS_SUFFIX = ".metrics.jsonl"
 
 

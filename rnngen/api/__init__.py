@@ -4,7 +4,10 @@ values and never print. The CLI (`rnngen/cli/`) reaches the library through thes
     lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
     "".join(lm.generate("the man", max_tokens=50, seed=1))
     lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
+    lm.scores(open("lines.txt"), mix="fit")           # LineScores streamed, as `rnngen score`
     compare(lm, data="valid.txt", ngram_order=5)      # ComparisonReport: the eval table as data
+    gradients(["a.safetensors", "b.safetensors"])     # [GradientResult], as `rnngen gradients`
+    ngram("train.txt", "test.txt", order=5)           # NGramReport, as `rnngen ngram`
     tokenize("corpus.txt", "tokenized/corpus")        # TokenizedCorpus, as `rnngen tokenize`
     train("corpus.txt", time_budget="3m")             # TrainResult, as `rnngen train`
     export(lm.path, "export/synth")                   # ExportResult, as `rnngen export`
@@ -16,11 +19,23 @@ Each module below is one room of the door: language_model (a loaded checkpoint),
 """
 
 from rnngen.api.corpus import tokenize
-from rnngen.api.evaluation import compare
+from rnngen.api.evaluation import compare, gradients, ngram, plot_gradients, read_lines
 from rnngen.api.export import export, neighbors
 from rnngen.api.language_model import LanguageModel, load, score_line
 from rnngen.api.training import train
-from rnngen.line_scoring import LineScore
+from rnngen.baseline import check_order
+from rnngen.dynamic import DynamicConfig
+from rnngen.gradients import GradientResult
+from rnngen.hardware import resolve_device
+from rnngen.interpolate import parse_mix
+from rnngen.line_scoring import LineScore, line_options
+from rnngen.ngram_eval import NGramReport
+from rnngen.report import ComparisonReport
+from rnngen.threads import plan_threads
 
 __all__ = ["LanguageModel", "LineScore", "compare", "export", "load", "neighbors",
            "score_line", "tokenize", "train"]  # fmt: skip
+__all__ += ["ComparisonReport", "DynamicConfig", "GradientResult", "NGramReport", "gradients",
+            "ngram", "plot_gradients", "read_lines"]  # fmt: skip
+# Option checks the CLI makes before any work (the calls above make them too): one each.
+__all__ += ["check_order", "line_options", "parse_mix", "plan_threads", "resolve_device"]

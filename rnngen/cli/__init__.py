@@ -21,7 +21,7 @@ import sys
 import typer
 
 from rnngen import __version__
-from rnngen.errors import RnngenError, UsageError
+from rnngen.errors import RnngenError, UsageError, cli_caller
 
 
 def _silence_stdout() -> None:
@@ -45,7 +45,8 @@ def guarded(function):
     @functools.wraps(function)
     def run(*args, **kwargs):
         try:
-            return function(*args, **kwargs)
+            with cli_caller():  # the library's errors name the options the user typed
+                return function(*args, **kwargs)
         except RnngenError as e:
             message = " ".join(str(e).split("\n"))
             typer.echo(f"error: {message}", err=True)
