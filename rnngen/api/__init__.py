@@ -19,7 +19,14 @@ Each module below is one room of the door: language_model (a loaded checkpoint),
 """
 
 from rnngen.api.corpus import tokenize
-from rnngen.api.evaluation import compare, gradients, ngram, plot_gradients, read_lines
+from rnngen.api.evaluation import (
+    check_gradient_options,
+    compare,
+    gradients,
+    ngram,
+    plot_gradients,
+    read_lines,
+)
 from rnngen.api.export import export, neighbors
 from rnngen.api.language_model import LanguageModel, load, score_line
 from rnngen.api.training import train
@@ -38,4 +45,11 @@ __all__ = ["LanguageModel", "LineScore", "compare", "export", "load", "neighbors
 __all__ += ["ComparisonReport", "DynamicConfig", "GradientResult", "NGramReport", "gradients",
             "ngram", "plot_gradients", "read_lines"]  # fmt: skip
 # Option checks the CLI makes before any work (the calls above make them too): one each.
-__all__ += ["check_order", "line_options", "parse_mix", "plan_threads", "resolve_device"]
+__all__ += [
+    "check_gradient_options",
+    "check_order",
+    "line_options",
+    "parse_mix",
+    "plan_threads",
+    "resolve_device",
+]

@@ -91,13 +91,7 @@ def gradients(
     [GradientResult(path, label, source, tokens, seconds, flow)]; with `plot` (.png, .svg or
     .pdf) also draws the curves there (the file is checked before any measurement).
     `progress` receives the lines `rnngen gradients` logs."""
-    from rnngen.gradients import check_options
-
-    check_options(max_lag, positions, batch_size)
-    if plot is not None:
-        from rnngen.plot import check_output
-
-        check_output(Path(plot))  # fail before the measurement, not after it
+    check_gradient_options(max_lag, positions, batch_size, plot)
     log = progress or (lambda _: None)
     if checkpoints is None or isinstance(checkpoints, LanguageModel | str | Path):
         checkpoints = [checkpoints]
@@ -114,6 +108,18 @@ def gradients(
         plot_gradients(results, plot)
         log(f"wrote {plot}")
     return results
+
+
+def check_gradient_options(max_lag: int, positions: int, batch_size: int,
+                           plot: str | Path | None = None) -> None:  # fmt: skip
+    """`gradients`' ranges and its figure's path, checked before any work is done."""
+    from rnngen.gradients import check_options
+
+    check_options(max_lag, positions, batch_size)
+    if plot is not None:
+        from rnngen.plot import check_output
+
+        check_output(Path(plot))  # fail before the measurement, not after it
 
 
 def plot_gradients(results: list, path: str | Path) -> Path:

@@ -49,6 +49,7 @@ def gradients(
     import rnngen.api as api
 
     plan = api.plan_threads(threads)
+    api.check_gradient_options(max_lag, positions, batch_size, plot_file)
     reporter = Reporter(quiet)
     with args.computing(plan, api.resolve_device(device), reporter):
         results = api.gradients(list(checkpoints or []) or None, data=data, max_lag=max_lag,
