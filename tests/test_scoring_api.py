@@ -146,3 +146,22 @@ def test_eval_looks_the_checkpoint_up_once(checkpoint, monkeypatch):
     for order in (1, 3):
         old_key = checkpoint_data.ngram_key(ids, order, tokenizer.vocab_size, tokenizer.sha256)
         assert data.ngram(order).key == old_key and data.ngram(order).cached
+
+
+def test_the_scoring_commands_reach_the_library_through_the_api():
+    """cli/ modules of eval, score, gradients, ngram, export and neighbors import nothing of
+    the library but rnngen.api, rnngen.errors and rnngen.config (and the CLI's own)."""
+    import ast
+
+    cli_dir = Path(__file__).resolve().parents[1] / "rnngen" / "cli"
+    allowed = ("rnngen.api", "rnngen.errors", "rnngen.config", "rnngen.cli")
+    names = ("eval", "eval_report", "gradients", "ngram", "export", "neighbors")
+    for name in names:
+        tree = ast.parse((cli_dir / f"{name}.py").read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}  # fmt: skip
+        imported |= {node.module for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}  # fmt: skip
+        library = {n for n in imported if n == "rnngen" or n.startswith("rnngen.")}
+        assert library, name  # the file was found and read
+        assert all(n.startswith(allowed) for n in library), (name, library)
