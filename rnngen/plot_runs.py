@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from rnngen.errors import RnngenError, parse_json
+from rnngen.metrics import LN2
 from rnngen.run_paths import METRICS_SUFFIX, SUFFIX, eval_path, run_of
-
-LN2 = math.log(2)
 
 
 @dataclass

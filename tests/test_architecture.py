@@ -15,8 +15,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rnngen"
 # The stdlib-only helpers the self-contained engines may use (errors, and the writers every
-# output goes through).
-SHARED_HELPERS = {"rnngen.errors", "rnngen.atomic", "rnngen.textio"}
+# output goes through, and the figures every report shows).
+SHARED_HELPERS = {"rnngen.errors", "rnngen.atomic", "rnngen.textio", "rnngen.metrics"}
 ENGINES = ("ngram", "synth")  # folders that import nothing of rnngen but SHARED_HELPERS
 
 

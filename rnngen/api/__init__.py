@@ -5,7 +5,10 @@ values and never print. The CLI (`rnngen/cli/`) reaches the library through thes
     "".join(lm.generate("the man", max_tokens=50, seed=1))
     lm.sample("the man", n=3, seed=1)                # Sampling: Piece(i, text) ..., Done(i, ...)
     lm.score(["a line", "another"])                   # [LineScore(text, tokens, logprob, ppl)]
+    lm.scores(open("lines.txt"), mix="fit")           # LineScores streamed, as `rnngen score`
     compare(lm, data="valid.txt", ngram_order=5)      # ComparisonReport: the eval table as data
+    gradients(["a.safetensors", "b.safetensors"])     # [GradientResult], as `rnngen gradients`
+    ngram("train.txt", "test.txt", order=5)           # NGramReport, as `rnngen ngram`
     tokenize("corpus.txt", "tokenized/corpus")        # TokenizedCorpus, as `rnngen tokenize`
     train("corpus.txt", time_budget="3m")             # TrainResult, as `rnngen train`
     export(lm.path, "export/synth")                   # ExportResult, as `rnngen export`
@@ -17,14 +20,25 @@ Each module below is one room of the door: language_model (a loaded checkpoint),
 """
 
 from rnngen.api.corpus import Info, info, synth, tokenize
-from rnngen.api.evaluation import compare
+from rnngen.api.evaluation import (
+    check_gradient_options,
+    compare,
+    gradients,
+    ngram,
+    plot_gradients,
+    read_lines,
+)
 from rnngen.api.export import export, neighbors
 from rnngen.api.figures import PlotResult, plot
 from rnngen.api.language_model import LanguageModel, load, score_line
 from rnngen.api.sampling import Sampling, sampler
 from rnngen.api.training import *  # noqa: F403 (train, its events, bits and perplexity)
-from rnngen.line_scoring import LineScore
+from rnngen.baseline import check_order
+from rnngen.interpolate import parse_mix
+from rnngen.line_scoring import LineScore, line_options
+from rnngen.ngram_eval import NGramReport
 from rnngen.sample import Done, Piece
+from rnngen.threads import plan_threads
 
 __all__ = ["LanguageModel", "LineScore", "compare", "export", "load", "neighbors",
            "score_line", "tokenize"]  # fmt: skip
@@ -32,3 +46,28 @@ __all__ += ["Done", "Piece", "Sampling", "sampler"]  # sampling
 __all__ += ["Info", "info", "synth"]  # api/corpus.py (with tokenize)
 __all__ += ["PlotResult", "plot"]  # api/figures.py
 __all__ += training.__all__  # noqa: F405 (api/training.py: train, its events, bits, perplexity)
+__all__ += ["NGramReport", "gradients", "ngram", "plot_gradients", "read_lines"]
+# Option checks the CLI makes before any work (the calls above make them too): one each.
+__all__ += [
+    "check_gradient_options",
+    "check_order",
+    "line_options",
+    "parse_mix",
+    "plan_threads",
+]
+
+# Names whose modules import torch, loaded on first use (PEP 562) so that `import rnngen.api`
+# stays torch-free: `rnngen tokenize`, `synth` and `--help` never pay for torch.
+_LAZY = {"ComparisonReport": "rnngen.report", "DynamicConfig": "rnngen.dynamic",
+         "GradientResult": "rnngen.gradients", "resolve_device": "rnngen.hardware"}  # fmt: skip
+__all__ += list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rnngen.api' has no attribute {name!r}")

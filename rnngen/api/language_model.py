@@ -1,4 +1,5 @@
-"""A loaded checkpoint as an object: `load` and `LanguageModel` (generate, score, neighbors).
+"""A loaded checkpoint as an object: `load` and `LanguageModel` (generate, score, scores,
+gradients, neighbors).
 
 lm = load("checkpoints/synth.safetensors")       # LanguageModel, device="auto"
 "".join(lm.generate("the man", max_tokens=50, seed=1))
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rnngen.api.sampling import Sampling
 from rnngen.arguments import checked
@@ -19,6 +21,9 @@ from rnngen.sample import Piece
 # The CLI options the sampling checks name, as the API's keywords.
 SAMPLE_OPTIONS = {"--temp": "temperature", "--length": "max_tokens", "--chars": "max_chars",
                   "--num-samples": "n"}  # fmt: skip
+
+if TYPE_CHECKING:
+    from rnngen.dynamic import DynamicConfig
 
 
 class LanguageModel:
@@ -119,14 +124,81 @@ class LanguageModel:
         return nearest(self.model.embedding.weight, self.tokenizer, list(words), k)
 
     @checked()
-    def score(self, lines: Iterable[str]) -> list[LineScore]:
-        """Each line's log-probability as `rnngen score` gives it, its newline included
-        (added to a line that has none). `lines` is a list (any iterable) of str: one string
-        alone is refused rather than scored character by character."""
-        return [
-            score_line(self.model, self.tokenizer, self.device, s if s.endswith("\n") else s + "\n")
-            for s in lines
-        ]
+    def scores(
+        self,
+        lines,
+        *,
+        ngram: bool = False,
+        ngram_order: int = 5,
+        ngram_memory: int | str | None = None,
+        mix: float | str | None = None,
+        dynamic: DynamicConfig | bool | None = None,
+        train: str | Path | None = None,
+        complete_lines: bool = True,
+    ) -> Iterator[LineScore]:
+        """Each line's LineScore as `rnngen score` gives it, streamed: a line in, a score out
+        (`lines` may be any iterable of str, read as it goes). Each line is scored as a line
+        of its own, after a line end, its newline included: added to a line that has none
+        unless `complete_lines` is False (then scored exactly as given, as `rnngen score`
+        scores a file's last line). With `ngram` the checkpoint's n-gram of `ngram_order`
+        alone; with `mix` ("fit" or the n-gram's weight in [0, 1]) the RNN + n-gram
+        mixture; with `dynamic` (a DynamicConfig, or True for its defaults) the RNN adapting
+        from line to line. `train` names the n-gram's training text if the corpus moved.
+        Everything is checked, and the n-gram built, at the call, before the first line."""
+        from rnngen.api.evaluation import dynamic_config, memory_bytes
+        from rnngen.line_scoring import checked_lines, line_options, scoring_function
+
+        mix, dynamic = line_options(ngram, mix, dynamic_config(dynamic))
+        line_score = scoring_function(
+            self.model, self.tokenizer, self.provenance, self.device, ngram=ngram,
+            order=ngram_order, mix=mix, dynamic=dynamic, memory=memory_bytes(ngram_memory),
+            train=Path(train) if train is not None else None,
+        )  # fmt: skip
+        return _scored(checked_lines(lines), line_score, complete_lines)
+
+    @checked()
+    def score(
+        self,
+        lines: Iterable[str],
+        *,
+        ngram: bool = False,
+        ngram_order: int = 5,
+        ngram_memory: int | str | None = None,
+        mix: float | str | None = None,
+        dynamic: DynamicConfig | bool | None = None,
+        train: str | Path | None = None,
+        complete_lines: bool = True,
+    ) -> list[LineScore]:
+        """`scores` as a list. `lines` is a list (any iterable) of str: one string alone is
+        refused rather than scored character by character."""
+        return list(self.scores(lines, ngram=ngram, ngram_order=ngram_order,
+                                ngram_memory=ngram_memory, mix=mix, dynamic=dynamic,
+                                train=train, complete_lines=complete_lines))  # fmt: skip
+
+    @checked(rename={"-k": "max_lag"})
+    def gradients(
+        self,
+        data: str | Path | None = None,
+        *,
+        max_lag: int = 200,
+        positions: int = 256,
+        batch_size: int = 64,
+    ):
+        """How much a prediction depends on the input and the hidden state k = 0..max_lag
+        tokens back, averaged over `positions` targets of `data` (default: the held-out
+        split), as `rnngen gradients` measures it: a GradientResult(path, label, source,
+        tokens, seconds, flow)."""
+        from rnngen.gradients import check_options, measure
+
+        check_options(max_lag, positions, batch_size)
+        return measure(self.path, self.model, self.tokenizer, self.provenance, self.device,
+                       Path(data) if data is not None else None, max_lag, positions,
+                       batch_size)  # fmt: skip
+
+
+def _scored(lines: Iterator[str], line_score, complete_lines: bool) -> Iterator[LineScore]:
+    for line in lines:
+        yield line_score(line if line.endswith("\n") or not complete_lines else line + "\n")
 
 
 def score_line(model, tokenizer, device, line: str) -> LineScore:
