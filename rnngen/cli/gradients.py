@@ -51,8 +51,11 @@ def gradients(
     plan = api.plan_threads(threads)
     api.check_gradient_options(max_lag, positions, batch_size, plot_file)
     reporter = Reporter(quiet)
-    with args.computing(plan, api.resolve_device(device), reporter):
-        results = api.gradients(list(checkpoints or []) or None, data=data, max_lag=max_lag,
+    # Every checkpoint opened before the thread plan is logged: a bad one fails at once, with
+    # its one error line alone (as eval, score and sample do).
+    models = [api.load(path, device) for path in checkpoints or [None]]
+    with args.computing(plan, models[0].device, reporter):
+        results = api.gradients(models, data=data, max_lag=max_lag,
                                 positions=positions, batch_size=batch_size, device=device,
                                 plot=plot_file, progress=reporter.log)  # fmt: skip
     _report(results, max_lag, json_output)
