@@ -35,6 +35,16 @@ def check_order(order: int, option: str = "--ngram-order") -> int:
     return order
 
 
+def memory_budget(memory: int | str | None, vocab_size: int = 0) -> int | None:
+    """--ngram-memory in bytes (a number, or a size such as "2G" or "25%"; None: the default
+    budget), checked against the least an n-gram of `vocab_size` needs (0: any vocabulary)."""
+    if memory is None:
+        return None
+    from rnngen.ngram.budget import check_memory, parse_memory
+
+    return check_memory(parse_memory(memory) if isinstance(memory, str) else memory, vocab_size)
+
+
 class CheckpointData:
     """What a checkpoint was trained and held out on, and its n-grams, each found once.
 

@@ -384,24 +384,3 @@ def test_a_closed_pipe_ends_quietly(checkpoint):
     _, stderr = process.communicate(timeout=120)
     assert len(head) == 100
     assert process.returncode == 0 and stderr == b""
-
-
-def test_sample_and_serve_reach_the_library_through_the_api():
-    """cli/sample.py and cli/serve.py import, of the library, only rnngen.api (and errors,
-    config): the command, the Python API and the server share one sampling path."""
-    import ast
-
-    folder = Path(__file__).resolve().parents[1] / "rnngen" / "cli"
-    for name in ("sample.py", "serve.py"):
-        for node in ast.walk(ast.parse((folder / name).read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                modules = [node.module]
-            elif isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            else:
-                continue
-            for module in modules:
-                if module.startswith("rnngen"):
-                    allowed = ("rnngen.api", "rnngen.cli", "rnngen.errors", "rnngen.config",
-                               "rnngen.serve")  # fmt: skip
-                    assert module.startswith(allowed), (name, module)

@@ -19,7 +19,9 @@ Each module below is one room of the door: language_model (a loaded checkpoint),
 (the eval table), corpus (text to ids), training (a run), export (a model taken elsewhere).
 """
 
+from rnngen import __version__
 from rnngen.api.corpus import Info, info, synth, tokenize
+from rnngen.api.cpu_threads import computing
 from rnngen.api.evaluation import (
     check_gradient_options,
     compare,
@@ -31,9 +33,9 @@ from rnngen.api.evaluation import (
 from rnngen.api.export import export, neighbors
 from rnngen.api.figures import PlotResult, plot
 from rnngen.api.language_model import LanguageModel, load, score_line
-from rnngen.api.sampling import Sampling, sampler
+from rnngen.api.sampling import Sampling, read_stdin_text, sample, sampler
 from rnngen.api.training import *  # noqa: F403 (train, its events, bits and perplexity)
-from rnngen.baseline import check_order
+from rnngen.baseline import check_order, memory_budget
 from rnngen.interpolate import parse_mix
 from rnngen.line_scoring import LineScore, line_options
 from rnngen.ngram_eval import NGramReport
@@ -42,7 +44,7 @@ from rnngen.threads import plan_threads
 
 __all__ = ["LanguageModel", "LineScore", "compare", "export", "load", "neighbors",
            "score_line", "tokenize"]  # fmt: skip
-__all__ += ["Done", "Piece", "Sampling", "sampler"]  # sampling
+__all__ += ["Done", "Piece", "Sampling", "read_stdin_text", "sample", "sampler"]  # sampling
 __all__ += ["Info", "info", "synth"]  # api/corpus.py (with tokenize)
 __all__ += ["PlotResult", "plot"]  # api/figures.py
 __all__ += training.__all__  # noqa: F405 (api/training.py: train, its events, bits, perplexity)
@@ -52,14 +54,20 @@ __all__ += [
     "check_gradient_options",
     "check_order",
     "line_options",
+    "memory_budget",
     "parse_mix",
     "plan_threads",
 ]
+__all__ += ["__version__", "computing"]  # the CLI's --version; its commands' threads
 
-# Names whose modules import torch, loaded on first use (PEP 562) so that `import rnngen.api`
-# stays torch-free: `rnngen tokenize`, `synth` and `--help` never pay for torch.
+# Names whose modules import torch (or the server's starlette), loaded on first use (PEP 562)
+# so that `import rnngen.api` stays light: `rnngen tokenize`, `synth` and `--help` never pay
+# for torch.
 _LAZY = {"ComparisonReport": "rnngen.report", "DynamicConfig": "rnngen.dynamic",
          "GradientResult": "rnngen.gradients", "resolve_device": "rnngen.hardware"}  # fmt: skip
+_LAZY |= {name: "rnngen.api.serving"  # `rnngen serve`
+          for name in ("Limits", "listen", "load_models", "run_server", "server",
+                       "server_logging")}  # fmt: skip
 __all__ += list(_LAZY)
 
 

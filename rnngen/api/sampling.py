@@ -14,6 +14,8 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from rnngen.api.cpu_threads import running
+from rnngen.baseline import check_order, memory_budget
 from rnngen.errors import RnngenError, contradiction
 from rnngen.sample import Done, Piece, SampleConfig, check_precision, default_length
 from rnngen.textio import read_stdin_text  # `--prompt -`: stdin as text, checked
@@ -85,20 +87,21 @@ def sample(lm, prompt: str = "", *, n: int = 1, temperature: float = 1.0, top_k:
         if ngram:
             raise contradiction("--ngram", "--mix", "--ngram samples the n-gram alone")
         mix_option = parse_mix(str(mix))
-    memory = ngram_budget(ngram_memory, lm.tokenizer.vocab_size)
+    memory = memory_budget(ngram_memory, lm.tokenizer.vocab_size)
     if ngram or mix_option is not None:
         check_order(ngram_order)
     log = progress or (lambda _: None)
     if plan is not None:
         log(plan.describe())
-    kneser_ney = weight = None
-    with _running(plan, log):
+    baseline = None
+    with running(plan, log):
         if ngram or mix_option is not None:
             purpose = "sampling" if ngram else "mixing in"
-            kneser_ney = training_ngram(lm, ngram_order, memory, log, purpose)
-        if mix_option is not None:
-            weight = mixture(lm, kneser_ney, mix_option)
-            log(f"mixture: {weight.describe()}")
+            baseline = ngram_baseline(lm, checkpoint_data(lm, memory), ngram_order, mix_option,
+                                      log, purpose)  # fmt: skip
+    kneser_ney = weight = None
+    if baseline is not None:
+        kneser_ney, weight = baseline.ngram, baseline.mixture
     model = None if ngram else lm.model
     events = _events(model, lm.tokenizer, prompt, config, chosen, plan, log,
                      None if kneser_ney is None else kneser_ney.model,
@@ -110,48 +113,33 @@ def sample(lm, prompt: str = "", *, n: int = 1, temperature: float = 1.0, top_k:
 def _events(model, tokenizer, prompt, config, precision, plan, log, ngram, mix):
     from rnngen.sampler import generate
 
-    with _running(plan, log):
+    with running(plan, log):
         yield from generate(model, tokenizer, prompt, config, precision, ngram=ngram, mix=mix)
 
 
-def _running(plan, log):
-    """Torch's CPU threads at the plan while the block runs (threads changes logged)."""
-    import contextlib
+def checkpoint_data(lm, memory: int | None = None):
+    """The checkpoint's data (baseline.CheckpointData), its n-grams built within `memory`
+    bytes (None: the default budget) and each found once."""
+    from rnngen.baseline import CheckpointData
 
-    if plan is None:
-        return contextlib.nullcontext()
-    from rnngen.threads import running
-
-    return running(plan, on_change=lambda change: log(change.describe()))
+    return CheckpointData(lm.provenance, lm.tokenizer, memory=memory)
 
 
-def check_order(order: int) -> None:
-    from rnngen.ngram import MAX_ORDER
-
-    if not 1 <= order <= MAX_ORDER:
-        raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {order}")
-
-
-def ngram_budget(memory: int | str | None, vocab_size: int) -> int | None:
-    """--ngram-memory in bytes (None: the default budget), checked."""
-    if memory is None:
-        return None
-    from rnngen.ngram.budget import check_memory, parse_memory
-
-    return check_memory(parse_memory(memory) if isinstance(memory, str) else memory, vocab_size)
-
-
-def training_ngram(lm, order: int, memory: int | None = None, log=None, purpose="sampling"):
-    """The TrainingNGram of exactly the checkpoint's training tokens (cached, as eval's),
-    built within `memory` bytes (None: the default budget); `log` gets a line saying so."""
+def ngram_baseline(lm, data, order: int, mix: float | str | None = None, log=None,
+                   purpose: str = "sampling"):  # fmt: skip
+    """The Baseline that --ngram / --mix sample from: the n-gram of exactly the checkpoint's
+    training tokens (cached, as eval's) and, with `mix`, its weight beside the RNN ("fit" on
+    the validation split, cached as eval fits it, or λ), by baseline.ngram_baseline as score
+    and eval assemble them. `data`: checkpoint_data(lm, ...); `log` gets the lines saying
+    what was built."""
+    from rnngen.baseline import ngram_baseline as assemble
     from rnngen.checkpoint_data import build_memory
-    from rnngen.checkpoint_data import training_ngram as build
 
     provenance = lm.provenance
     if provenance is None or "train" not in provenance.splits:
         raise RnngenError("--ngram: the checkpoint does not record its training text")
     try:
-        ngram = build(provenance, lm.tokenizer, order, memory=memory)
+        ngram = data.ngram(check_order(order))
     except RnngenError:
         raise RnngenError(
             f"--ngram needs the checkpoint's training text, and "
@@ -159,14 +147,15 @@ def training_ngram(lm, order: int, memory: int | None = None, log=None, purpose=
             "(and its token cache is gone)"
         ) from None
     if log is not None:
-        how = (
-            "(cached)"
-            if ngram.cached
-            else f"(built now: {build_memory(ngram.model.stats, memory)})"
-        )
+        how = "cached"
+        if not ngram.cached:
+            how = f"built now: {build_memory(ngram.model.stats, data.memory)}"
         log(f"{purpose} the order-{order} Kneser-Ney model of the checkpoint's "
-            f"{ngram.tokens:,} training tokens {how}")  # fmt: skip
-    return ngram
+            f"{ngram.tokens:,} training tokens ({how})")  # fmt: skip
+    baseline = assemble(data, order, model=lm.model, device=lm.device, mix=mix)
+    if log is not None and baseline.mixture is not None:
+        log(f"mixture: {baseline.mixture.describe()}")
+    return baseline
 
 
 def sampler(lm, precision: str = "auto"):
@@ -177,11 +166,3 @@ def sampler(lm, precision: str = "auto"):
 
     check_precision(precision)
     return Sampler(lm.model, lm.tokenizer, precision, lm.device)
-
-
-def mixture(lm, ngram, option: float | str):
-    """The MixtureWeight of the RNN + `ngram` mixture: λ as given, or "fit" on the validation
-    split (cached, as eval fits it)."""
-    from rnngen.interpolate import mixture_weight
-
-    return mixture_weight(option, lm.model, lm.tokenizer, lm.provenance, ngram, lm.device)

@@ -20,7 +20,6 @@ import sys
 
 import typer
 
-from rnngen import __version__
 from rnngen.errors import RnngenError, UsageError, cli_caller
 
 
@@ -100,6 +99,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from rnngen.api import __version__
+
         typer.echo(f"rnngen {__version__}")
         raise typer.Exit()
 

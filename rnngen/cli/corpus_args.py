@@ -3,9 +3,6 @@ ones every command has (--quiet, --json, --threads)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import typer
 
 from rnngen.config import TOKENIZER_KINDS, TokenizerConfig
@@ -49,29 +46,6 @@ Threads = typer.Option(
     "programs keep the cores busy [default: auto, or OMP_NUM_THREADS when set].",
     show_default=False,
 )
-
-
-@contextmanager
-def computing(plan, device, reporter) -> Iterator[None]:
-    """Run a command's torch work at its --threads plan (rnngen/threads.py), logging the
-    choice and, with automatic threads, every change; on a GPU the CPU threads are left be."""
-    if device.type != "cpu":
-        yield
-        return
-    from rnngen.threads import running
-
-    reporter.log(plan.describe())
-    with running(plan, on_change=lambda change: reporter.log(change.describe())):
-        yield
-
-
-def ngram_memory(text: str | None) -> int | None:
-    """--ngram-memory in bytes (None: the default budget), checked."""
-    if text is None:
-        return None
-    from rnngen.ngram.budget import check_memory, parse_memory
-
-    return check_memory(parse_memory(text), 0)  # the least any vocabulary needs
 
 
 def tokenizer_config(kind: str, vocab_size: int | None) -> TokenizerConfig:

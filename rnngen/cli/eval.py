@@ -81,12 +81,12 @@ def evaluate(
     api.check_order(ngram_order)
     if no_mix and mix is not None:
         raise contradiction("--mix", "--no-mix")
-    memory = args.ngram_memory(ngram_memory)
+    memory = api.memory_budget(ngram_memory)
     mix_option = None if no_mix else api.parse_mix("fit" if mix is None else mix)
     dynamic_options = dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
     reporter = Reporter(quiet)
     lm = api.load(checkpoint, device)
-    with args.computing(plan, lm.device, reporter):
+    with api.computing(plan, lm.device, reporter.log):
         report = api.compare(lm, data, ngram_order=ngram_order, ngram_memory=memory, train=train,
                              mix=mix_option, dynamic=dynamic_options,
                              progress=reporter.log)  # fmt: skip
@@ -131,11 +131,11 @@ def score(
     plan = api.plan_threads(threads)
     mix_option, _ = api.line_options(ngram, mix, dynamic)
     dynamic_options = dynamic_config(dynamic, dynamic_lr, dynamic_segment, dynamic_decay)
-    memory = args.ngram_memory(ngram_memory)
+    memory = api.memory_budget(ngram_memory)
     # The input is checked before the model loads: a bad one fails at once.
     source = api.read_lines(input_file, "score")
     lm = api.load(checkpoint, device)
-    with args.computing(plan, lm.device, Reporter(quiet)):
+    with api.computing(plan, lm.device, Reporter(quiet).log):
         scores = lm.scores(source, ngram=ngram, ngram_order=ngram_order, ngram_memory=memory,
                            mix=mix_option, dynamic=dynamic_options, train=train,
                            complete_lines=False)  # fmt: skip

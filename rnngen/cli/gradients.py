@@ -54,7 +54,7 @@ def gradients(
     # Every checkpoint opened before the thread plan is logged: a bad one fails at once, with
     # its one error line alone (as eval, score and sample do).
     models = [api.load(path, device) for path in checkpoints or [None]]
-    with args.computing(plan, models[0].device, reporter):
+    with api.computing(plan, models[0].device, reporter.log):
         results = api.gradients(models, data=data, max_lag=max_lag,
                                 positions=positions, batch_size=batch_size, device=device,
                                 plot=plot_file, progress=reporter.log)  # fmt: skip

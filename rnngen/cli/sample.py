@@ -88,9 +88,7 @@ def sample(
     machine (and from the Python API and `rnngen serve`); sample i of `-n N --seed S` is the
     sample `--seed S+i` gives alone.
     """
-    from rnngen.api.language_model import load_checkpoint
-    from rnngen.api.sampling import Done, Piece
-    from rnngen.api.sampling import sample as start
+    import rnngen.api as api
 
     stops = tuple(utf8_option("--stop", s) for s in stop or ())
     separator = utf8_option("--separator", separator)
@@ -100,8 +98,8 @@ def sample(
         raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
     prompt = read_prompt(prompt)
     reporter = Reporter(quiet)
-    lm = load_checkpoint(checkpoint, device)
-    sampling = start(
+    lm = api.load(checkpoint, device)
+    sampling = api.sample(
         lm, prompt, n=num_samples, temperature=temp, top_k=top_k, top_p=top_p,
         max_tokens=length, max_chars=chars, seed=seed, stop=stops, precision=precision,
         threads=threads, ngram=ngram, ngram_order=ngram_order, ngram_memory=ngram_memory,
@@ -120,9 +118,9 @@ def sample(
     writer = JsonWriter(prompt) if json_output else TextWriter(count, echo, separator)
     try:
         for event in sampling:
-            if isinstance(event, Piece):
+            if isinstance(event, api.Piece):
                 writer.piece(event.index, event.text)
-            elif isinstance(event, Done):
+            elif isinstance(event, api.Done):
                 writer.done(event)
     finally:
         sampling.close()
@@ -131,9 +129,9 @@ def sample(
 def read_prompt(prompt: str | None) -> str:
     """The prompt text: the option's value, or all of stdin for `-` (kept verbatim)."""
     if prompt == "-":
-        from rnngen.api.sampling import read_stdin_text
+        import rnngen.api as api
 
-        return read_stdin_text("--prompt -")
+        return api.read_stdin_text("--prompt -")
     return utf8_option("--prompt", prompt or "")
 
 

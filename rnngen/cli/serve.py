@@ -101,43 +101,29 @@ def serve(
         raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
     if precision not in PRECISIONS:
         raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
-    from rnngen.api.sampling import check_order
+    import rnngen.api as api
 
-    check_order(ngram_order)
+    api.check_order(ngram_order)
     if api_key is not None and not api_key.strip():
         raise RnngenError("--api-key must not be empty")
-    from rnngen.serve.app import Limits, Server
-    from rnngen.serve.server import configure_logging, listen, model_names, run, serve_models
-
-    configure_logging(quiet)
+    api.server_logging(quiet)
     reporter = Reporter(False)
-    sock = listen(host, port)  # before loading: a port in use fails at once
+    sock = api.listen(host, port)  # before loading: a port in use fails at once
     import torch
 
-    from rnngen.api.language_model import load_checkpoint
-    from rnngen.api.sampling import sampler
-
     torch.set_num_threads(threads)
-    if checkpoints:
-        loaded = {name: load_checkpoint(path, device)
-                  for name, path in model_names(checkpoints).items()}  # fmt: skip
-    else:  # the newest in ./checkpoints
-        newest = load_checkpoint(None, device)
-        loaded = {name: newest for name in model_names([newest.path])}
-    limits = Limits(max_batch=max_batch, max_queue=max_queue, max_tokens_cap=max_tokens_cap,
-                    default_max_tokens=min(500, max_tokens_cap),
-                    max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body,
-                    deadline=deadline, grace=grace, stream_interval=stream_interval,
-                    chunk_rate=chunk_rate)  # fmt: skip
+    loaded = api.load_models(checkpoints, device)
+    limits = api.Limits(max_batch=max_batch, max_queue=max_queue, max_tokens_cap=max_tokens_cap,
+                        default_max_tokens=min(500, max_tokens_cap),
+                        max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body,
+                        deadline=deadline, grace=grace, stream_interval=stream_interval,
+                        chunk_rate=chunk_rate)  # fmt: skip
     # Each row runs at the precision the library's one rule gives its temperature (`auto`:
     # greedy rows fp32, the others bf16 on CPUs with native bf16), as `rnngen sample` does.
-    precisions = {name: describe_precision(sampler(lm, precision)) for name, lm in loaded.items()}
-
-    def new_batch(lm):
-        return lambda: sampler(lm, precision)
-
-    served = serve_models(loaded, new_batch, limits, lambda lm: ngram_loader(lm, ngram_order))
-    server = Server(served, limits, api_key)
+    precisions = {name: describe_precision(api.sampler(lm, precision))
+                  for name, lm in loaded.items()}  # fmt: skip
+    server = api.server(loaded, limits, precision=precision, ngram_order=ngram_order,
+                        api_key=api_key)  # fmt: skip
 
     def ready(url: str) -> None:
         for name, lm in loaded.items():
@@ -151,7 +137,7 @@ def serve(
                      f"{max_body} bytes, deadline {deadline:g}s, grace {grace:g}s, "
                      f"{'API key required' if api_key else 'no API key'}")  # fmt: skip
 
-    run(server, host, port, on_ready=ready, sock=sock)
+    api.run_server(server, host, port, on_ready=ready, sock=sock)
     reporter.log("stopped")
 
 
@@ -159,22 +145,3 @@ def describe_precision(sampler) -> str:
     """What the log says of a model's precision: one, or the greedy rows' beside."""
     sampled, greedy = sampler.precision_of(1.0), sampler.precision_of(0.0)
     return sampled if sampled == greedy else f"{sampled} ({greedy} when greedy)"
-
-
-def ngram_loader(lm, order: int):
-    """mix option -> (the checkpoint's n-gram, λ or None), as `rnngen sample --ngram/--mix`
-    finds them: the n-gram of exactly its training tokens (cached), λ fit on its validation
-    split (cached by eval) or fixed."""
-    built = {}
-
-    def load(mix):
-        from rnngen.api.sampling import mixture, training_ngram
-
-        if "ngram" not in built:
-            built["ngram"] = training_ngram(lm, order)
-        ngram = built["ngram"]
-        if mix is None:
-            return ngram.model, None
-        return ngram.model, mixture(lm, ngram, mix).weight
-
-    return load
