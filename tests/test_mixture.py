@@ -256,3 +256,22 @@ def test_context_orders_depend_on_the_context_only():
     a, b = ngram.context_orders(np.array([0, 1, 2])), ngram.context_orders(np.array([0, 1, 4]))
     assert a.tolist() == b.tolist()
     assert ngram.context_orders(np.array([3])).size == 0
+
+
+def test_the_server_mixes_the_n_gram_and_weight_that_sample_and_eval_use(trained):
+    """`rnngen serve`'s requests' `ngram` / `mix` get the n-gram (same cache key) and the
+    weight (λ fit as eval fits it) that `rnngen sample --ngram/--mix` builds."""
+    import rnngen.api as api
+    from rnngen.api.serving import ngram_loader
+
+    report, _ = eval_rows(trained)
+    lm = api.load(trained / "checkpoints" / "synth.safetensors", device="cpu")
+    sampling = api.sample(lm, n=1, max_tokens=3, seed=1, mix="fit")
+    load = ngram_loader(lm, 5)
+    ngram, none = load(None)
+    _, fitted = load("fit")
+    _, fixed = load(0.25)
+    assert none is None and fixed == 0.25
+    assert fitted == sampling.mixture.weight == report["mixture"]["lambda"]
+    assert ngram.stats == sampling.ngram.model.stats
+    assert ngram is load(None)[0]  # built once per model
