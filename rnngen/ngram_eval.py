@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnngen import metrics
-from rnngen.baseline import check_order
+from rnngen.baseline import check_order, memory_budget
 from rnngen.errors import RnngenError
 
 
@@ -54,7 +54,7 @@ def ngram_report(
 ) -> NGramReport:
     """Build the n-gram on `train` and score `test` (see the module's docstring). `memory`:
     bytes for the build, or a size such as "2G" or "25%" (None: the default budget)."""
-    from rnngen.ngram.budget import check_memory, describe_memory, parse_memory
+    from rnngen.ngram.budget import describe_memory
     from rnngen.textio import check_input, make_dir
 
     check_order(order, "--order")
@@ -64,8 +64,8 @@ def ngram_report(
         if os.path.isdir(arpa) or arpa.name in ("", ".", ".."):
             raise RnngenError(f"--arpa {str(arpa)!r} is a directory; give a file name")
         make_dir(arpa.parent, "--arpa directory")
-    if isinstance(memory, str):
-        memory = check_memory(parse_memory(memory), 0)  # the least any vocabulary needs
+    if isinstance(memory, str):  # the least any vocabulary needs (ints: once it is known)
+        memory = memory_budget(memory)
     (progress or (lambda _: None))(f"n-gram memory {describe_memory(memory)}")
     record = (_words if words else _tokens)(train, test, order, kind, vocab_size, arpa, memory)
     fallback = record.pop("fallback_orders")

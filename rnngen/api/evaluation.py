@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rnngen.api.language_model import LanguageModel, load
 from rnngen.arguments import checked
+from rnngen.baseline import memory_budget
 
 if TYPE_CHECKING:
     from rnngen.dynamic import DynamicConfig
@@ -21,15 +22,6 @@ def dynamic_config(dynamic: DynamicConfig | bool | None) -> DynamicConfig | None
 
         return DynamicConfig() if dynamic else None
     return dynamic
-
-
-def memory_bytes(ngram_memory: int | str | None) -> int | None:
-    """--ngram-memory as bytes: a number of bytes, or a size such as "2G" or "25%"."""
-    if isinstance(ngram_memory, str):
-        from rnngen.ngram.budget import parse_memory
-
-        return parse_memory(ngram_memory, "--ngram-memory")
-    return ngram_memory
 
 
 @checked()
@@ -61,7 +53,7 @@ def compare(
     check_order(ngram_order)
     dynamic = dynamic_config(dynamic)
     mix = parse_mix(str(mix)) if mix is not None else None
-    memory = memory_bytes(ngram_memory)
+    memory = memory_budget(ngram_memory)
     lm = model_or_checkpoint
     if not isinstance(lm, LanguageModel):
         lm = load(lm, device)

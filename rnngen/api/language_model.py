@@ -145,13 +145,14 @@ class LanguageModel:
         mixture; with `dynamic` (a DynamicConfig, or True for its defaults) the RNN adapting
         from line to line. `train` names the n-gram's training text if the corpus moved.
         Everything is checked, and the n-gram built, at the call, before the first line."""
-        from rnngen.api.evaluation import dynamic_config, memory_bytes
+        from rnngen.api.evaluation import dynamic_config
+        from rnngen.baseline import memory_budget
         from rnngen.line_scoring import checked_lines, line_options, scoring_function
 
         mix, dynamic = line_options(ngram, mix, dynamic_config(dynamic))
         line_score = scoring_function(
             self.model, self.tokenizer, self.provenance, self.device, ngram=ngram,
-            order=ngram_order, mix=mix, dynamic=dynamic, memory=memory_bytes(ngram_memory),
+            order=ngram_order, mix=mix, dynamic=dynamic, memory=memory_budget(ngram_memory),
             train=Path(train) if train is not None else None,
         )  # fmt: skip
         return _scored(checked_lines(lines), line_score, complete_lines)

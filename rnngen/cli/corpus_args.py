@@ -1,5 +1,5 @@
 """Options shared by commands: those that read a corpus (tokenize, train, ngram), and the
-ones every command has (--quiet, --json, --threads)."""
+ones many commands have (--quiet, --json, --threads, --device)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ NgramMemory = typer.Option(
 )
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress or log lines on stderr.")
 Json = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+Device = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
 Threads = typer.Option(
     None,
     "--threads",

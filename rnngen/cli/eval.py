@@ -15,7 +15,6 @@ from rnngen.errors import contradiction
 CheckpointArg = typer.Argument(
     None, help="A .safetensors checkpoint [default: the newest in ./checkpoints]."
 )
-Device = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
 DynamicLr = typer.Option(0.1, "--dynamic-lr", help="SGD step of dynamic evaluation.")
 DynamicSegment = typer.Option(
     16, "--dynamic-segment", help="Tokens scored between two dynamic-evaluation updates."
@@ -60,7 +59,7 @@ def evaluate(
     dynamic_lr: float = DynamicLr,
     dynamic_segment: int = DynamicSegment,
     dynamic_decay: float = DynamicDecay,
-    device: str = Device,
+    device: str = args.Device,
     threads: str = args.Threads,
     quiet: bool = args.Quiet,
     json_output: bool = args.Json,
@@ -116,7 +115,7 @@ def score(
     dynamic_segment: int = DynamicSegment,
     dynamic_decay: float = DynamicDecay,
     train: Path = typer.Option(None, "--train", help="Training text for the n-gram, if moved."),
-    device: str = Device,
+    device: str = args.Device,
     threads: str = args.Threads,
     quiet: bool = args.Quiet,
 ) -> None:

@@ -30,7 +30,7 @@ def gradients(
     plot_file: Path = typer.Option(
         None, "--plot", help="Also draw the curves (log scale) to FILE (.png, .svg or .pdf)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: str = args.Device,
     threads: str = args.Threads,
     quiet: bool = args.Quiet,
     json_output: bool = args.Json,

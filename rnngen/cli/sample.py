@@ -56,7 +56,7 @@ def sample(
     json_output: bool = typer.Option(
         False, "--json", help="One JSON object per sample: index, prompt, text, tokens, seed."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: str = args.Device,
     precision: str = typer.Option(
         "auto",
         "--precision",
@@ -96,6 +96,7 @@ def sample(
         raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
     if precision not in PRECISIONS:
         raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    api.memory_budget(ngram_memory)  # a bad size fails before the checkpoint is read
     prompt = read_prompt(prompt)
     reporter = Reporter(quiet)
     lm = api.load(checkpoint, device)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from rnngen.cli import command
+from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.config import DEVICES, PRECISIONS
 from rnngen.errors import RnngenError
@@ -61,7 +62,7 @@ def serve(
         help="Require 'Authorization: Bearer KEY' on /v1/ routes [env: RNNGEN_API_KEY].",
         show_envvar=False,
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: str = args.Device,
     precision: str = typer.Option(
         "auto",
         "--precision",
