@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rnngen.config import PRECISIONS
+from rnngen.config import check_device_options
 from rnngen.errors import RnngenError
 
 if TYPE_CHECKING:  # torch and sentencepiece load only when a sample runs
@@ -91,8 +91,7 @@ class Done:
 
 
 def check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    check_device_options(precision=precision)
 
 
 def sampling_precision(precision: str, device, temperature: float) -> str:

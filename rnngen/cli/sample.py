@@ -10,7 +10,7 @@ import typer
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
-from rnngen.config import DEVICES, PRECISIONS
+from rnngen.config import check_device_options
 from rnngen.errors import RnngenError
 
 DEFAULT_LENGTH = 500  # as rnngen.sample.DEFAULT_LENGTH, which the help cannot import
@@ -92,10 +92,7 @@ def sample(
 
     stops = tuple(utf8_option("--stop", s) for s in stop or ())
     separator = utf8_option("--separator", separator)
-    if device not in DEVICES:
-        raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
-    if precision not in PRECISIONS:
-        raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    check_device_options(device, precision)
     api.memory_budget(ngram_memory)  # a bad size fails before the checkpoint is read
     prompt = read_prompt(prompt)
     reporter = Reporter(quiet)

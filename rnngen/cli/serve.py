@@ -9,7 +9,7 @@ import typer
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
-from rnngen.config import DEVICES, PRECISIONS
+from rnngen.config import check_device_options
 from rnngen.errors import RnngenError
 
 
@@ -98,10 +98,7 @@ def serve(
         raise RnngenError(f"--chunk-rate must be above 0, got {chunk_rate}")
     if not deadline > 0 or not grace >= 0 or not stream_interval >= 0:
         raise RnngenError("--deadline must be above 0, --grace and --stream-interval 0 or more")
-    if device not in DEVICES:
-        raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
-    if precision not in PRECISIONS:
-        raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    check_device_options(device, precision)
     import rnngen.api as api
 
     api.check_order(ngram_order)
