@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,26 +274,6 @@ class TrainingNGram:
     cached: bool  # loaded from the cache rather than built now
     seconds: float  # to load or build it
     key: str  # its name in the cache (see ngram_key)
-
-
-def training_ngram(
-    provenance: Provenance | None,
-    tokenizer: Tokenizer,
-    order: int,
-    train: Path | None = None,
-    *,
-    memory: int | None = None,
-) -> TrainingNGram:
-    """The Kneser-Ney model of exactly the checkpoint's training tokens (or of --train FILE),
-    built once per tokens, tokenizer and order (within `memory` bytes) and cached: what eval,
-    score --ngram and sample --ngram compare with or sample from."""
-    ids, source = training_ids(provenance, tokenizer, train)
-    key = ngram_key(ids, order, tokenizer.vocab_size, tokenizer.sha256)
-    started = time.perf_counter()
-    model, cached = cached_ngram(ids, order, tokenizer.vocab_size, tokenizer.sha256,
-                                 memory=memory, key=key)  # fmt: skip
-    seconds = time.perf_counter() - started
-    return TrainingNGram(model, len(ids), source, cached, seconds, key)
 
 
 def split_ids(
