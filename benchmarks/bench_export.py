@@ -4,7 +4,7 @@
 - verification: what the export measured on the checkpoint's held-out text (the largest
   |ln p_onnx - ln p_torch| over whole distributions and over the text's own next tokens).
 - step_tokens_per_s: one greedy token at a time, batch 1, one thread: onnxruntime's
-  step.onnx against rnngen's own sampler step (`RNNSource.step`) in fp32 and bf16; median
+  step.onnx against rnngen's own sampler step (`SampleBatch.advance`) in fp32 and bf16; median
   of 3 runs of 500 tokens.
 - greedy_same_fp32 / greedy_same_bf16: of the prompts, how many continue (100 tokens,
   greedy) exactly as `rnngen sample --temp 0 --precision fp32` / `bf16` does, with
@@ -28,7 +28,9 @@ import torch
 
 import rnngen
 from rnngen.checkpoint import load_model
-from rnngen.sample import Done, RNNSource, SampleConfig, generate
+from rnngen.sample import Done, SampleConfig
+from rnngen.sampler import generate
+from rnngen.stepper import SampleBatch
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ["ROMEO:", "KING HENRY VI:\nWhat", "First Citizen:\nWe are", "JULIET:\nO Romeo, Romeo!",
@@ -60,12 +62,13 @@ def onnx_rate(directory: Path, tokens: int = 500) -> float:
     return tokens / (time.perf_counter() - started)
 
 
-def torch_rate(model, tokenizer, dtype, tokens: int = 500) -> float:
-    source = RNNSource(model, 1, dtype)
-    logits = source.start([tokenizer.newline_id])
+def torch_rate(model, tokenizer, precision: str, tokens: int = 500) -> float:
+    batch = SampleBatch(model, tokenizer, precision)
+    batch.add("", [None], temperature=0, max_tokens=tokens + 1)
     started = time.perf_counter()
     for _ in range(tokens):
-        logits = source.step(logits.argmax(-1))
+        batch.choose()
+        batch.advance()
     return tokens / (time.perf_counter() - started)
 
 
@@ -90,8 +93,8 @@ def main() -> None:
         rates = {"onnxruntime": [], "torch_fp32": [], "torch_bf16": []}
         for _ in range(3):
             rates["onnxruntime"].append(onnx_rate(directory))
-            rates["torch_fp32"].append(torch_rate(model, tokenizer, torch.float32))
-            rates["torch_bf16"].append(torch_rate(model, tokenizer, torch.bfloat16))
+            rates["torch_fp32"].append(torch_rate(model, tokenizer, "fp32"))
+            rates["torch_bf16"].append(torch_rate(model, tokenizer, "bf16"))
         script = example()
         same = {"fp32": 0, "bf16": 0}
         for prompt in PROMPTS:

@@ -55,7 +55,7 @@ from rnngen.plot import (
 )
 from rnngen.plot_runs import Run
 from rnngen.sample import Done, SampleConfig
-from rnngen.sample import generate as sample_text
+from rnngen.sampler import generate as sample_text
 from rnngen.synth import BUCKET_LABELS, bucket_of, generate_lines, oracle
 from rnngen.synth.agreement import agreement_accuracy
 from rnngen.tokenizer import train_tokenizer
@@ -176,7 +176,7 @@ def samples(model, data: Data, name: str) -> str:
     if name == "bidirectional":
         return data.tokenizer.decode(generate(model, data.context, 200, temperature=0.8, seed=0))
     config = SampleConfig(temperature=0.8, max_tokens=200, max_chars=200, seed=0)
-    events = sample_text(model, data.tokenizer, "", config)
+    events = sample_text(model, data.tokenizer, "", config, "fp32")
     return next(e.text for e in events if isinstance(e, Done))
 
 

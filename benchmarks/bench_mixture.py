@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 import rnngen
-from rnngen.checkpoint_data import training_ngram, with_context
+from rnngen.baseline import CheckpointData
+from rnngen.checkpoint_data import with_context
 from rnngen.dynamic import DynamicConfig, dynamic_logprobs
 from rnngen.evaluate import model_logprobs
 from rnngen.mixture import fit_weight, mix_logprobs
@@ -85,7 +86,7 @@ def tinyshakespeare(tmp: Path, budget: str, one_core: bool) -> dict:
     started = time.perf_counter()
     rnn = model_logprobs(lm.model, ids, lm.device)  # (T,)
     static_seconds = time.perf_counter() - started
-    ngram_model = training_ngram(lm.provenance, lm.tokenizer, 5).model
+    ngram_model = CheckpointData(lm.provenance, lm.tokenizer).ngram(5).model
     ngram = ngram_model.logprobs(ids)  # (T,)
     half = len(rnn) // 2
     second_chars = len(lm.tokenizer.decode(ids[1 + half :]))

@@ -10,7 +10,8 @@ Stages, each the real command in a fresh process (wall seconds and the process's
             (KneserNey.fit with --memory, then write_arpa of it): what `lmplz` does
   lmplz     KenLM's lmplz -o 5 -S MEMORY --discount_fallback on the same training ids, written
             one line of text per line (ids as words; lmplz adds <s> and </s>), ARPA to a file
-`build` and `lmplz` get the same memory (--memory, e.g. 1G); the others run with defaults.
+`build` and `lmplz` get the same memory (--memory, e.g. 1G); the others run with defaults, or
+eval and ngram with --ngram-memory SIZE (their figures then saved as eval@SIZE, ngram@SIZE).
 
 Corpus: real text that nobody here wrote, never committed; made once under --work:
   --source linux  the text files of Debian's linux-source package (/usr/src/linux-source-*.tar.xz,
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10M,100M,1G")
     parser.add_argument("--stages", default="tokenize,train,eval,ngram,build,lmplz")
     parser.add_argument("--memory", default="1G", help="for build and lmplz -S")
+    parser.add_argument("--ngram-memory", help="pass --ngram-memory SIZE to eval and ngram")
     parser.add_argument("--max-steps", type=int, default=50)
     parser.add_argument("--lmplz", default=os.environ.get("LMPLZ") or shutil.which("lmplz"))
     parser.add_argument("--work", type=Path, default=Path("scale-data"))
@@ -259,7 +261,9 @@ def run_size(corpus: Path, size: int, label: str, stages: list[str], options, wo
     here.mkdir(exist_ok=True)
     env = dict(os.environ, RNNGEN_CACHE=str(here / "cache"))
     if options.rnngen_path:
-        env["PYTHONPATH"] = options.rnngen_path
+        # PYTHONSAFEPATH: `python -m` must not put the working directory (this checkout)
+        # ahead of PYTHONPATH
+        env |= {"PYTHONPATH": options.rnngen_path, "PYTHONSAFEPATH": "1"}
     rnngen = [sys.executable, "-m", "rnngen"]
     tokenized, checkpoint = here / "tokenized", here / "model.safetensors"
     figures: dict = {"train_bytes": train.stat().st_size}
@@ -277,17 +281,20 @@ def run_size(corpus: Path, size: int, label: str, stages: list[str], options, wo
         figures["train"] = run([*rnngen, "train", str(tokenized), "--size", "small",
                                 "--max-steps", str(options.max_steps), "-o", str(checkpoint),
                                 "-q"], env)  # fmt: skip
+    budget = ["--ngram-memory", options.ngram_memory] if options.ngram_memory else []
+    at = f"@{options.ngram_memory}" if options.ngram_memory else ""
     if "eval" in stages:
         shutil.rmtree(here / "cache" / "ngram", ignore_errors=True)  # build the n-gram afresh
-        out = run([*rnngen, "eval", str(checkpoint), "--json", "-q"], env, keep_stdout=True)
+        out = run([*rnngen, "eval", str(checkpoint), *budget, "--json", "-q"], env,
+                  keep_stdout=True)  # fmt: skip
         report = json.loads(out.pop("stdout"))
         out["rows"] = {r["name"]: round(r["ppl"], 4) for r in report.get("rows", [])}
-        figures["eval"] = out
+        figures["eval" + at] = out
     arpa = work / "out.arpa"
     if "ngram" in stages:
         arpa_option = [] if options.no_arpa else ["--arpa", str(arpa)]
         out = run([*rnngen, "ngram", str(train), "--test", str(test), "--order", "5",
-                   *arpa_option, "--json", "-q"], env, keep_stdout=True)  # fmt: skip
+                   *arpa_option, *budget, "--json", "-q"], env, keep_stdout=True)  # fmt: skip
         report = json.loads(out.pop("stdout"))
         out |= {"build_seconds": report["build_seconds"],
                 "ppl": round(report["ppl_including_oov"], 6),
@@ -296,7 +303,7 @@ def run_size(corpus: Path, size: int, label: str, stages: list[str], options, wo
                 "spilled_bytes": report.get("spilled_bytes")}  # fmt: skip
         if not options.no_arpa:
             out["arpa_mb"] = round(arpa.stat().st_size / 1e6)
-        figures["ngram"] = out
+        figures["ngram" + at] = out
     if "build" in stages:
         child = [sys.executable, "-c", BUILD_CHILD, str(tokenized), options.memory, str(arpa),
                  str(here)]  # fmt: skip

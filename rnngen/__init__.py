@@ -19,10 +19,18 @@ _API = {
     "LanguageModel": "rnngen.api",
     "LineScore": "rnngen.api",
     "train": "rnngen.api",
+    "synth": "rnngen.api",
+    "info": "rnngen.api",
+    "plot": "rnngen.api",
+    "DynamicConfig": "rnngen.api",
+    "GradientResult": "rnngen.api",
+    "NGramReport": "rnngen.api",
     "ComparisonReport": "rnngen.report",
     "Provenance": "rnngen.provenance",
     "RnngenError": "rnngen.errors",
 }
+# rnngen.api.gradients and rnngen.api.ngram are not here: `rnngen.gradients` and `rnngen.ngram`
+# name modules of the package, which an import sets as attributes over any name given here.
 __all__ = ["__version__", *_API]
 
 

@@ -31,7 +31,7 @@ import numbers
 import os
 import re
 
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, called_from_cli
 
 _DESCRIPTIONS = {"int": "an integer", "float": "a number", "str": "a str", "bool": "True or False",
                  "None": "None", "Path": "a path (str or pathlib.Path)",
@@ -64,6 +64,8 @@ def checked(*, rename: dict[str, str] | None = None, options: dict[str, str] | N
             try:
                 result = function(**arguments)
             except RnngenError as e:
+                if called_from_cli():  # the caller typed options: keep their names
+                    raise
                 raise _renamed(e, names) from None
             return _renaming(result, names) if inspect.isgenerator(result) else result
 
@@ -227,4 +229,6 @@ def _renaming(events, names: dict[str, str]):
     try:
         yield from events
     except RnngenError as e:
+        if called_from_cli():
+            raise
         raise _renamed(e, names) from None

@@ -41,6 +41,7 @@ from rnngen.atomic import describe, write_bytes
 from rnngen.config import TOKENIZER_KINDS, ModelConfig, from_json, to_json
 from rnngen.errors import RnngenError, parse_json
 from rnngen.model import RNNLM
+from rnngen.run_paths import lock_path, metrics_path, state_path  # noqa: F401 (re-exported)
 from rnngen.tokenizer import Tokenizer, load_tokenizer
 from rnngen.train_state import is_permutation
 
@@ -51,14 +52,6 @@ STATE_FORMAT = "rnngen-state/1"
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half."""
     write_bytes(path, data)
-
-
-def state_path(path: Path) -> Path:
-    return Path(path).with_name(Path(path).name.replace(".safetensors", "") + ".state.safetensors")
-
-
-def metrics_path(path: Path) -> Path:
-    return Path(path).with_name(Path(path).name.replace(".safetensors", "") + ".metrics.jsonl")
 
 
 def save_model(path: Path, model: RNNLM, tokenizer: Tokenizer, metadata: dict[str, object]) -> None:
@@ -298,10 +291,6 @@ def file_format(path: Path) -> str | None:
             return (f.metadata() or {}).get("format")
     except (SafetensorError, OSError, ValueError):
         return None
-
-
-def lock_path(path: Path) -> Path:
-    return Path(path).with_name(f".{Path(path).name}.lock")
 
 
 class OutputLock:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,19 +62,29 @@ def span_text(span: Span) -> str:
     return "".join(text for text, _ in iter_text(span))
 
 
-def stored_ids(provenance: Provenance, tokenizer: Tokenizer, split: str) -> np.ndarray | None:
-    """The ids of a split from the tokenized directory or cache that training used."""
+def load_stored(directory: Path):
+    """The tokenized corpus in `directory`, or None when there is none or it is damaged."""
+    if not is_tokenized_dir(directory):
+        return None
+    try:
+        return load_tokenized(directory)
+    except RnngenError:  # damaged: fall back to the source text
+        return None
+
+
+def stored_ids(
+    provenance: Provenance, tokenizer: Tokenizer, split: str, load=load_stored
+) -> np.ndarray | None:
+    """The ids of a split from the tokenized directory or cache that training used
+    (`load`: how a directory is opened; baseline.CheckpointData opens each once)."""
     candidates = [Path(provenance.tokenized)] if provenance.tokenized else []
     cached = cached_dir_of(provenance.meta.to_json())
     candidates += [cached] if cached else []
     for directory in candidates:
-        if is_tokenized_dir(directory):
-            try:
-                corpus = load_tokenized(directory)
-            except RnngenError:  # damaged: fall back to the source text
-                continue
-            if corpus.tokenizer.sha256 == tokenizer.sha256 and split in corpus.splits:
-                return np.asarray(corpus.ids(split))
+        corpus = load(directory)
+        usable = corpus is not None and corpus.tokenizer.sha256 == tokenizer.sha256
+        if usable and split in corpus.splits:
+            return np.asarray(corpus.ids(split))
     return None
 
 
@@ -107,13 +116,15 @@ def encoded_span(span: Span, tokenizer: Tokenizer) -> np.ndarray:
     return encode_to_file(texts, tokenizer, ngram_work_dir(), "rnngen-train-ids.bin")
 
 
-def heldout_text(provenance: Provenance | None, tokenizer: Tokenizer, data: Path | None) -> Text:
+def heldout_text(
+    provenance: Provenance | None, tokenizer: Tokenizer, data: Path | None, stored=stored_ids
+) -> Text:
     """What eval scores: --data FILE, else the checkpoint's held-out split."""
     if data is not None:
         return Text(read_text(data, "--data file"), str(data))
     provenance = require(provenance)
     split = provenance.heldout_split
-    ids = stored_ids(provenance, tokenizer, split)
+    ids = stored(provenance, tokenizer, split)
     if ids is not None:
         return Text(tokenizer.decode(ids), f"held-out {split} split")
     text = source_text(provenance, split)
@@ -126,7 +137,7 @@ def heldout_text(provenance: Provenance | None, tokenizer: Tokenizer, data: Path
 
 
 def training_ids(
-    provenance: Provenance | None, tokenizer: Tokenizer, train: Path | None
+    provenance: Provenance | None, tokenizer: Tokenizer, train: Path | None, stored=stored_ids
 ) -> tuple[np.ndarray, str]:
     """The n-gram's training tokens: --train FILE, else exactly the checkpoint's."""
     if train is not None:
@@ -135,7 +146,7 @@ def training_ids(
         check_file(train, "--train file")
         return encoded_span(Span(train, 0, train.stat().st_size), tokenizer), str(train)
     provenance = require(provenance)
-    ids = stored_ids(provenance, tokenizer, "train")
+    ids = stored(provenance, tokenizer, "train")
     if ids is not None:
         return ids, "the checkpoint's training tokens"
     span = source_span(provenance, "train")
@@ -173,7 +184,12 @@ def ngram_work_dir() -> Path:
 
 
 def ngram_key(train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha256: str) -> str:
-    """What names an n-gram in the cache: its training tokens, tokenizer and order.
+    """What names an n-gram in the cache: its training tokens, tokenizer and order."""
+    return key_of(ids_digest(train_ids), order, vocab_size, tokenizer_sha256)
+
+
+def ids_digest(train_ids: np.ndarray):
+    """The sha256 of the training ids (a hashlib object: copied, it names every order).
 
     The ids are hashed a chunk at a time (the same digest as hashing their bytes whole), and
     the pages of memory-mapped ids are given back as they go.
@@ -183,6 +199,12 @@ def ngram_key(train_ids: np.ndarray, order: int, vocab_size: int, tokenizer_sha2
         piece = train_ids[start : start + HASH_CHUNK]
         digest.update(np.ascontiguousarray(piece).data)
         release_pages(piece)
+    return digest
+
+
+def key_of(ids_digest, order: int, vocab_size: int, tokenizer_sha256: str) -> str:
+    """ngram_key from the ids' digest (left as it was)."""
+    digest = ids_digest.copy()
     digest.update(f"{tokenizer_sha256}:{order}:{vocab_size}".encode())
     return digest.hexdigest()[:24]
 
@@ -194,14 +216,16 @@ def cached_ngram(
     tokenizer_sha256: str,
     *,
     memory: int | None = None,
+    key: str | None = None,
 ) -> tuple[KneserNey, bool]:
     """The n-gram of these training tokens, tokenizer and order, built once and cached.
 
     The model is memory-mapped from its cache file (loading is instant and processes share
     its pages); it is built within `memory` bytes (see KneserNey.fit), spilling to a scratch
     directory inside the cache's ngram/ folder. A cache of an older format is rebuilt.
+    `key`: its ngram_key, when the caller has it already (the ids are hashed once).
     """
-    key = ngram_key(train_ids, order, vocab_size, tokenizer_sha256)
+    key = key or ngram_key(train_ids, order, vocab_size, tokenizer_sha256)
     path = cache_root() / "ngram" / f"{key}.safetensors"
     if path.exists():
         try:
@@ -252,29 +276,12 @@ class TrainingNGram:
     key: str  # its name in the cache (see ngram_key)
 
 
-def training_ngram(
-    provenance: Provenance | None,
-    tokenizer: Tokenizer,
-    order: int,
-    train: Path | None = None,
-    *,
-    memory: int | None = None,
-) -> TrainingNGram:
-    """The Kneser-Ney model of exactly the checkpoint's training tokens (or of --train FILE),
-    built once per tokens, tokenizer and order (within `memory` bytes) and cached: what eval,
-    score --ngram and sample --ngram compare with or sample from."""
-    ids, source = training_ids(provenance, tokenizer, train)
-    started = time.perf_counter()
-    model, cached = cached_ngram(ids, order, tokenizer.vocab_size, tokenizer.sha256, memory=memory)
-    seconds = time.perf_counter() - started
-    key = ngram_key(ids, order, tokenizer.vocab_size, tokenizer.sha256)
-    return TrainingNGram(model, len(ids), source, cached, seconds, key)
-
-
-def split_ids(provenance: Provenance, tokenizer: Tokenizer, split: str) -> np.ndarray | None:
+def split_ids(
+    provenance: Provenance, tokenizer: Tokenizer, split: str, stored=stored_ids
+) -> np.ndarray | None:
     """The ids of one of the checkpoint's splits, from the token cache or the unchanged
     source file; None when it has no such split or the text is gone."""
-    ids = stored_ids(provenance, tokenizer, split)
+    ids = stored(provenance, tokenizer, split)
     if ids is not None:
         return ids
     text = source_text(provenance, split)

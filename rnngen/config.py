@@ -31,6 +31,15 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
+def check_device_options(device: str = "auto", precision: str = "auto") -> None:
+    """--device and --precision, each checked against what rnngen knows (train, sample, serve
+    and the API say the same)."""
+    if device not in DEVICES:
+        raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
+    if precision not in PRECISIONS:
+        raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+
+
 @dataclass(frozen=True)
 class TokenizerConfig:
     kind: str = "bpe"
@@ -207,10 +216,7 @@ class TrainConfig:
             _check_range("--time-budget", self.time_budget, 1e-3, 1e8)
         _check_range("--ar", self.ar, 0.0, 1e3)
         _check_range("--tar", self.tar, 0.0, 1e3)
-        if self.device not in DEVICES:
-            raise RnngenError(f"unknown device {self.device!r}; use one of {DEVICES}")
-        if self.precision not in PRECISIONS:
-            raise RnngenError(f"unknown precision {self.precision!r}; use one of {PRECISIONS}")
+        check_device_options(self.device, self.precision)
 
 
 # The learning rate tuned for one 512-wide layer (the reference task, BENCHMARKS.md); it
@@ -283,3 +289,16 @@ def from_json(cls: type[T], text: str) -> T:
             value = tuple(value)
         values[field.name] = value
     return cls(**values)
+
+
+def parse_size(text: str | int | None) -> int | None:
+    """'1500000', '1.5M', '200k' -> characters (`rnngen synth --size`); a number is one already."""
+    import re
+
+    if text is None or isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
+    if not match:
+        raise RnngenError(f"--size {text!r} is not a size such as 1500000, 200k or 1.5M")
+    scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[match.group(2).lower()]
+    return int(float(match.group(1)) * scale)

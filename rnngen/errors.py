@@ -8,11 +8,33 @@ that escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 
 
 class RnngenError(Exception):
     """A user-fixable failure; the message is shown verbatim, on one line."""
+
+
+# Who is calling: the API's checks (rnngen/arguments.py) name the caller's keywords in their
+# messages (`temperature`), but under the CLI the caller typed options (`--temp`), so while a
+# command runs the messages keep the options they were written with.
+_CLI_CALLER = contextvars.ContextVar("rnngen_cli_caller", default=False)
+
+
+@contextlib.contextmanager
+def cli_caller():
+    """While inside: the library is called by the CLI, so errors name its options."""
+    token = _CLI_CALLER.set(True)
+    try:
+        yield
+    finally:
+        _CLI_CALLER.reset(token)
+
+
+def called_from_cli() -> bool:
+    return _CLI_CALLER.get()
 
 
 class UsageError(RnngenError):

@@ -180,3 +180,41 @@ def _unroll(model, embedded, state):
         top, state = model.step_features(embedded[:, j], state)  # (B, H), step layout
         outputs.append([st[0] if isinstance(st, tuple) else st for st in state])
     return outputs, top
+
+
+@dataclass(frozen=True)
+class GradientResult:
+    """One checkpoint measured: what `rnngen gradients` reports for it."""
+
+    path: object  # the checkpoint's Path
+    label: str  # "lstm 1x512 bpe1024, residual"
+    source: str  # the text measured on ("held-out test split", or the --data path)
+    tokens: int  # of that text, with its leading line end
+    seconds: float
+    flow: GradientFlow
+
+
+def check_options(max_lag: int, positions: int, batch_size: int) -> None:
+    """The ranges `rnngen gradients` and the API take, checked before any work."""
+    if not 0 <= max_lag <= 5000:
+        raise RnngenError(f"--max-lag must be between 0 and 5000, got {max_lag}")
+    if not 1 <= positions <= 1_000_000:
+        raise RnngenError(f"--positions must be between 1 and 1000000, got {positions}")
+    if not 1 <= batch_size <= 65536:
+        raise RnngenError(f"--batch-size must be between 1 and 65536, got {batch_size}")
+
+
+def measure(path, model, tokenizer, provenance, device, data=None, max_lag: int = 200,
+            positions: int = 256, batch_size: int = 64) -> GradientResult:  # fmt: skip
+    """A checkpoint's gradient flow on `data` (default: its held-out split)."""
+    import time
+
+    from rnngen.baseline import CheckpointData
+    from rnngen.plot_runs import describe_checkpoint
+
+    ids, heldout = CheckpointData(provenance, tokenizer).heldout_ids(data, "measure")
+    started = time.perf_counter()
+    flow = gradient_flow(model, ids, device, max_lag, positions, batch_size)
+    seconds = time.perf_counter() - started
+    label = describe_checkpoint(path)[0]
+    return GradientResult(path, label, heldout.source, len(ids), seconds, flow)

@@ -87,12 +87,14 @@ def mixture_weight(
     device,
     precision: str = "fp32",
     scored: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    valid_ids=None,
 ) -> MixtureWeight:
     """A fixed λ as given, or the one fit on the validation split (cached).
 
     `scored` = (ids, rnn log-probs, n-gram log-probs) of text the caller has scored already:
     when that text is the validation split (eval of a checkpoint without a test split), the
-    fit reuses the scores instead of running the RNN over the same text again."""
+    fit reuses the scores instead of running the RNN over the same text again. `valid_ids`:
+    a function giving the validation ids (baseline.CheckpointData finds them once)."""
     if option != FIT:
         return MixtureWeight(check_weight(option), None, 0, None, False)
     path = cache_root() / "mixture" / f"{ngram.key}-{model_digest(model)}.json"
@@ -101,7 +103,10 @@ def mixture_weight(
         return cached
     from rnngen.evaluate import model_logprobs
 
-    ids = split_ids(provenance, tokenizer, "valid") if provenance is not None else None
+    if valid_ids is not None:
+        ids = valid_ids()
+    else:
+        ids = split_ids(provenance, tokenizer, "valid") if provenance is not None else None
     if ids is None or len(ids) == 0:
         raise RnngenError(
             "the checkpoint has no validation text to fit the mixture weight on; "

@@ -9,7 +9,7 @@ state does not carry, so each line's context is the same as without it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,3 +73,54 @@ def _rnn_tokens(model, context: list[int], device, dynamic) -> Callable[[list[in
     from rnngen.evaluate import sequence_token_logprobs
 
     return lambda ids: sequence_token_logprobs(model, [ids], context, device)[0]  # (len(ids),)
+
+
+def line_options(ngram: bool, mix, dynamic):
+    """score's options checked together: --ngram alone, or the RNN with --mix and/or
+    --dynamic. Returns the mixture option parsed ("fit", a weight, or None) and `dynamic`."""
+    from rnngen.errors import contradiction
+    from rnngen.interpolate import parse_mix
+
+    for other, given in (("--mix", mix is not None), ("--dynamic", bool(dynamic))):
+        if ngram and given:
+            raise contradiction("--ngram", other, "--ngram scores with the n-gram alone")
+    return (parse_mix(str(mix)) if mix is not None else None), dynamic
+
+
+def scoring_function(model, tokenizer, provenance, device, *, ngram: bool = False,
+                     order: int = 5, mix=None, dynamic=None, memory: int | None = None,
+                     train=None) -> Callable[[str], LineScore]:  # fmt: skip
+    """score's line_scorer for a checkpoint: the RNN, the n-gram of its training tokens
+    (`ngram`), or their mixture (`mix`), the RNN adapting or not (`dynamic`)."""
+    baseline = None
+    if ngram or mix is not None:
+        from rnngen.baseline import CheckpointData, ngram_baseline
+
+        data = CheckpointData(provenance, tokenizer, train=train, memory=memory)
+        baseline = ngram_baseline(data, order, model=model, device=device, mix=mix)
+    return line_scorer(
+        tokenizer,
+        device,
+        model=None if ngram else model,
+        ngram=baseline.ngram.model if baseline is not None else None,
+        weight=baseline.mixture.weight if baseline and baseline.mixture else None,
+        dynamic=dynamic,
+    )
+
+
+def checked_lines(lines) -> Iterator[str]:
+    """`lines` (any iterable of str, read as it goes), each checked as it comes; one str
+    alone is refused rather than scored character by character."""
+    from rnngen.arguments import check
+    from rnngen.errors import RnngenError
+
+    if isinstance(lines, str | bytes):
+        raise RnngenError(
+            f"lines must be an iterable of str such as a list, not a {type(lines).__name__}; "
+            "give [text] for one"
+        )
+    try:
+        iterator = iter(lines)
+    except TypeError:
+        raise RnngenError(f"lines must be an iterable of str, not {type(lines).__name__}") from None
+    return (check(f"lines[{i}]", line, "str") for i, line in enumerate(iterator))

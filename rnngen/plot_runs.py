@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from rnngen.errors import RnngenError, parse_json
-
-LN2 = math.log(2)
-METRICS_SUFFIX = ".metrics.jsonl"
+from rnngen.metrics import LN2
+from rnngen.run_paths import METRICS_SUFFIX, SUFFIX, eval_path, run_of
 
 
 @dataclass
@@ -63,20 +62,17 @@ def run_files(path: Path) -> tuple[Path | None, Path]:
         raise RnngenError(f"{str(path)!r} does not exist")
     if path.is_dir():
         raise RnngenError(f"{str(path)!r} is a directory; give a checkpoint or a metrics file")
-    name = path.name
-    if name.endswith(METRICS_SUFFIX):
-        stem = name[: -len(METRICS_SUFFIX)]
-        checkpoint = path.with_name(stem + ".safetensors")
+    names = run_of(path)
+    if names is not None and path.name.endswith(METRICS_SUFFIX):
+        checkpoint = names[0]
         return (checkpoint if checkpoint.is_file() else None), path
-    if name.endswith(".safetensors"):
-        stem = name.removesuffix(".safetensors").removesuffix(".state")
-        metrics = path.with_name(stem + METRICS_SUFFIX)
+    if names is not None:
+        checkpoint, metrics = names
         if not metrics.is_file():
             raise RnngenError(
                 f"{str(path)!r} has no metrics file next to it ({metrics.name}); plot needs "
                 "the NAME.metrics.jsonl that rnngen train writes"
             )
-        checkpoint = path.with_name(stem + ".safetensors")
         return (checkpoint if checkpoint.is_file() else None), metrics
     raise RnngenError(
         f"{str(path)!r} is not a run: give a checkpoint (.safetensors) or its .metrics.jsonl"
@@ -178,7 +174,7 @@ def load_run(path: Path) -> Run:
         seconds=s[:, 4], eval_step=e[:, 0], eval_bpc=e[:, 1],
         eval_seconds=_eval_seconds(e[:, 0], s[:, 0], s[:, 4]), clip=clip,
         clipped_share=float(shares[-1]) if shares else None, rollbacks=rollbacks,
-        references=eval_references(metrics.with_name(name + ".eval.json")),
+        references=eval_references(eval_path(metrics.with_name(name + SUFFIX))),
         skipped_lines=skipped + bad,
     )  # fmt: skip
     usable = (e[:, 1] > 0) & np.isfinite(e[:, 1]) & np.isfinite(e[:, 2])

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rnngen.checkpoint_data import build_memory, heldout_text, training_ngram, with_context
+from rnngen.baseline import CheckpointData, check_order
+from rnngen.checkpoint_data import build_memory
 from rnngen.dynamic import DynamicConfig, dynamic_logprobs
 from rnngen.errors import RnngenError
 from rnngen.evaluate import Score, model_logprobs, sequence_token_logprobs
 from rnngen.hardware import resolve_precision
-from rnngen.interpolate import FIT, MixtureWeight, ids_sha256, mixture_weight
+from rnngen.interpolate import FIT, MixtureWeight, ids_sha256
 from rnngen.mixture import mix_logprobs
 from rnngen.provenance import Provenance
 
@@ -66,6 +67,23 @@ class ComparisonReport:
     @property
     def oracle(self) -> Score | None:
         return next((row for row in self.rows if row.name == ORACLE), None)
+
+    def keep_for_plot(self) -> Path | None:
+        """Keep the report beside the checkpoint as NAME.eval.json (atomically), so that
+        `rnngen plot` draws the n-gram and oracle lines without computing them again. Only
+        for the checkpoint's own held-out text (another text would give the plot the wrong
+        lines): returns the file written, or None. An RnngenError when it cannot be written
+        (a read-only folder costs the plot its lines, not the eval its result)."""
+        import json
+
+        from rnngen.atomic import write_text
+
+        if not self.data.startswith("held-out "):
+            return None
+        path = Path(self.checkpoint)
+        target = path.with_name(path.name.removesuffix(".safetensors") + ".eval.json")
+        write_text(target, json.dumps(self.to_json()) + "\n")
+        return target
 
     def to_json(self) -> dict:
         """What `rnngen eval --json` prints."""
@@ -111,24 +129,26 @@ def compare_model(
     mix: float | str | None = FIT,
     dynamic: DynamicConfig | None = None,
     progress: Callable[[str], None] | None = None,
+    found: CheckpointData | None = None,
 ) -> ComparisonReport:
     """Score the held-out text with the model, the cached n-gram and the unigram; with `mix`
     (a weight, or "fit" for the one fit on the validation split) also their mixture, and
     with `dynamic` the model adapting as it reads (and its mixture). `ngram_memory`: bytes
-    for building the n-gram (None: rnngen.ngram.budget.default_memory())."""
+    for building the n-gram (None: rnngen.ngram.budget.default_memory()). `found`: the
+    checkpoint's data when the caller has looked it up already (else it is, once, here)."""
     log = progress or (lambda _: None)
-    heldout = heldout_text(provenance, tokenizer, data)
-    ids = with_context(tokenizer, tokenizer.encode_array(heldout.text))  # (1 + targets,)
-    if len(ids) < 2:
-        raise RnngenError(f"{heldout.source} is empty: nothing to evaluate")
+    check_order(ngram_order)
+    if found is None:
+        found = CheckpointData(provenance, tokenizer, train=train, memory=ngram_memory)
+    ids, heldout = found.heldout_ids(data, "evaluate")  # (1 + targets,)
     precision = resolve_precision("auto", device)
     started = time.perf_counter()
     rnn_logp = model_logprobs(model, ids, device, precision)  # (targets,)
     log(f"rnn: scored {len(rnn_logp):,} tokens in {time.perf_counter() - started:.1f}s")
 
     started = time.perf_counter()
-    ngram = training_ngram(provenance, tokenizer, ngram_order, train, memory=ngram_memory)
-    unigram = training_ngram(provenance, tokenizer, 1, train, memory=ngram_memory).model
+    ngram = found.ngram(ngram_order)
+    unigram = found.ngram(1).model
     log(
         f"{ngram_order}-gram on {ngram.tokens:,} tokens of {ngram.source}: "
         + ("from cache" if ngram.cached else f"built in {time.perf_counter() - started:.1f}s")
@@ -152,8 +172,8 @@ def compare_model(
     weight = None
     if mix is not None:
         try:
-            weight = mixture_weight(mix, model, tokenizer, provenance, ngram, device, precision,
-                                    scored=(ids, rnn_logp, ngram_logp))  # fmt: skip
+            weight = found.mixture(mix, model, ngram, device, precision,
+                                   scored=(ids, rnn_logp, ngram_logp))  # fmt: skip
         except RnngenError as e:  # no validation text to fit on: the rest of eval stands
             if mix != FIT:
                 raise

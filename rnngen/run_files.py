@@ -25,23 +25,11 @@ from rnngen.checkpoint import (
     file_format,
     load_state,
     lock_output,
-    metrics_path,
     save_model,
     save_state,
-    state_path,
 )
 from rnngen.errors import RnngenError
-
-
-def output_path(corpus: str, output: Path | str | None) -> Path:
-    """-o as given (with .safetensors added), or checkpoints/CORPUS-NAME.safetensors."""
-    name = "stdin" if corpus == "-" else Path(corpus.rstrip("/")).stem or "corpus"
-    if output is not None and Path(output).name in ("", ".", ".."):
-        raise RnngenError(f"-o {str(output)!r} is not a file name")
-    path = Path(output or Path("checkpoints") / f"{name}.safetensors")
-    if path.suffix != ".safetensors":
-        path = path.with_name(path.name + ".safetensors")
-    return path
+from rnngen.run_paths import metrics_path, output_path, state_path
 
 
 class RunFiles:

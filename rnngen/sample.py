@@ -1,40 +1,30 @@
-"""Sampling: text from a model, streamed piece by piece, reproducible from a seed.
+"""Sampling's records and rules: options, the text a sample makes, the token filters, the precision.
 
-`generate` yields `Piece(index, text)` events as tokens decode to text and `Done(index, ...)`
-when a sample ends; it never prints. All samples run as one batch (B = num_samples):
+`SampleConfig` (the options, checked), `Piece(index, text)` and `Done(index, ...)` (what a
+sample yields), `SampleText` (one sample's decoded text and the rules that end it),
+`filter_logits` (top-k, then top-p) and `sampling_precision` (the one precision rule). The
+engine that runs them is `rnngen.stepper.SampleBatch` (rows stepped together), and
+`rnngen.sampler` (`Sampler`: rows at their precisions; `generate`: N samples of one prompt),
+used alike by `rnngen sample`, the Python API and `rnngen serve`.
 
-* The prompt, after one newline token (so it starts a line, as in the training text; with no
-  prompt the newline alone), is fed through the network once, for one row; its state is
-  then copied to the B rows.
-* Each step then runs one token per row through the model's own step (`RNNLM.step`: the
-  recurrent cells directly, `torch.lstm_cell` & co. on the model's own weights; the window
-  model's window). `nn.LSTM` on a CPU builds a oneDNN RNN primitive on every call, which
-  costs several times the arithmetic of a single step.
-* Choosing a token: temperature, then top-k, then top-p (nucleus), all on (B, V) tensors.
-  Sample i draws its randomness from its own `torch.Generator`, seeded `seed + i`, always
-  V numbers a step whatever B is; so sample i of a batch is the sample `seed + i` gives
-  alone, up to floating-point rounding between batch shapes. Temperature 0 is greedy.
-
-The model may also be a `KneserNey` n-gram (the baseline), sampled the same way.
+Choosing a token: temperature, then top-k, then top-p (nucleus), then the exponential race
+with V draws a step from the sample's own `torch.Generator`, seeded `seed + i` for sample i;
+temperature 0 is greedy. So sample i of a batch is the sample `seed + i` gives alone.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
+from rnngen.config import check_device_options
 from rnngen.errors import RnngenError
-from rnngen.model import RNNLM
-from rnngen.threads import timed
-from rnngen.tokenizer import Tokenizer
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+if TYPE_CHECKING:  # torch and sentencepiece load only when a sample runs
+    import torch
+
+    from rnngen.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -88,7 +78,8 @@ class Done:
     """Sample `index` ended: its generated text, token count, and why (length/chars/stop).
 
     `dropped_bytes`: a sample that reaches its length inside a character spelled in byte
-    pieces ends with that character incomplete; its bytes are left out of the text.
+    pieces ends with that character incomplete; its bytes are left out of the text. `seed`:
+    the seed its randomness came from (None when greedy).
     """
 
     index: int
@@ -96,138 +87,29 @@ class Done:
     tokens: int
     reason: str
     dropped_bytes: int = 0
+    seed: int | None = None  # its generator's seed (None when greedy)
 
 
 def check_precision(precision: str) -> None:
-    if precision not in DTYPES:
-        raise RnngenError(f"unknown precision {precision!r}; use one of {tuple(DTYPES)}")
+    check_device_options(precision=precision)
 
 
-def generate(
-    model,
-    tokenizer: Tokenizer,
-    prompt: str = "",
-    config: SampleConfig | None = None,
-    precision: str = "fp32",
-    mixture: tuple | None = None,
-) -> Iterator[Piece | Done]:
-    """Continue `prompt` num_samples times, on the model's device.
+def sampling_precision(precision: str, device, temperature: float) -> str:
+    """The precision a sample runs at: the one rule of `rnngen sample`, the Python API and
+    `rnngen serve`. Given (fp32, bf16, fp16), as given. `auto`: fp32 for greedy samples
+    (temperature 0), the reference an fp32 runtime (an ONNX export) reproduces token for
+    token; else bf16 on CPUs with native bf16 and fp32 elsewhere. A step of one token is a
+    few matrix-vector products: on a CPU with bf16 units, bf16 halves the bytes to read
+    (about twice as fast); on a GPU the step's time is kernel launches, whatever the
+    precision."""
+    from rnngen.hardware import cpu_has_native_bf16, resolve_precision
 
-    `model` is an RNNLM or a KneserNey. `precision` bf16/fp16 runs a converted copy of the
-    RNN's weights (fp32 stays the reference; bf16 is about twice as fast on CPUs with bf16
-    units). `mixture` (a KneserNey, λ) samples the RNN mixed with that n-gram, (1 - λ) p_rnn
-    + λ p_ngram, the n-gram's context being the prompt and the tokens sampled so far.
-    Stopping early (closing the generator) is fine.
-    """
-    config = config or SampleConfig()
     check_precision(precision)
-    # The prompt starts a line, as it would in the training text.
-    context = [tokenizer.newline_id] + (tokenizer.encode(prompt) if prompt else [])
-    batch = config.num_samples
-    if isinstance(model, RNNLM) and mixture is not None:
-        ngram, weight = mixture
-        source = MixedSource(RNNSource(model, batch, DTYPES[precision]),
-                             NGramSource(ngram, batch), weight)  # fmt: skip
-    elif isinstance(model, RNNLM):
-        source = RNNSource(model, batch, DTYPES[precision])
-    else:
-        source = NGramSource(model, batch)
-    samples = [SampleText(tokenizer, config) for _ in range(batch)]
-    logits = source.start(context)  # (B, V)
-    choose = TokenChooser(config, logits.shape[-1], logits.device)
-    while True:
-        tokens = choose(logits)  # (B,)
-        for index, (sample, token) in enumerate(zip(samples, tokens.tolist(), strict=True)):
-            if sample.reason:
-                continue  # ended; its row keeps running so the batch keeps its shape
-            text = sample.add(token)
-            if text:
-                yield Piece(index, text)
-            if sample.reason:
-                yield Done(index, sample.text, sample.tokens, sample.reason, sample.dropped_bytes)
-        if all(sample.reason for sample in samples):
-            return
-        with timed(batch, "sample"):
-            logits = source.step(tokens)
-
-
-class RNNSource:
-    """Next-token logits of an RNNLM for a batch of rows, one step at a time (the model's own
-    step, `RNNLM.step`: the same maths as its forward pass, one token per row)."""
-
-    def __init__(self, model: RNNLM, batch: int, dtype: torch.dtype = torch.float32):
-        self.reference = model  # fp32: runs the prompt
-        # Low precision steps run a converted copy; the caller's model keeps fp32 weights.
-        self.model = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
-        self.dtype = dtype
-        self.batch = batch
-
-    @torch.inference_mode()
-    def start(self, context: list[int]) -> torch.Tensor:
-        """Run the context once (one row, fp32) and give every row its state: logits (B, V)."""
-        device = self.reference.embedding.weight.device
-        tokens = torch.tensor([context], dtype=torch.long, device=device)  # (1, T)
-        logits, state = self.reference(tokens)  # (1, T, V); per layer (1, 1, H) or a pair
-        # The sequence layout (1, 1, H) -> the step's (B, H), one copy of the row per sample.
-        self.state = [
-            tuple(map(self._rows, layer_state))
-            if isinstance(layer_state, tuple)
-            else self._rows(layer_state)
-            for layer_state in state
-        ]
-        return logits[:, -1].expand(self.batch, -1)  # (B, V)
-
-    def _rows(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor[0].to(self.dtype).expand(self.batch, -1).contiguous()  # (1, 1, H) -> (B, H)
-
-    @torch.inference_mode()
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B,) -> logits (B, V) of the next token."""
-        logits, self.state = self.model.step(tokens, self.state)
-        return logits.float()  # (B, V)
-
-
-class NGramSource:
-    """Next-token log-probabilities of a KneserNey n-gram, as logits (B, V)."""
-
-    def __init__(self, ngram, batch: int):
-        self.ngram = ngram
-        self.keep = max(ngram.order - 1, 1)  # context ids that matter
-        self.batch = batch
-
-    def start(self, context: list[int]) -> torch.Tensor:
-        self.contexts = [list(context[-self.keep :]) for _ in range(self.batch)]
-        return self._logits()
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        for context, token in zip(self.contexts, tokens.tolist(), strict=True):
-            context.append(token)
-            del context[: -self.keep]
-        return self._logits()
-
-    def _logits(self) -> torch.Tensor:
-        rows = [self.ngram.distribution(np.asarray(c, dtype=np.int64)) for c in self.contexts]
-        return torch.from_numpy(np.log(np.stack(rows))).float()  # (B, V); KN has no zeros
-
-
-class MixedSource:
-    """The mixture (1 - λ) p_rnn + λ p_ngram of two sources, as logits (B, V): its log."""
-
-    def __init__(self, rnn: RNNSource, ngram: NGramSource, weight: float):
-        self.rnn, self.ngram = rnn, ngram
-        self.log_weights = (math.log1p(-weight) if weight < 1 else -math.inf,
-                            math.log(weight) if weight > 0 else -math.inf)  # fmt: skip
-
-    def start(self, context: list[int]) -> torch.Tensor:
-        return self._mix(self.rnn.start(context), self.ngram.start(context))
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self._mix(self.rnn.step(tokens), self.ngram.step(tokens.cpu()))
-
-    def _mix(self, rnn_logits: torch.Tensor, ngram_logits: torch.Tensor) -> torch.Tensor:
-        rnn_logp = F.log_softmax(rnn_logits.float(), dim=-1)  # (B, V)
-        ngram_logp = ngram_logits.to(rnn_logp.device)  # (B, V), already normalized
-        return torch.logaddexp(rnn_logp + self.log_weights[0], ngram_logp + self.log_weights[1])
+    if precision != "auto":
+        return resolve_precision(precision, device)
+    if temperature == 0:
+        return "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
@@ -236,6 +118,8 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     top-p keeps, per row, the smallest set of the likeliest tokens whose probability (after
     top-k) reaches p: a token stays when the tokens likelier than it hold less than p.
     """
+    import torch
+
     vocab = logits.shape[-1]
     if 0 < top_k < vocab:
         best = logits.topk(top_k, dim=-1)  # values, indices: (B, k)
@@ -247,37 +131,6 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
         ordered = ordered.masked_fill(likelier_mass >= top_p, -math.inf)
         logits = torch.empty_like(logits).scatter_(-1, order, ordered)
     return logits
-
-
-class TokenChooser:
-    """Picks the next token of every row from logits (B, V)."""
-
-    def __init__(self, config: SampleConfig, vocab_size: int, device: torch.device):
-        self.config = config
-        if not config.greedy:
-            self.generators = [
-                torch.Generator(device=device).manual_seed(config.seed_of(i))
-                for i in range(config.num_samples)
-            ]
-            self.noise = torch.empty(config.num_samples, vocab_size, device=device)  # (B, V)
-
-    @torch.inference_mode()
-    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        c = self.config
-        if c.greedy:
-            return logits.argmax(dim=-1)  # (B,)
-        # Shift the largest logit to 0 and keep the temperature a normal number of the logits'
-        # dtype: a tiny one (1e-45, which is 0 in fp32) then sends the others towards -inf
-        # (greedy, ties shared) where dividing as is gives inf/inf or 0/0, NaN, empty text.
-        temperature = max(c.temperature, torch.finfo(logits.dtype).tiny)
-        logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
-        probs = filter_logits(logits, c.top_k, c.top_p).softmax(dim=-1)
-        # The exponential race (Gumbel-max): argmax p / E, E ~ Exp(1), is token t with
-        # probability p[t]; each row draws from its own generator, so rows are independent.
-        for row, generator in zip(self.noise, self.generators, strict=True):
-            row.exponential_(generator=generator)
-        self.noise.clamp_(min=torch.finfo(self.noise.dtype).tiny)  # never 0/0
-        return (probs / self.noise).argmax(dim=-1)  # (B,)
 
 
 class SampleText:
@@ -327,3 +180,12 @@ class SampleText:
             return text[: min(ends) - len(self.tail)]
         self.tail = window[len(window) - self.keep :] if self.keep else ""
         return text
+
+
+DEFAULT_LENGTH = 500  # tokens a sample gets when neither a length nor --chars is given
+
+
+def default_length(max_chars: int | None) -> int:
+    """Tokens per sample when none is given: 500, or with a character limit enough for it
+    (a character takes at most 4 byte tokens), so that the limit alone ends a sample."""
+    return DEFAULT_LENGTH if max_chars is None else 4 * max(max_chars, 0) + 16

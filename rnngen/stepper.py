@@ -23,7 +23,9 @@ fp32 and bf16, 1 and 2 threads). The prompt runs once per `add`, for one row, as
 from __future__ import annotations
 
 import copy
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,9 +34,10 @@ import torch.nn.functional as F
 
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.sample import DTYPES, Done, Piece, SampleConfig, SampleText, filter_logits
+from rnngen.sample import Done, Piece, SampleConfig, SampleText, filter_logits
 from rnngen.tokenizer import Tokenizer
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Rows per matrix product. 16 keeps MKL's fp32 GEMM on its packed path and a bf16 (AMX)
 # product nearly as cheap per row as a batch of 64 (BENCHMARKS.md, "Serving").
 BLOCK = 16
@@ -46,6 +49,7 @@ class _Row:
     text: SampleText
     config: SampleConfig
     generator: torch.Generator | None
+    seed: int | None = None
     ngram: _NGramRow | None = None
 
 
@@ -78,22 +82,27 @@ class _NGramRow:
 
 
 class SampleBatch:
-    """Rows of samples from one RNNLM, stepped together."""
+    """Rows of samples from one RNNLM at one precision, stepped together. With no model
+    (None), rows sample an n-gram alone and no network runs. `ids`: where row ids come from
+    (a shared counter when several batches make one sampler)."""
 
-    def __init__(self, model: RNNLM, tokenizer: Tokenizer, precision: str = "fp32"):
+    def __init__(self, model: RNNLM | None, tokenizer: Tokenizer, precision: str = "fp32",
+                 ids: Iterator[int] | None = None):  # fmt: skip
         if precision not in DTYPES:
             raise RnngenError(f"unknown precision {precision!r}; use one of {tuple(DTYPES)}")
         self.reference = model  # fp32: runs the prompts
         dtype = DTYPES[precision]
-        self.model = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
+        self.model = (
+            model if dtype == torch.float32 or model is None else copy.deepcopy(model).to(dtype)
+        )
         self.dtype = dtype
         self.tokenizer = tokenizer
-        self.device = model.embedding.weight.device
+        self.device = torch.device("cpu") if model is None else model.embedding.weight.device
         self.rows: list[_Row] = []
         self.state: list | None = None  # per layer (h, c) or h, each (B, H) in `dtype`
         self.logits: torch.Tensor | None = None  # (B, V) fp32: the next token's, per row
         self.tokens: torch.Tensor | None = None  # (B,) chosen, not yet advanced
-        self._next_id = 0
+        self._ids = itertools.count() if ids is None else ids
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -112,6 +121,8 @@ class SampleBatch:
         fp32, for one row. Only between `choose` rounds (after `advance`)."""
         if mix is not None and (ngram is None or not 0 <= mix <= 1):
             raise RnngenError("a mixture needs an n-gram and a weight in [0, 1]")
+        if self.reference is None and (ngram is None or mix is not None):
+            raise RnngenError("without a network, rows sample an n-gram alone")
         if not seeds:
             raise RnngenError("a sample needs at least one row")
         config = SampleConfig(**options, num_samples=len(seeds))
@@ -120,23 +131,26 @@ class SampleBatch:
         if self.tokens is not None:
             raise RuntimeError("add() between choose() and advance()")
         context = [self.tokenizer.newline_id] + (self.tokenizer.encode(prompt) if prompt else [])
-        tokens = torch.tensor([context], dtype=torch.long, device=self.device)  # (1, T)
-        logits, state = self.reference(tokens)  # (1, T, V); per layer (1, 1, H) or a pair
         n = len(seeds)
+        if self.reference is None:  # an n-gram alone: logits in name only, no state
+            new_state, new_logits = [], torch.zeros(n, self.tokenizer.vocab_size)
+        else:
+            tokens = torch.tensor([context], dtype=torch.long, device=self.device)  # (1, T)
+            logits, state = self.reference(tokens)  # (1, T, V); per layer (1, 1, H) or a pair
 
-        def rows(tensor: torch.Tensor) -> torch.Tensor:  # (1, 1, H) -> (n, H)
-            return tensor[0].to(self.dtype).expand(n, -1).contiguous()
+            def rows(tensor: torch.Tensor) -> torch.Tensor:  # (1, 1, H) -> (n, H)
+                return tensor[0].to(self.dtype).expand(n, -1).contiguous()
 
-        new_state = [tuple(map(rows, s)) if isinstance(s, tuple) else rows(s) for s in state]
-        new_logits = logits[0, -1:].float().expand(n, -1)  # (n, V)
+            new_state = [tuple(map(rows, s)) if isinstance(s, tuple) else rows(s) for s in state]
+            new_logits = logits[0, -1:].float().expand(n, -1)  # (n, V)
         ids = []
         for seed in seeds:
             generator = None
             if not config.greedy:
                 generator = torch.Generator(device=self.device).manual_seed(seed)
-            row = _Row(self._next_id, SampleText(self.tokenizer, config), config, generator,
+            row = _Row(next(self._ids), SampleText(self.tokenizer, config), config, generator,
+                       None if config.greedy else seed,
                        None if ngram is None else _NGramRow(ngram, context, mix))  # fmt: skip
-            self._next_id += 1
             self.rows.append(row)
             ids.append(row.id)
         if self.state is None:
@@ -187,7 +201,7 @@ class SampleBatch:
                 events.append(Piece(row.id, text))
             if row.text.reason:
                 t = row.text
-                events.append(Done(row.id, t.text, t.tokens, t.reason, t.dropped_bytes))
+                events.append(Done(row.id, t.text, t.tokens, t.reason, t.dropped_bytes, row.seed))
             else:
                 keep.append(i)
         self.tokens = tokens
@@ -201,6 +215,8 @@ class SampleBatch:
         if self.tokens is None:
             return
         tokens, self.tokens = self.tokens, None
+        if self.model is None:
+            return  # n-gram rows: their logits come from their contexts
         batch = tokens.shape[0]
         padded = -(-batch // BLOCK) * BLOCK
         if padded != batch:
@@ -288,29 +304,3 @@ def _pad(s, extra: int):
 def _slice(s, start: int, stop: int | None = None):
     stop = start + BLOCK if stop is None else stop
     return tuple(t[start:stop] for t in s) if isinstance(s, tuple) else s[start:stop]
-
-
-def sampling_seeds(config: SampleConfig, count: int) -> list[int | None]:
-    """Seeds of samples 0..count-1: seed + i (None when greedy)."""
-    return [config.seed_of(i) for i in range(count)]
-
-
-def generate_batch(model, tokenizer, prompt: str, config: SampleConfig, precision: str = "fp32",
-                   ngram=None, mix: float | None = None):  # fmt: skip
-    """`sample.generate` for an RNNLM, through SampleBatch: the same events, index = sample.
-    `ngram` alone samples that n-gram; with `mix` = λ, the mixture."""
-    batch = SampleBatch(model, tokenizer, precision)
-    options = {"temperature": config.temperature, "top_k": config.top_k, "top_p": config.top_p,
-               "max_tokens": config.max_tokens, "max_chars": config.max_chars,
-               "stops": config.stops}  # fmt: skip
-    seeds = sampling_seeds(config, config.num_samples)
-    ids = batch.add(prompt, seeds, ngram=ngram, mix=mix, **options)
-    index = {row_id: i for i, row_id in enumerate(ids)}
-    while len(batch):
-        for event in batch.choose():
-            if isinstance(event, Piece):
-                yield Piece(index[event.index], event.text)
-            else:
-                yield Done(index[event.index], event.text, event.tokens, event.reason,
-                           event.dropped_bytes)  # fmt: skip
-        batch.advance()

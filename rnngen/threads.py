@@ -4,10 +4,10 @@ torch runs its CPU kernels' parallel loops in OpenMP (libgomp in the Linux wheel
 parallel region ends at a barrier where the threads wait for each other, spinning a while
 before they sleep. When another program holds one of the cores, the thread that lost it
 stalls every region while its partner spins: on 2 cores, beside one busy process, the default
-1x512 LSTM training step ran 3.5x slower with 2 threads than quiet, where 1 thread kept 60% of
-the quiet speed (BENCHMARKS.md, "Sharing the machine"). No OpenMP setting cures it: a passive
-or bounded spin-wait (OMP_WAIT_POLICY, GOMP_SPINCOUNT) cost up to 40% on a quiet machine and
-still lost to 1 thread beside a busy one. So rnngen picks the count itself:
+1x512 LSTM training kept 12-30% of its quiet speed with 2 threads, and 59% adapting
+(BENCHMARKS.md, "Sharing the machine"). A passive wait (OMP_WAIT_POLICY=PASSIVE) cost 12-18%
+on a quiet machine and still lost to 1 thread beside a busy one (issue 29's measurement). So
+rnngen picks the count itself:
 
 - `--threads N`, else OMP_NUM_THREADS, fixes it (`plan_threads`); under torchrun each process
   gets its share of the cores unless --threads says otherwise (torchrun sets OMP_NUM_THREADS=1

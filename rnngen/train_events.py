@@ -1,9 +1,74 @@
 """What `Trainer.run()` yields, and what the training run (rnngen/training.py) adds to it:
-the CLI draws progress from these, and an API caller's `on_event` receives them."""
+the CLI draws progress from these, and an API caller's `on_event` receives them.
+
+In the order a run reports them: Placed, TokenizeProgress (while a corpus is tokenized),
+SizeChosen (when automatic sizing measured), ModelBuilt, then the loop's Step, Evaluation,
+Saved, Samples, Rollback, ThreadsChanged, LoggerStopped, Stopped or Finished, and last the
+TrainResult."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The run has its device, precision and CPU threads; under torchrun, its process group."""
+
+    device: str
+    precision: str
+    threads: str | None  # the CPU thread choice, described (None on a GPU)
+    rank: int = 0
+    world_size: int = 1
+    distributed: bool = False  # under torchrun (rank 0 reports for all)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass(frozen=True)
+class TokenizeProgress:
+    """Tokenizing the corpus: `done` of `total` bytes. The first of a pass has total None
+    (it starts), the last `finished` (it ended, or failed); none when the ids come from a
+    tokenized directory."""
+
+    done: int
+    total: int | None
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class SizeChosen:
+    """Automatic sizing measured this machine and chose the model (rank 0)."""
+
+    summary: str  # one line: the size, the rates measured, why
+    sizing: dict  # what the checkpoint's `sizing` field records
+
+
+@dataclass(frozen=True)
+class ModelBuilt:
+    """The model is built and the loop about to start (every Step follows this)."""
+
+    layers: int
+    cell: str
+    hidden_size: int
+    parameters: int
+    vocab_size: int
+    tokenizer_kind: str
+    train_tokens: int
+    chars_per_token: float  # of the validation text, for bits per character
+    device: str  # the device type: cpu, cuda, mps
+    precision: str
+    resumed_step: int | None  # the step a resumed run continues from
+    base: str | None  # the checkpoint being fine-tuned
+    output_layer: str | None  # an adaptive softmax, described
+    batch_size: int
+    world_size: int = 1
+    backend: str | None = None
+    model: str = "rnn"  # or "window": the fixed-window LM reading `window` tokens
+    window: int = 0
+    skip: str = "none"  # between stacked layers: residual, highway, dense
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ check its options before importing torch: a typo fails in milliseconds, before a
 
 from __future__ import annotations
 
+import inspect
 import re
 
 from rnngen.config import DEFAULT_WINDOW, ModelConfig, TrainConfig
@@ -170,3 +171,39 @@ def complete(options: dict) -> dict:
     if options["embed_size"] is None:
         options["embed_size"] = options["hidden_size"]
     return options
+
+
+# The corpus options of `train(...)`, with their defaults; the rest go to `configs`.
+CORPUS_OPTIONS = {"kind": "bpe", "vocab_size": None, "valid": None, "test": None,
+                  "valid_frac": None, "test_frac": None}  # fmt: skip
+
+
+def check_sample_every(evaluations: int) -> int:
+    if not isinstance(evaluations, int) or evaluations < 0:
+        raise RnngenError(f"--sample-every must be 0 (off) or a number of evaluations, got "
+                          f"{evaluations!r}")  # fmt: skip
+    return evaluations
+
+
+def check_run(time_budget, options: dict, log, sample_every: int) -> tuple:
+    """Every option of a training run checked, before any work (and before torch is imported:
+    a typo fails in milliseconds): (TrainConfig, model options, corpus options, the options
+    given). Pops the corpus options from `options`."""
+    from rnngen.train_data import check_held_out
+    from rnngen.train_loggers import parse_specs
+
+    given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
+    corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
+    config, model_options = configs(time_budget=time_budget, **options)
+    check_held_out(*(corpus_options[k] for k in ("valid", "test", "valid_frac", "test_frac")))
+    parse_specs(log)
+    check_sample_every(sample_every)
+    return config, model_options, corpus_options, given
+
+
+# The annotations of `train`'s options, which `rnngen.arguments.checked` checks them against.
+TRAIN_OPTIONS = {
+    **{name: p.annotation for name, p in inspect.signature(configs).parameters.items()},
+    "kind": "str", "vocab_size": "int | None", "valid": "str | Path | None",
+    "test": "str | Path | None", "valid_frac": "float | None", "test_frac": "float | None",
+}  # fmt: skip

@@ -5,8 +5,9 @@ start, by the model the evaluation scored. It must not change the run, so:
 
 * the model samples in eval mode (no dropout, which would draw from the global generator)
   and goes back to the mode it was in;
-* every token is chosen with a generator of the sample's own (rnngen/sample.py's
-  TokenChooser), seeded from the run's seed and the step, so the samples are reproducible;
+* every token is chosen with a generator of the sample's own (the sampling engine,
+  rnngen/sampler.py), seeded from the run's seed and the step, so the samples are
+  reproducible;
 * and as a guard, the global generators' states (CPU, and the device's) are saved before and
   restored after (`torch.random.fork_rng`);
 * it samples on one thread (then gives training back its threads): a token at a time is too
@@ -21,17 +22,10 @@ import time
 
 import torch
 
-from rnngen.errors import RnngenError
+from rnngen.train_options import check_sample_every  # noqa: F401 (its home before)
 
 SAMPLE_CHARS = 200
 TEMPERATURES = (0.5, 1.0)
-
-
-def check_sample_every(evaluations: int) -> int:
-    if not isinstance(evaluations, int) or evaluations < 0:
-        raise RnngenError(f"--sample-every must be 0 (off) or a number of evaluations, got "
-                          f"{evaluations!r}")  # fmt: skip
-    return evaluations
 
 
 def sample_seed(run_seed: int, step: int, index: int) -> int:
@@ -43,7 +37,8 @@ def training_samples(model, tokenizer, run_seed: int, step: int, chars: int = SA
                      temperatures: tuple[float, ...] = TEMPERATURES) -> dict:  # fmt: skip
     """The `samples` record of metrics.jsonl: {"event", "step", "seconds", "samples":
     [{"temperature", "seed", "text"}, ...]}, the global random state untouched."""
-    from rnngen.sample import Done, SampleConfig, generate
+    from rnngen.sample import Done, SampleConfig
+    from rnngen.sampler import generate
 
     started = time.perf_counter()
     device = next(model.parameters()).device
@@ -60,8 +55,8 @@ def training_samples(model, tokenizer, run_seed: int, step: int, chars: int = SA
                 seed = sample_seed(run_seed, step, index)
                 config = SampleConfig(temperature=temperature, max_chars=chars,
                                       max_tokens=4 * chars + 16, seed=seed)  # fmt: skip
-                text = next(e.text for e in generate(model, tokenizer, "", config)
-                            if isinstance(e, Done))  # fmt: skip
+                events = generate(model, tokenizer, "", config, precision="fp32")
+                text = next(e.text for e in events if isinstance(e, Done))
                 samples.append({"temperature": temperature, "seed": seed, "text": text})
         finally:
             torch.set_num_threads(threads)

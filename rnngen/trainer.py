@@ -129,6 +129,7 @@ class Trainer:
         self.average = None  # torch.optim.swa_utils.AveragedModel once averaging began
         self._loss_average: float | None = None  # of recent losses, to spot an explosion
         self._stop = self._stop_agreed = False
+        self.stop_signal = None  # anything with is_set() (a threading.Event): a stop request
         self.tuner = None  # adapts the CPU thread count, after adapt_threads()
         self._window = None  # the last window trained on (x, y): what a thread probe runs
         if resume is not None:
@@ -165,11 +166,16 @@ class Trainer:
         """Ranks adopt the slowest clock and any rank's stop request, so the time budget,
         the schedule, evaluations and a stop fall on the same step everywhere."""
         if self.group.enabled:
-            stop, self.elapsed = self.group.max([float(self._stop), self.elapsed])
+            stop, self.elapsed = self.group.max([float(self._requested()), self.elapsed])
             self._stop_agreed = stop > 0
 
     def _stopping(self) -> bool:
-        return self._stop_agreed if self.group.enabled else self._stop
+        return self._stop_agreed if self.group.enabled else self._requested()
+
+    def _requested(self) -> bool:
+        if self.stop_signal is not None and self.stop_signal.is_set():
+            self._stop = True
+        return self._stop
 
     def adapt_threads(self, most: int, start: int | None = None) -> None:
         """Adapt the CPU thread count to the machine's load as the run goes (rnngen/threads.py),

@@ -1,17 +1,15 @@
-"""A training run as library phases, each returning a value the next one takes.
+"""A training run: `train` (what `rnngen train` and `rnngen.train(...)` both run), its phases
+in order and the files it keeps, every phase reported through `on_event`.
 
     base = open_base(init_from, ...)         # init_from.py: the checkpoint to fine-tune, or None
     files = RunFiles.claim(...)              # run_files.py: -o checked and locked
-    place = connect(config, group)           # device, precision; torchrun's process group
+    place = connect(config, group)           # train_phases.py: device, precision; torchrun
     data = prepare_data(corpus, ..., group)  # train_data.py: ids, tokenizer, provenance
     plan = plan_model(data, options, config, place, files.resume_state(group), base)
     model = build_model(data, plan, place)   # the network and its Trainer
     for event in run(model, data, files): ...  # saves on `best`, the state at evaluations
 
-`rnngen train` calls these phases and draws their values and events on the terminal;
-`train(...)` below calls the same ones for a Python caller. Nothing here prints: what the CLI
-logs ("size: ...", "model: ...") it reads from the returned values and the events.
-
+Nothing here prints: the CLI draws the events (rnngen/train_events.py) on the terminal.
 Under torchrun every process runs the same phases; rank 0 alone writes files, while the
 others take part in every collective (rnngen/distributed.py).
 """
@@ -21,236 +19,52 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import inspect
 import json
 import math
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rnngen import metrics
 from rnngen.arguments import checked
-from rnngen.config import ModelConfig, TrainConfig, from_json, to_json, with_learning_rate
+from rnngen.config import to_json
 from rnngen.distributed import Group
 from rnngen.errors import RnngenError
-from rnngen.init_from import Base, open_base, run_tokenizer
-from rnngen.run_files import RunFiles, output_path
-from rnngen.threads import ThreadPlan, plan_threads
-from rnngen.train_data import TrainingData, check_held_out, prepare_data
+from rnngen.init_from import open_base, run_tokenizer
+from rnngen.run_files import RunFiles
+from rnngen.run_paths import output_path
+from rnngen.threads import plan_threads
+from rnngen.train_data import TrainingData, prepare_data
 from rnngen.train_events import (
     Evaluation,
     Finished,
     LoggerStopped,
+    ModelBuilt,
+    Placed,
     Rollback,
     Samples,
     Saved,
+    SizeChosen,
     Step,
     Stopped,
+    TokenizeProgress,
     TrainResult,
 )
-from rnngen.train_loggers import RunLoggers, parse_specs
-from rnngen.train_options import complete, configs
-from rnngen.train_samples import check_sample_every, training_samples
-
-# The corpus options of `train(...)`, with their defaults; the rest go to `configs`.
-CORPUS_OPTIONS = {"kind": "bpe", "vocab_size": None, "valid": None, "test": None,
-                  "valid_frac": None, "test_frac": None}  # fmt: skip
-
-
-@dataclass(frozen=True, eq=False)
-class Placement:
-    device: torch.device  # cuda:LOCAL_RANK under torchrun
-    precision: str
-    group: Group
-    threads: ThreadPlan | None = None  # CPU threads (rnngen/threads.py); None on a GPU
-
-
-def connect(config: TrainConfig, group: Group | None = None,
-            threads: ThreadPlan | None = None) -> Placement:  # fmt: skip
-    """Pick the device and precision and the CPU threads (`threads`, by default the plan of
-    no --threads); under torchrun, join the process group."""
-    from rnngen.hardware import resolve_device, resolve_precision
-
-    group = group or Group()
-    device = group.connect(resolve_device(config.device))
-    if device.type == "cpu":  # processes on one machine share its cores
-        threads = threads or plan_threads(processes=group.local_world_size)
-    else:
-        threads = None
-    return Placement(device, resolve_precision(config.precision, device), group, threads)
-
-
-@dataclass(frozen=True, eq=False)
-class ModelPlan:
-    """The model to build, and the run's config once sizing has taken its time from it."""
-
-    config: ModelConfig
-    train_config: TrainConfig
-    sizing: dict | None  # what automatic sizing measured and chose (every rank), if it ran
-    choice: object | None  # rank 0's rnngen.sizing.Choice, whose summary() explains it
-    saved: tuple | None  # the resume state (tensors, info), when continuing a run
-    base: Base | None = None  # the checkpoint whose weights the model starts from
-    init_from: dict | None = None  # the base's record (Base.record), kept when resuming
-    threads: int | None = None  # the CPU thread count sizing found fastest, to start at
-
-    @property
-    def resumed(self) -> bool:
-        return self.saved is not None
-
-
-def plan_model(data: TrainingData, options: dict, config: TrainConfig, place: Placement,
-               saved: tuple | None = None, base: Base | None = None) -> ModelPlan:  # fmt: skip
-    """The saved run's model when resuming (it never measures again), the base's
-    architecture with the options' regularization when fine-tuning, else the model the
-    options describe, sized by measuring this machine when they give no size."""
-    torch.manual_seed(config.seed)
-    vocab_size = data.tokenizer.vocab_size
-    if saved is not None:
-        if saved[1].get("tokenizer_sha256") != data.tokenizer.sha256:
-            raise RnngenError(
-                "--resume: this fine-tuning run saved no model to take its tokenizer from; "
-                "start it again with --init-from and --force"
-                if "init_from" in saved[1]
-                else "--resume: this corpus tokenizes differently from the saved run "
-                "(give the same corpus and --kind/--vocab-size)"
-            )
-        model_config = from_json(ModelConfig, saved[1]["model_config"])
-    if place.threads is not None:
-        torch.set_num_threads(place.threads.threads)
-    if saved is not None:
-        config = with_learning_rate(config, model_config.hidden_size)
-        return ModelPlan(model_config, config, None, None, saved,
-                         init_from=saved[1].get("init_from"))  # fmt: skip
-    if base is not None:
-        model_config = base.model_config(options, data.tokenizer)
-        config = with_learning_rate(config, model_config.hidden_size)
-        return ModelPlan(model_config, config, None, None, None, base, base.record)
-    options = {**options, **_output_layer(options, data)}
-    if options["layers"] is not None or options["hidden_size"] is not None:
-        model_config = ModelConfig(vocab_size=vocab_size, **complete(options))
-        config = with_learning_rate(config, model_config.hidden_size)
-        return ModelPlan(model_config, config, None, None, None)
-    return _measure_and_choose(data, options, config, place)
-
-
-def _output_layer(options: dict, data: TrainingData) -> dict:
-    """--softmax resolved for this vocabulary, with cut-offs from the training text."""
-    from rnngen.adaptive import output_layer
-
-    full = complete(options)
-    width = full["embed_size"] if full["tie"] else full["hidden_size"]
-    return output_layer(options["softmax"], data.train_ids, data.tokenizer.vocab_size, width)
-
-
-def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> ModelPlan:
-    """rnngen/sizing.py's choice; rank 0 measures, every rank builds what it chose.
-
-    With automatic threads each size is timed at all cores and at one fewer, and rated at
-    the faster: on a machine where something else runs, the run itself will use fewer
-    threads, and sizing for the collapsed all-core speed would choose far too small a model."""
-    from rnngen.sizing import candidate_config, choose, measure_rates
-    from rnngen.threads import choose as choose_threads
-    from rnngen.threads import ladder
-    from rnngen.trainer import steps_per_run
-
-    group, vocab_size, tokens = place.group, data.tokenizer.vocab_size, len(data.train_ids)
-    share = c.batch_size // group.world_size  # each rank's streams
-    adaptive = place.threads is not None and place.threads.adaptive
-    counts = ladder(place.threads.threads)[:2] if adaptive else ()
-    by_size: dict[tuple[int, int], dict] = {}
-
-    def rate_of(config: ModelConfig) -> float:
-        rates = measure_rates(config, share, c.seq_len, place.device, place.precision, counts)
-        best = choose_threads(counts[0], {n: [1 / r] for n, r in rates.items()}) if counts else 0
-        by_size[config.layers, config.hidden_size] = {
-            "threads": best, "rates": {n: round(r) for n, r in rates.items()},
-            "contended": bool(counts) and best < counts[0],
-        }  # fmt: skip
-        return rates[best] * group.world_size
-
-    steps = steps_per_run(tokens, c)
-    fixed_tokens = steps * c.batch_size * c.seq_len if steps else None
-    fixed = {k: v for k, v in options.items() if v is not None}
-    choice = None
-    if group.is_main:
-        choice = choose(vocab_size, tokens, c.time_budget, fixed_tokens, rate_of,
-                        c.batch_size * c.seq_len, fixed)  # fmt: skip
-        if counts:
-            choice = dataclasses.replace(choice, threads=by_size[choice.layers, choice.hidden_size])
-    sizing = group.broadcast_json(choice.as_dict() if choice else None)
-    if c.time_budget is not None:  # the probe's seconds count against the budget
-        remaining = max(c.time_budget - sizing["probe_seconds"], 0.5 * c.time_budget)
-        c = dataclasses.replace(c, time_budget=remaining)
-    config = candidate_config(sizing["layers"], sizing["hidden_size"], vocab_size, **fixed)
-    start = choice.threads["threads"] if choice is not None and choice.threads else None
-    if start is None and place.threads is not None:
-        torch.set_num_threads(place.threads.threads)  # measure_rates may have left another
-    return ModelPlan(config, with_learning_rate(c, config.hidden_size), sizing, choice, None,
-                     threads=start)  # fmt: skip
-
-
-@dataclass(frozen=True, eq=False)
-class TrainingModel:
-    plan: ModelPlan
-    model: torch.nn.Module  # rnngen.model.RNNLM
-    trainer: object  # rnngen.train.Trainer; request_stop() ends the run at a step boundary
-    place: Placement
-
-    @property
-    def parameters(self) -> int:
-        from rnngen.model import count_parameters
-
-        return count_parameters(self.model)
-
-
-def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> TrainingModel:
-    from rnngen.adaptive import frequency_order
-    from rnngen.model import RNNLM
-    from rnngen.trainer import Trainer
-
-    torch.manual_seed(plan.train_config.seed)  # the probe drew from the generator
-    with _memory(plan.config, place.device):
-        model = RNNLM(plan.config)
-        if model.adaptive is not None:  # frequent tokens first (a resumed run loads its own)
-            model.adaptive.set_order(frequency_order(data.train_ids, plan.config.vocab_size))
-        model = model.to(place.device)
-        if plan.base is not None:  # fine-tuning: a fresh Trainer, the base's weights and order
-            plan.base.copy_into(model)
-        if place.group.enabled:  # same initial weights (above), but each rank its own dropout
-            torch.manual_seed(plan.train_config.seed + place.group.rank)
-        trainer = Trainer(model, data.train_ids, data.valid_ids, plan.train_config,
-                          place.device, place.precision, plan.saved, place.group)  # fmt: skip
-    if place.threads is not None and place.threads.adaptive:
-        trainer.adapt_threads(place.threads.threads, plan.threads)
-    return TrainingModel(plan, model, trainer, place)
-
-
-@contextlib.contextmanager
-def _memory(config: ModelConfig, device: torch.device):
-    """An allocation the machine cannot make (options that describe a model far too large
-    for it) is one RnngenError, not the allocator's RuntimeError. (A model that fits the
-    allocator but not the memory can still meet the system's out-of-memory killer.)"""
-    try:
-        yield
-    except (MemoryError, RuntimeError) as e:
-        text = str(e).lower()
-        if isinstance(e, RuntimeError) and not ("out of memory" in text or "allocate" in text):
-            raise
-        raise RnngenError(
-            f"not enough memory on {device.type} for this model ({config.layers}x"
-            f"{config.cell} {config.hidden_size}, embed {config.embed_size}, vocabulary "
-            f"{config.vocab_size}); give a smaller --hidden, --embed, --layers or --batch-size"
-        ) from None
-
-
-def _guarded(events: Iterator[object], config: ModelConfig, device) -> Iterator[object]:
-    """The Trainer's events, an allocation failure on the way as `_memory` says it."""
-    with _memory(config, device):
-        yield from events
+from rnngen.train_loggers import RunLoggers
+from rnngen.train_options import TRAIN_OPTIONS, check_run
+from rnngen.train_phases import (  # noqa: F401 (the phases, also reached from here)
+    ModelPlan,
+    Placement,
+    TrainingModel,
+    _guarded,
+    _measure_and_choose,
+    build_model,
+    connect,
+    plan_model,
+)
+from rnngen.train_samples import training_samples
 
 
 def run(model: TrainingModel, data: TrainingData, files: RunFiles,
@@ -365,17 +179,9 @@ def _shard(model: TrainingModel) -> dict:
     }
 
 
-# The annotations of `train`'s options, which `rnngen.arguments.checked` checks them against.
-TRAIN_OPTIONS = {
-    **{name: p.annotation for name, p in inspect.signature(configs).parameters.items()},
-    "kind": "str", "vocab_size": "int | None", "valid": "str | Path | None",
-    "test": "str | Path | None", "valid_frac": "float | None", "test_frac": "float | None",
-}  # fmt: skip
-
-
 @checked(options=TRAIN_OPTIONS, rename={"-o": "output"})
 def train(corpus: str | Path, *, time_budget: str | float | None = None,
-          output: str | Path | None = None, on_event: Callable | None = None,
+          output: str | Path | None = None, on_event: Callable | None = None, stop=None,
           resume: bool = False, force: bool = False, init_from: str | Path | None = None,
           threads: int | str | None = None, log: Iterable[str] = (), sample_every: int = 0,
           **options) -> TrainResult:  # fmt: skip
@@ -391,44 +197,94 @@ def train(corpus: str | Path, *, time_budget: str | float | None = None,
     at every N-th evaluation as `--sample-every` does (0: never). `options` are the CLI's
     options with underscores
     (kind, vocab_size, valid, test, valid_frac, test_frac, size, cell, layers, hidden, embed,
-    dropout, ..., max_steps, epochs, seed, device, precision). `on_event` receives each event
-    of the run (rnngen.train_events): Step, Evaluation, Saved, Samples, Rollback,
-    ThreadsChanged, LoggerStopped, Stopped, Finished, and last the TrainResult returned.
-    Signals are left to the caller: Ctrl-C raises KeyboardInterrupt, and the files on disk
-    stay whole (every write is atomic).
+    dropout, ..., max_steps, epochs, seed, device, precision); those given are the ones
+    `init_from` checks against its base. `on_event` receives each event of the run
+    (rnngen.train_events): Placed, TokenizeProgress, SizeChosen, ModelBuilt, then Step,
+    Evaluation, Saved, Samples, Rollback, ThreadsChanged, LoggerStopped, Stopped, Finished,
+    and last the TrainResult returned. `stop` is anything with is_set() (a threading.Event,
+    set from a signal handler or another thread): once set, the run stops at the next step
+    boundary, saves its state and returns an interrupted TrainResult; its `exit_code`, if it
+    has one, is what --log's runs finish with (else 130). Signals are left to the caller:
+    Ctrl-C raises KeyboardInterrupt, and the files on disk stay whole (every write is atomic).
     """
-    given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
-    corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}
-    check_held_out(*(corpus_options[k] for k in ("valid", "test", "valid_frac", "test_frac")))
-    config, model_options = configs(time_budget=time_budget, **options)
+    config, model_options, corpus_options, given = check_run(time_budget, options, log,
+                                                             sample_every)  # fmt: skip
     corpus = str(corpus)
     base = open_base(init_from, given, resume=resume, output=output_path(corpus, output),
                      force=force)  # fmt: skip
     group = Group.from_env()  # a single process unless torchrun started this one
     group.stream_range(config.batch_size)  # an uneven split fails before any work
     thread_plan = plan_threads(threads, processes=group.local_world_size)
-    check_sample_every(sample_every)
-    parse_specs(log)
+    emit = on_event or (lambda event: None)
     inputs = (corpus_options["valid"], corpus_options["test"])
-    result, loggers = None, RunLoggers()
+    files, result, loggers = None, None, RunLoggers()
     try:
-        with RunFiles.claim(output, corpus, resume=resume, force=force, inputs=inputs,
-                            main=group.is_main) as files:  # fmt: skip
-            if group.is_main:  # a logger that cannot start stops the run here, before work
-                loggers = RunLoggers.open(log, files.output.stem)
-            place = connect(config, group, thread_plan)
-            data = prepare_data(corpus, **corpus_options, group=group,
-                                spool_dir=files.output.parent,
-                                tokenizer=run_tokenizer(base, files, group))  # fmt: skip
-            plan = plan_model(data, model_options, config, place, files.resume_state(group),
-                              base)  # fmt: skip
-            events = run(build_model(data, plan, place), data, files, loggers, sample_every)
-            with contextlib.closing(events):
-                for event in events:
-                    if on_event is not None:
-                        on_event(event)
-                    result = event
+        files = RunFiles.claim(output, corpus, resume=resume, force=force, inputs=inputs,
+                               main=group.is_main)  # fmt: skip
+        if group.is_main:  # a logger that cannot start stops the run here, before work
+            loggers = RunLoggers.open(log, files.output.stem)
+        place = connect(config, group, thread_plan)
+        emit(_placed(place))
+        data = prepare_data(corpus, **corpus_options, group=group,
+                            spool_dir=files.output.parent,
+                            progress=lambda: _tokenize_progress(emit),
+                            tokenizer=run_tokenizer(base, files, group))  # fmt: skip
+        plan = plan_model(data, model_options, config, place, files.resume_state(group), base)
+        if plan.choice is not None:
+            emit(SizeChosen(plan.choice.summary(), plan.sizing))
+        model = build_model(data, plan, place)
+        model.trainer.stop_signal = stop
+        emit(_built(model, data))
+        events = run(model, data, files, loggers, sample_every)
+        with contextlib.closing(events):  # its metrics file closes before the lock goes
+            for event in events:
+                emit(event)
+                result = event
     finally:
-        loggers.close(0 if isinstance(result, TrainResult) else 1)
+        code = 1
+        if isinstance(result, TrainResult):
+            code = getattr(stop, "exit_code", 130) if result.interrupted else 0
+        loggers.close(code)
+        if files is not None:
+            files.release()
         group.close()
     return result
+
+
+def _placed(place: Placement) -> Placed:
+    group = place.group
+    threads = place.threads.describe() if place.threads is not None else None
+    return Placed(str(place.device), place.precision, threads, group.rank, group.world_size,
+                  group.enabled)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _tokenize_progress(emit: Callable) -> Iterator[Callable[[int, int], None]]:
+    """prepare_data's progress: the bytes tokenized, as TokenizeProgress events."""
+    last = [0, None]
+
+    def progress(done: int, total: int) -> None:
+        last[:] = done, total
+        emit(TokenizeProgress(done, total))
+
+    emit(TokenizeProgress(0, None))
+    try:
+        yield progress
+    finally:
+        emit(TokenizeProgress(last[0], last[1], finished=True))
+
+
+def _built(model: TrainingModel, data: TrainingData) -> ModelBuilt:
+    from rnngen.adaptive import describe
+
+    config, plan, place, tokenizer = model.plan.config, model.plan, model.place, data.tokenizer
+    return ModelBuilt(
+        config.layers, config.cell, config.hidden_size, model.parameters,
+        tokenizer.vocab_size, tokenizer.kind, len(data.train_ids), data.chars_per_token,
+        place.device.type, place.precision, model.trainer.step if plan.resumed else None,
+        str(plan.base.path) if plan.base is not None else None,
+        describe(config) if config.softmax == "adaptive" else None,
+        plan.train_config.batch_size, place.group.world_size,
+        place.group.backend if place.group.enabled else None, config.model, config.window,
+        config.skip,
+    )  # fmt: skip

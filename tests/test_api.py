@@ -71,6 +71,53 @@ def test_the_cli_and_the_api_give_identical_figures(checkpoint):
     ]
 
 
+@pytest.mark.parametrize("temperature", [0.0, 0.9])
+def test_the_cli_and_the_api_sample_the_same_text(checkpoint, temperature):
+    """No --precision, no option pinned: `rnngen sample` and `rnngen.load(...).sample(...)` /
+    `generate(...)` choose the precision by one rule, so a seed gives the same text."""
+    from typer.testing import CliRunner
+
+    import rnngen
+    from rnngen.cli import app
+
+    args = ["sample", str(checkpoint), "--prompt", "the", "--seed", "4", "--length", "40",
+            "-n", "3", "--temp", str(temperature), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cli = [json.loads(line) for line in result.stdout.splitlines()]
+    lm = rnngen.load(checkpoint)
+    sampling = lm.sample("the", n=3, seed=4, max_tokens=40, temperature=temperature)
+    expected = "fp32" if temperature == 0 else sampling.precision
+    assert sampling.precision == expected and f" {expected}\n" in result.stderr
+    done = sorted((e for e in sampling if isinstance(e, rnngen.api.Done)), key=lambda e: e.index)
+    assert [{"index": e.index, "prompt": "the", "text": e.text, "tokens": e.tokens,
+             "seed": e.seed, "finish": e.reason, "dropped_bytes": e.dropped_bytes}
+            for e in done] == cli  # fmt: skip
+    text = "".join(lm.generate("the", seed=4, max_tokens=40, temperature=temperature))
+    assert text == cli[0]["text"]
+
+
+def test_the_api_samples_as_the_command_does(checkpoint):
+    """`sample`'s options and records, and its errors naming the API's keywords."""
+    import rnngen
+
+    lm = rnngen.load(checkpoint)
+    sampling = lm.sample("the", n=2, max_chars=12, stop=["\n"])  # a random seed, said
+    assert 0 <= sampling.seed < 2**31 and sampling.num_samples == 2 and not sampling.greedy
+    done = [e for e in sampling if isinstance(e, rnngen.api.Done)]
+    assert sorted(e.seed for e in done) == [sampling.seed, sampling.seed + 1]
+    assert all(len(e.text) <= 12 and e.reason in ("chars", "stop") for e in done)
+    for call, keyword in [(lambda: lm.sample(temperature=-1), "temperature"),
+                          (lambda: lm.sample(n=0), "n must"),
+                          (lambda: lm.sample(max_chars=0), "max_chars"),
+                          (lambda: lm.sample(precision="fp8"), "precision"),
+                          (lambda: lm.sample(ngram=True, mix=0.5), "ngram and mix"),
+                          (lambda: lm.sample(mix=2), "mix"),
+                          (lambda: lm.generate(max_tokens=0), "max_tokens")]:  # fmt: skip
+        with pytest.raises(rnngen.RnngenError, match=keyword):
+            call()
+
+
 def test_an_old_checkpoint_loads_samples_scores_and_evals(tmp_path):
     """A checkpoint written by the code before the library API (and its figures then)."""
     for name in ("old_char.safetensors", "old_char_train.txt", "old_char_heldout.txt"):
@@ -87,13 +134,16 @@ def test_an_old_checkpoint_loads_samples_scores_and_evals(tmp_path):
     assert len(mixed) <= 1
     result = run_cli("score", "old_char.safetensors", input="the cat sat.\nthe dog\n", cwd=tmp_path)
     assert result.stdout == (FIXTURES / "old_char_score.jsonl").read_text()
-    args = ["--seed", "1", "--length", "60", "--precision", "fp32"]
-    result = run_cli("sample", "old_char.safetensors", *args, cwd=tmp_path)
-    assert result.stdout == (FIXTURES / "old_char_sample.txt").read_text()
-
     import rnngen
 
     lm = rnngen.load(OLD, device="cpu")
+    # The text of then: sampled in fp32 (the one precision every CPU reproduces; what a CPU
+    # with bf16 units samples at --temp 1 with no --precision is its own, checked below).
+    text = "".join(lm.generate(seed=1, max_tokens=60, precision="fp32"))
+    assert text + "\n" == (FIXTURES / "old_char_sample.txt").read_text()
+    result = run_cli("sample", "old_char.safetensors", "--seed", "1", "--length", "60",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.stdout == "".join(lm.generate(seed=1, max_tokens=60)) + "\n"
     assert lm.provenance is not None and lm.provenance.heldout_split == "test"
     assert lm.score(["the cat sat."])[0].tokens == 13
 

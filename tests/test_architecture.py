@@ -15,8 +15,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rnngen"
 # The stdlib-only helpers the self-contained engines may use (errors, and the writers every
-# output goes through).
-SHARED_HELPERS = {"rnngen.errors", "rnngen.atomic", "rnngen.textio"}
+# output goes through, and the figures every report shows).
+SHARED_HELPERS = {"rnngen.errors", "rnngen.atomic", "rnngen.textio", "rnngen.metrics"}
 ENGINES = ("ngram", "synth")  # folders that import nothing of rnngen but SHARED_HELPERS
 
 
@@ -58,6 +58,45 @@ def top(name: str) -> str:
 def test_nothing_imports_the_cli():
     for path in library_modules():
         assert not any(n.startswith("rnngen.cli") for n in imports_of(path)), path
+
+
+# What the CLI may import of the library: the API's face, the one error type, and the config
+# (defaults and option values). Everything else is reached through rnngen.api: one door.
+CLI_MAY_IMPORT = {"rnngen.api", "rnngen.errors", "rnngen.config"}
+
+
+def cli_imports(path: Path) -> set[str]:
+    """Every rnngen module a CLI file imports, at the top and inside functions alike;
+    relative imports resolved, `from rnngen.api import x` counted as rnngen.api."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = "rnngen.cli" if node.level == 1 else "rnngen" if node.level else ""
+            module = ".".join(part for part in (base, node.module) if part)
+            if module == "rnngen":  # `from rnngen import api` names the module rnngen.api
+                names |= {f"rnngen.{alias.name}" for alias in node.names}
+            else:
+                names.add(module)
+    return {name for name in names if top(name) == "rnngen"}
+
+
+def test_the_cli_reaches_the_library_through_the_api_only():
+    files = files_in(PACKAGE / "cli")
+    assert len(files) >= 10, files  # the rule found the command modules
+    for path in files:
+        for name in cli_imports(path):
+            inside = name == "rnngen.cli" or name.startswith("rnngen.cli.")
+            assert inside or name in CLI_MAY_IMPORT, (path.name, name)
+
+
+def test_the_cli_rule_sees_imports_inside_functions(tmp_path):
+    module = tmp_path / "command.py"
+    module.write_text("from rnngen import api\ndef f():\n    from rnngen.threads import running\n"
+                      "    from ..sample import x\n    import rnngen.api.sampling\n")  # fmt: skip
+    assert cli_imports(module) == {
+        "rnngen.api", "rnngen.threads", "rnngen.sample", "rnngen.api.sampling"}  # fmt: skip
 
 
 def test_train_does_not_save_checkpoints():

@@ -19,7 +19,7 @@ from rnngen.interpolate import FIT, parse_mix
 from rnngen.mixture import fit_weight, mix_logprobs
 from rnngen.model import RNNLM
 from rnngen.ngram import KneserNey
-from rnngen.sample import MixedSource, NGramSource, RNNSource
+from rnngen.stepper import _NGramRow
 from rnngen.tokenizer import train_tokenizer
 
 SMALL = ["--hidden", "32", "--embed", "32", "--layers", "1", "--batch-size", "8",
@@ -83,12 +83,20 @@ def models():
 
 @pytest.mark.parametrize("weight", [0.0, 0.3, 1.0])
 def test_the_sampled_mixture_sums_to_one_in_every_context(models, weight):
+    """A mixture row of the sampler (rnngen/stepper.py): its logits are log-probabilities."""
     tokenizer, rnn, ngram = models
-    source = MixedSource(RNNSource(rnn, 3), NGramSource(ngram, 3), weight)
-    logits = source.start([tokenizer.newline_id, *tokenizer.encode("the ca")])  # (B, V)
-    for _ in range(5):
-        assert torch.allclose(logits.exp().sum(-1), torch.ones(3, dtype=torch.float32), atol=1e-5)
-        logits = source.step(torch.tensor([3, 5, 7]))
+    context = [tokenizer.newline_id, *tokenizer.encode("the ca")]
+    row = _NGramRow(ngram, context, weight)
+    with torch.inference_mode():
+        rnn_logits, state = rnn(torch.tensor([context]))
+        rnn_logits = rnn_logits[:, -1]  # (1, V)
+        for _ in range(5):
+            logits = row.logits(rnn_logits)  # (1, V)
+            assert torch.allclose(logits.exp().sum(-1), torch.ones(1), atol=1e-5)
+            row.feed(3)
+            rnn_logits, state = rnn(torch.tensor([[3]]), state)
+            rnn_logits = rnn_logits[:, -1]
+        logits = row.logits(rnn_logits)
     if weight == 1.0:  # all n-gram: exactly its distribution
         context = np.array([tokenizer.newline_id, *tokenizer.encode("the ca"), 3, 3, 3, 3, 3])
         assert np.allclose(logits[0].exp().numpy(), ngram.distribution(context), atol=1e-6)
@@ -248,3 +256,22 @@ def test_context_orders_depend_on_the_context_only():
     a, b = ngram.context_orders(np.array([0, 1, 2])), ngram.context_orders(np.array([0, 1, 4]))
     assert a.tolist() == b.tolist()
     assert ngram.context_orders(np.array([3])).size == 0
+
+
+def test_the_server_mixes_the_n_gram_and_weight_that_sample_and_eval_use(trained):
+    """`rnngen serve`'s requests' `ngram` / `mix` get the n-gram (same cache key) and the
+    weight (λ fit as eval fits it) that `rnngen sample --ngram/--mix` builds."""
+    import rnngen.api as api
+    from rnngen.api.serving import ngram_loader
+
+    report, _ = eval_rows(trained)
+    lm = api.load(trained / "checkpoints" / "synth.safetensors", device="cpu")
+    sampling = api.sample(lm, n=1, max_tokens=3, seed=1, mix="fit")
+    load = ngram_loader(lm, 5)
+    ngram, none = load(None)
+    _, fitted = load("fit")
+    _, fixed = load(0.25)
+    assert none is None and fixed == 0.25
+    assert fitted == sampling.mixture.weight == report["mixture"]["lambda"]
+    assert ngram.stats == sampling.ngram.model.stats
+    assert ngram is load(None)[0]  # built once per model

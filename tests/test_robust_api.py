@@ -50,7 +50,8 @@ def generate(lm, **kwargs):
         ("temperature", ["1", None, True, -1, math.nan, math.inf, -0.5]),
         ("top_k", [2.5, True, "3", None, -1, math.nan]),
         ("top_p", [0, 1.5, math.nan, "0.5", None, True]),
-        ("max_tokens", [2.5, True, "5", None, 0, -3, math.nan, math.inf]),
+        ("max_tokens", [2.5, True, "5", 0, -3, math.nan, math.inf]),  # None: the default
+        ("max_chars", [2.5, True, "5", 0, -3]),
         ("seed", [2.5, True, "1", -1, 2**62, math.nan]),
         ("stop", [None, 5, [5], [""], "", b"x", ["\udcff"]]),
         ("precision", ["fp64", None, 5]),
@@ -62,7 +63,7 @@ def test_generate_names_the_keyword(lm, keyword, values):
 
 
 def test_generate_checks_at_the_call_and_takes_what_it_should(lm):
-    with pytest.raises(RnngenError, match="max_tokens must be an integer, not 2.5"):
+    with pytest.raises(RnngenError, match="max_tokens must be an integer or None, not 2.5"):
         lm.generate("the", max_tokens=2.5)  # the call itself, before any piece is asked for
     for prompt in (None, 5, b"the", ["the"]):
         refused(lambda prompt=prompt: lm.generate(prompt), "prompt")
@@ -74,6 +75,8 @@ def test_generate_checks_at_the_call_and_takes_what_it_should(lm):
     assert text == "".join(lm.generate("the", max_tokens=4, temperature=0.0))  # greedy
     endless = lm.generate("", max_tokens=10**30, seed=1, top_k=10**30)  # huge is fine
     assert len(list(itertools.islice(endless, 2))) == 2
+    # max_tokens None is the command's default: 500 tokens, or what max_chars needs
+    assert len("".join(lm.generate("", max_tokens=None, max_chars=30, seed=1))) == 30
 
 
 def test_score_refuses_a_string_and_names_the_line(lm):

@@ -1,4 +1,5 @@
-"""Sampling: the token choice, reproducibility, stopping rules, then the command."""
+"""Sampling: the token choice, reproducibility, stopping rules, then the command (and the
+command and the Python API agreeing)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,15 +22,9 @@ from rnngen.cli import app
 from rnngen.config import ModelConfig, TokenizerConfig
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.sample import (
-    Done,
-    Piece,
-    RNNSource,
-    SampleConfig,
-    TokenChooser,
-    filter_logits,
-    generate,
-)
+from rnngen.sample import Done, Piece, SampleConfig, filter_logits
+from rnngen.sampler import generate
+from rnngen.stepper import choose_tokens
 from rnngen.tokenizer import train_tokenizer
 
 UNSEEN = "日本語 👩‍👩‍👧 ▁ é\n"  # nothing of it is in tiny_text: byte fallback
@@ -58,10 +54,12 @@ def checkpoint(tokenizer, model, tmp_path_factory) -> Path:
 
 
 def texts(model, tokenizer, prompt="", precision="fp32", **options) -> list[str]:
-    """The generated text of every sample, checking that the pieces add up to it."""
+    """The generated text of every sample, checking that the pieces add up to it. `model` an
+    RNNLM, or a KneserNey sampled alone."""
     config = SampleConfig(**{"max_tokens": 40, **options})
     pieces, done = [""] * config.num_samples, {}
-    for event in generate(model, tokenizer, prompt, config, precision=precision):
+    rnn, ngram = (model, None) if isinstance(model, RNNLM) else (None, model)
+    for event in generate(rnn, tokenizer, prompt, config, precision, ngram=ngram):
         if isinstance(event, Piece):
             assert event.index not in done
             pieces[event.index] += event.text
@@ -109,11 +107,12 @@ def test_top_k_keeps_exactly_k():
 
 def test_chooser_draws_from_the_distribution():
     probs = torch.tensor([0.5, 0.3, 0.15, 0.05, 0.0])
-    config = SampleConfig(num_samples=2000, seed=3)
-    chooser = TokenChooser(config, 5, torch.device("cpu"))
+    rows = [SimpleNamespace(config=SampleConfig(seed=3 + i),
+                            generator=torch.Generator().manual_seed(3 + i))
+            for i in range(2000)]  # fmt: skip
     counts = torch.zeros(5)
     for _ in range(5):
-        counts += torch.bincount(chooser(probs.log().expand(2000, -1)), minlength=5)
+        counts += torch.bincount(choose_tokens(probs.log().expand(2000, -1), rows), minlength=5)
     assert counts[4] == 0  # probability 0 never comes
     assert torch.allclose(counts / counts.sum(), probs, atol=0.02)
 
@@ -155,9 +154,17 @@ def test_step_equals_forward(cell, shape):
     model = tiny_model(50, cell=cell, **shape)
     ids = torch.randint(0, 50, (1, 12), generator=torch.Generator().manual_seed(0))
     full, _ = model(ids)  # (1, 12, V)
-    source = RNNSource(model, batch=3)
-    steps = [source.start(ids[0, :4].tolist())]
-    steps += [source.step(ids[0, t].repeat(3)) for t in range(4, 11)]
+    logits, state = model(ids[:, :4])  # per layer (1, 1, H), or a pair of them
+
+    def rows(t: torch.Tensor) -> torch.Tensor:  # (1, 1, H) -> 3 rows (3, H), as SampleBatch
+        return t[0].expand(3, -1).contiguous()
+
+    state = [tuple(map(rows, s)) if isinstance(s, tuple) else rows(s) for s in state]
+    steps = [logits[:, -1].expand(3, -1)]
+    with torch.inference_mode():
+        for t in range(4, 11):
+            step, state = model.step(ids[0, t].repeat(3), state)  # (3, V)
+            steps.append(step)
     assert torch.allclose(torch.stack(steps, 1), full[:, 3:11], atol=1e-5)
 
 
@@ -173,6 +180,7 @@ def test_stop_strings_end_a_sample_after_the_stop(model, tokenizer):
 def test_length_chars_and_finish_reasons(model, tokenizer):
     config = SampleConfig(max_tokens=30, max_chars=7, num_samples=3, seed=0)
     done = [e for e in generate(model, tokenizer, "", config) if isinstance(e, Done)]
+    assert sorted(e.seed for e in done) == [0, 1, 2]
     assert sorted(e.index for e in done) == [0, 1, 2]
     assert all(len(e.text) == 7 and e.reason == "chars" for e in done)
     config = SampleConfig(max_tokens=5, seed=0)

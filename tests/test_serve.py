@@ -151,6 +151,26 @@ def test_seeds_give_rnngen_samples_text_alone_and_in_a_batch_of_16(server, check
     assert asyncio.run(concurrently()) == reference
 
 
+def test_greedy_and_sampled_streams_side_by_side_give_rnngen_samples_text(server, checkpoint):
+    """Each stream runs at the precision the one rule gives its temperature (greedy: fp32),
+    as `rnngen sample` does with no --precision, whatever runs beside it."""
+    prompt, length = "the cat", 40
+    greedy = sample_cli(checkpoint, prompt, length, 1, 1, "--temp", "0")[0]["text"]
+    sampled = sample_cli(checkpoint, prompt, length, 8, 1, "--temp", "0.8")[0]["text"]
+    body = {"model": MODEL, "prompt": prompt, "max_tokens": length, "stream": True}
+
+    async def together() -> list[str]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as client:
+            replies = await asyncio.gather(
+                client.post("/v1/completions", json={**body, "temperature": 0}),
+                client.post("/v1/completions", json={**body, "temperature": 0.8, "seed": 8}),
+            )
+        return [streamed_text([json.loads(e) for e in r.text.split("data: ")[1:-1]])
+                for r in replies]  # fmt: skip
+
+    assert asyncio.run(together()) == [greedy, sampled]
+
+
 def test_stop_strings_across_piece_boundaries(client, checkpoint):
     """A stop made of the end of one piece and the start of the next: the text ends before
     it (OpenAI's rule; `rnngen sample` keeps the stop), streamed or not."""

@@ -1,4 +1,5 @@
-"""SampleBatch: rows that come and go, and a row's arithmetic that never depends on the batch."""
+"""SampleBatch and Sampler, the one sampling engine: rows that come and go, each at its own
+precision, and a row's arithmetic that never depends on the batch."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import torch
 
 from conftest import tiny_text
 from rnngen.config import ModelConfig, TokenizerConfig
+from rnngen.hardware import cpu_has_native_bf16
 from rnngen.model import RNNLM
-from rnngen.sample import Done, Piece, SampleConfig
-from rnngen.stepper import BLOCK, SampleBatch, generate_batch
+from rnngen.sample import Done, Piece, SampleConfig, sampling_precision
+from rnngen.sampler import Sampler, generate
+from rnngen.stepper import BLOCK, SampleBatch
 from rnngen.tokenizer import train_tokenizer
 
 
@@ -55,15 +58,15 @@ def texts(events) -> dict[int, str]:
 
 def test_sample_i_of_a_batch_is_seed_plus_i_alone(model, tokenizer):
     config = SampleConfig(temperature=1.2, top_p=0.95, max_tokens=40, num_samples=6, seed=3)
-    batch = texts(generate_batch(model, tokenizer, "a", config, "fp32"))
+    batch = texts(generate(model, tokenizer, "a", config, "fp32"))
     for i in range(6):
         alone = SampleConfig(temperature=1.2, top_p=0.95, max_tokens=40, seed=3 + i)
-        assert texts(generate_batch(model, tokenizer, "a", alone, "fp32"))[0] == batch[i]
+        assert texts(generate(model, tokenizer, "a", alone, "fp32"))[0] == batch[i]
 
 
 def test_pieces_add_up_to_the_text(model, tokenizer):
     config = SampleConfig(max_tokens=30, num_samples=3, seed=1, stops=("a ",))
-    events = list(generate_batch(model, tokenizer, "the", config))
+    events = list(generate(model, tokenizer, "the", config))
     for index, text in texts(events).items():
         assert "".join(e.text for e in events if isinstance(e, Piece) and e.index == index) == text
 
@@ -124,14 +127,17 @@ def ngram(tokenizer):
     return KneserNey.fit(np.array(tokenizer.encode(tiny_text(200))), 3, tokenizer.vocab_size)
 
 
-def test_ngram_and_mixture_rows_sample_as_rnngen_sample_does(model, tokenizer, ngram):
-    from rnngen.sample import generate
-
+def test_an_ngram_alone_samples_without_the_network(model, tokenizer, ngram):
+    """`rnngen sample --ngram` runs no network (model None); the same rows beside an RNN's
+    (a server's batch) give the same text; mixture rows are reproducible and their own."""
     config = SampleConfig(max_tokens=40, num_samples=3, seed=2, temperature=0.9)
-    old = texts(generate(ngram, tokenizer, "the", config))
-    assert texts(generate_batch(model, tokenizer, "the", config, ngram=ngram)) == old
-    old = texts(generate(model, tokenizer, "the", config, mixture=(ngram, 0.3)))
-    assert texts(generate_batch(model, tokenizer, "the", config, ngram=ngram, mix=0.3)) == old
+    alone = texts(generate(None, tokenizer, "the", config, ngram=ngram))
+    assert texts(generate(model, tokenizer, "the", config, ngram=ngram)) == alone
+    mixed = texts(generate(model, tokenizer, "the", config, ngram=ngram, mix=0.3))
+    assert texts(generate(model, tokenizer, "the", config, ngram=ngram, mix=0.3)) == mixed
+    assert mixed != alone != texts(generate(model, tokenizer, "the", config))
+    with pytest.raises(Exception, match="n-gram alone"):
+        SampleBatch(None, tokenizer).add("x", [1])
 
 
 def test_rnn_ngram_and_mixture_rows_in_one_batch(model, tokenizer, ngram):
@@ -144,5 +150,35 @@ def test_rnn_ngram_and_mixture_rows_in_one_batch(model, tokenizer, ngram):
         batch.advance()
     for name, kw in rows.items():
         config = SampleConfig(max_tokens=30, seed=4)
-        alone = texts(generate_batch(model, tokenizer, "a", config, **kw))[0]
+        alone = texts(generate(model, tokenizer, "a", config, **kw))[0]
         assert together[ids[name]] == alone, name
+
+
+def test_the_precision_rule():
+    cpu = torch.device("cpu")
+    sampled = "bf16" if cpu_has_native_bf16() else "fp32"
+    assert sampling_precision("auto", cpu, 0.0) == "fp32"  # greedy: the reference
+    assert sampling_precision("auto", cpu, 0.7) == sampled
+    assert sampling_precision("bf16", cpu, 0.0) == "bf16"  # as given
+    assert sampling_precision("fp32", cpu, 1.0) == "fp32"
+    with pytest.raises(Exception, match="unknown precision"):
+        sampling_precision("fp8", cpu, 1.0)
+
+
+def test_a_sampler_runs_each_row_at_its_precision(model, tokenizer):
+    """Greedy rows and sampled rows in one Sampler (a server's batch): each gives the text
+    `generate` gives it alone with precision auto (`rnngen sample`'s)."""
+    sampler = Sampler(model, tokenizer, "auto")
+    rows = [{"temperature": 0.0}, {"temperature": 0.8}, {"temperature": 0.0, "top_k": 3},
+            {"temperature": 1.1, "top_p": 0.9}]  # fmt: skip
+    ids = [sampler.add("the", [None if r["temperature"] == 0 else 5], max_tokens=30, **r)[0]
+           for r in rows]  # fmt: skip
+    assert set(sampler.batches) == {"fp32", sampling_precision("auto", sampler.device, 0.8)}
+    assert sorted(sampler.ids) == sorted(ids) and len(set(ids)) == 4
+    together: dict[int, str] = {}
+    while len(sampler):
+        together |= texts(sampler.choose())
+        sampler.advance()
+    for row_id, options in zip(ids, rows, strict=True):
+        config = SampleConfig(max_tokens=30, seed=5, **options)
+        assert together[row_id] == texts(generate(model, tokenizer, "the", config))[0]

@@ -155,7 +155,7 @@ def test_a_run_logged_to_wandb_offline(corpus, tmp_path, monkeypatch):
 def test_the_api_checks_its_options(corpus):
     import rnngen
 
-    with pytest.raises(RnngenError, match="--sample-every must be 0"):
+    with pytest.raises(RnngenError, match="^sample_every must be 0"):
         rnngen.train(corpus, sample_every=-2, max_steps=1)
     with pytest.raises(RnngenError, match="unknown logger"):
         rnngen.train(corpus, log=["csv"], max_steps=1)

@@ -123,3 +123,67 @@ def test_eval_every_sets_the_interval(corpus, tmp_path):
     steps.clear()
     train(corpus, output=tmp_path / "n.safetensors", on_event=record, **{**TINY, "max_steps": 20})
     assert steps == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]  # without it: ten over the run
+
+
+def _steady(record: dict) -> dict:
+    """A metrics record without the figures that measure time."""
+    timed = {"tokens_per_second", "elapsed", "seconds", "threads"}
+    return {k: v for k, v in record.items() if k not in timed}
+
+
+def test_cli_and_api_write_the_same_checkpoint(corpus, tmp_path):
+    """One train() behind both doors: the same options and seed give the same tensors and
+    the same metrics records (CPU threads fixed at 1 on both sides, so that neither adapts
+    them to the load in its own way)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from rnngen import api
+    from rnngen.cli import app
+
+    options = dict(kind="char", hidden=16, batch_size=4, seq_len=16, max_steps=4, seed=5)
+    api_out, cli_out = tmp_path / "api.safetensors", tmp_path / "cli.safetensors"
+    api.train(corpus, output=api_out, threads=1, **options)
+    args = ["train", str(corpus), "-o", str(cli_out), "--quiet", "--threads", "1"]
+    for name, value in options.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    ours, theirs = load_file(api_out), load_file(cli_out)
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    records = [
+        [_steady(json.loads(line)) for line in metrics_path(out).read_text().splitlines()]
+        for out in (api_out, cli_out)
+    ]
+    assert records[0] == records[1] and len(records[0]) > 2
+
+
+def test_train_reports_its_phases_and_stops_on_request(corpus, tmp_path):
+    """on_event sees the phases before the loop (placed, tokenized, built), and `stop`
+    ends the run at a step boundary with its state saved, for resume=True to continue."""
+    import threading
+
+    from rnngen import api
+
+    events, stop = [], threading.Event()
+
+    def on_event(event):
+        events.append(event)
+        if isinstance(event, api.Step) and event.step == 2:
+            stop.set()
+
+    out = tmp_path / "m.safetensors"
+    options = {**TINY, "log_every": 1, "max_steps": 8}
+    result = api.train(corpus, output=out, on_event=on_event, stop=stop, **options)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "Placed" and kinds.index("ModelBuilt") < kinds.index("Step")
+    tokenizing = [e for e in events if isinstance(e, api.TokenizeProgress)]
+    assert tokenizing[0].total is None and tokenizing[-1].finished
+    built = next(e for e in events if isinstance(e, api.ModelBuilt))
+    assert (built.layers, built.hidden_size, built.tokenizer_kind) == (1, 16, "char")
+    assert built.resumed_step is None and built.device == "cpu"
+    assert result.interrupted and result.steps == 2 and kinds[-2:] == ["Stopped", "TrainResult"]
+    more = api.train(corpus, output=out, resume=True, on_event=events.append, **options)
+    assert more.steps == 8 and not more.interrupted
+    assert [e for e in events if isinstance(e, api.ModelBuilt)][-1].resumed_step == 2

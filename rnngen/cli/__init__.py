@@ -20,8 +20,7 @@ import sys
 
 import typer
 
-from rnngen import __version__
-from rnngen.errors import RnngenError, UsageError
+from rnngen.errors import RnngenError, UsageError, cli_caller
 
 
 def _silence_stdout() -> None:
@@ -45,7 +44,8 @@ def guarded(function):
     @functools.wraps(function)
     def run(*args, **kwargs):
         try:
-            return function(*args, **kwargs)
+            with cli_caller():  # the library's errors name the options the user typed
+                return function(*args, **kwargs)
         except RnngenError as e:
             message = " ".join(str(e).split("\n"))
             typer.echo(f"error: {message}", err=True)
@@ -99,6 +99,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from rnngen.api import __version__
+
         typer.echo(f"rnngen {__version__}")
         raise typer.Exit()
 

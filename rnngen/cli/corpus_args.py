@@ -1,10 +1,7 @@
 """Options shared by commands: those that read a corpus (tokenize, train, ngram), and the
-ones every command has (--quiet, --json, --threads)."""
+ones many commands have (--quiet, --json, --threads, --device)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
 
@@ -41,6 +38,7 @@ NgramMemory = typer.Option(
 )
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress or log lines on stderr.")
 Json = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+Device = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
 Threads = typer.Option(
     None,
     "--threads",
@@ -49,37 +47,6 @@ Threads = typer.Option(
     "programs keep the cores busy [default: auto, or OMP_NUM_THREADS when set].",
     show_default=False,
 )
-
-
-@contextmanager
-def computing(plan, device, reporter) -> Iterator[None]:
-    """Run a command's torch work at its --threads plan (rnngen/threads.py), logging the
-    choice and, with automatic threads, every change; on a GPU the CPU threads are left be."""
-    if device.type != "cpu":
-        yield
-        return
-    from rnngen.threads import running
-
-    reporter.log(plan.describe())
-    with running(plan, on_change=lambda change: reporter.log(change.describe())):
-        yield
-
-
-def resolve_spans(corpus, valid, test, valid_frac, test_frac):
-    """The byte spans of train/valid/test (rnngen.train_data.resolve_spans, shared with
-    `rnngen train` and the Python API)."""
-    from rnngen.train_data import resolve_spans as spans_of
-
-    return spans_of(corpus, valid, test, valid_frac, test_frac)
-
-
-def ngram_memory(text: str | None) -> int | None:
-    """--ngram-memory in bytes (None: the default budget), checked."""
-    if text is None:
-        return None
-    from rnngen.ngram.budget import check_memory, parse_memory
-
-    return check_memory(parse_memory(text), 0)  # the least any vocabulary needs
 
 
 def tokenizer_config(kind: str, vocab_size: int | None) -> TokenizerConfig:

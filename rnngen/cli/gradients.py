@@ -10,7 +10,6 @@ import typer
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
-from rnngen.errors import RnngenError
 
 
 @command()
@@ -31,7 +30,7 @@ def gradients(
     plot_file: Path = typer.Option(
         None, "--plot", help="Also draw the curves (log scale) to FILE (.png, .svg or .pdf)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: str = args.Device,
     threads: str = args.Threads,
     quiet: bool = args.Quiet,
     json_output: bool = args.Json,
@@ -47,59 +46,19 @@ def gradients(
     exponentially; an LSTM's or GRU's stays orders of magnitude higher far back. Lags count
     tokens, so compare checkpoints with the same tokenizer kind.
     """
-    import time
+    import rnngen.api as api
 
-    from rnngen.checkpoint import latest_checkpoint, load_model
-    from rnngen.gradients import gradient_flow
-    from rnngen.hardware import resolve_device
-    from rnngen.plot_runs import describe_checkpoint
-    from rnngen.threads import plan_threads
-
-    plan = plan_threads(threads)
-    if not 0 <= max_lag <= 5000:
-        raise RnngenError(f"--max-lag must be between 0 and 5000, got {max_lag}")
-    if not 1 <= positions <= 1_000_000:
-        raise RnngenError(f"--positions must be between 1 and 1000000, got {positions}")
-    if not 1 <= batch_size <= 65536:
-        raise RnngenError(f"--batch-size must be between 1 and 65536, got {batch_size}")
-    if plot_file is not None:
-        from rnngen.plot import check_output
-
-        check_output(plot_file)  # fail before the measurement, not after it
+    plan = api.plan_threads(threads)
+    api.check_gradient_options(max_lag, positions, batch_size, plot_file)
     reporter = Reporter(quiet)
-    torch_device = resolve_device(device)
-    results = []
-    with args.computing(plan, torch_device, reporter):
-        for path in list(checkpoints or []) or [latest_checkpoint()]:
-            model, tokenizer, meta = load_model(path, torch_device)
-            ids, source = _text_ids(meta, tokenizer, data)
-            started = time.perf_counter()
-            flow = gradient_flow(model, ids, torch_device, max_lag, positions, batch_size)
-            label = describe_checkpoint(path)[0]
-            reporter.log(
-                f"{path} ({label}): {flow.positions} positions of {source} "
-                f"({len(ids):,} tokens) in {time.perf_counter() - started:.1f}s"
-            )
-            results.append((path, label, source, flow))
+    # Every checkpoint opened before the thread plan is logged: a bad one fails at once, with
+    # its one error line alone (as eval, score and sample do).
+    models = [api.load(path, device) for path in checkpoints or [None]]
+    with api.computing(plan, models[0].device, reporter.log):
+        results = api.gradients(models, data=data, max_lag=max_lag,
+                                positions=positions, batch_size=batch_size, device=device,
+                                plot=plot_file, progress=reporter.log)  # fmt: skip
     _report(results, max_lag, json_output)
-    if plot_file is not None:
-        from rnngen.plot import Curve, gradients_figure, save_figure
-
-        curves = [Curve(label, f.lags, f.input_relative, f.hidden_relative)
-                  for _, label, _, f in results]  # fmt: skip
-        save_figure(gradients_figure(curves), plot_file)
-        reporter.log(f"wrote {plot_file}")
-
-
-def _text_ids(meta, tokenizer, data: Path | None):
-    from rnngen.checkpoint_data import heldout_text, with_context
-    from rnngen.provenance import checkpoint_provenance
-
-    heldout = heldout_text(checkpoint_provenance(meta, required=False), tokenizer, data)
-    ids = with_context(tokenizer, tokenizer.encode_array(heldout.text))  # (1 + targets,)
-    if len(ids) < 2:
-        raise RnngenError(f"{heldout.source} is empty: nothing to measure")
-    return ids, heldout.source
 
 
 def _report(results, max_lag: int, json_output: bool) -> None:
@@ -108,14 +67,14 @@ def _report(results, max_lag: int, json_output: bool) -> None:
     if json_output:
         print_json({
             "max_lag": max_lag,
-            "checkpoints": [{"checkpoint": str(path), "label": label, "data": source,
-                             **flow.as_dict()} for path, label, source, flow in results],
+            "checkpoints": [{"checkpoint": str(r.path), "label": r.label, "data": r.source,
+                             **r.flow.as_dict()} for r in results],
         })  # fmt: skip
         return
     header, columns = ["k (tokens back)"], []
-    for path, _, _, flow in results:
-        header += [f"{path.stem} input", f"{path.stem} hidden"]
-        columns += [flow.buckets(flow.input_relative), flow.buckets(flow.hidden_relative)]
+    for r in results:
+        header += [f"{r.path.stem} input", f"{r.path.stem} hidden"]
+        columns += [r.flow.buckets(r.flow.input_relative), r.flow.buckets(r.flow.hidden_relative)]
     rows = [[label, *(_ratio(column[i][1]) for column in columns)]
             for i, (label, _) in enumerate(columns[0])]  # fmt: skip
     title = "gradient norm relative to k = 0"

@@ -9,7 +9,6 @@ import typer
 
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
-from rnngen.errors import RnngenError, parse_json
 
 
 @command()
@@ -18,23 +17,19 @@ def info(
     json_output: bool = args.Json,
 ) -> None:
     """Show what a tokenized corpus directory or a checkpoint holds."""
-    from rnngen.data import is_tokenized_dir
+    from rnngen import api
 
-    if not path.exists():
-        raise RnngenError(f"{str(path)!r} does not exist")
-    if is_tokenized_dir(path):
-        _tokenized(path, json_output)
-    elif path.is_file():
-        _checkpoint(path, json_output)
+    found = api.info(path)
+    if found.kind == "tokenized":
+        _tokenized(found, json_output)
     else:
-        raise RnngenError(f"{str(path)!r} is not a tokenized directory or an rnngen checkpoint")
+        _checkpoint(found, json_output)
 
 
-def _tokenized(path: Path, json_output: bool) -> None:
+def _tokenized(found, json_output: bool) -> None:
     from rnngen.cli.output import print_json, print_table
-    from rnngen.data import load_tokenized
 
-    meta = load_tokenized(path).meta
+    path, meta = found.path, found.record
     if json_output:
         print_json({"path": str(path), **meta})
         return
@@ -65,27 +60,17 @@ def _fallback_share(split: dict) -> str:
     return f"{split['fallback_chars'] / max(split['chars'], 1):.2%}"
 
 
-def _checkpoint(path: Path, json_output: bool) -> None:
-    """Only metadata and tensor shapes are read, never the weights, so any size is quick."""
-    from safetensors import safe_open
-
-    from rnngen.checkpoint import read_meta
+def _checkpoint(found, json_output: bool) -> None:
     from rnngen.cli.output import print_json, print_table
-    from rnngen.provenance import checkpoint_provenance
 
-    meta = read_meta(path)
-    with safe_open(str(path), framework="numpy") as f:
-        names = f.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
-        parameters = sum(math.prod(f.get_slice(name).get_shape()) for name in names)
-    fields = {k: _parse(v) for k, v in meta.items() if k != "tokenizer"}
-    fields["parameters"] = parameters
+    path, fields = found.path, found.record
+    parameters = fields["parameters"]
     if json_output:
         print_json({"path": str(path), **fields})
         return
     model, metrics = fields.get("model_config", {}), fields.get("metrics", {})
     train = fields.get("train_config", {})
-    provenance = checkpoint_provenance(meta, required=False)
-    splits = provenance.splits if provenance is not None else {}
+    splits = found.splits
     rows = [
         ["format", fields["format"]],
         ["model", f"{_kind(model)}, embed {model.get('embed_size')}, tied {model.get('tie')}, "
@@ -140,13 +125,6 @@ def _figure(value, spec: str) -> str:
     if value is None:
         value = math.nan  # not recorded
     return format(value, spec) if _is_number(value) else repr(value)
-
-
-def _parse(value: str):
-    try:
-        return parse_json(value, "a field")
-    except RnngenError:
-        return value
 
 
 def _output(model: dict) -> str:

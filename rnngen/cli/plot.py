@@ -45,31 +45,20 @@ def plot(
     and oracle lines appear when `rnngen eval` has cached them next to the checkpoint
     (NAME.eval.json), or from --reference.
     """
-    from rnngen.checkpoint import latest_checkpoint
+    from rnngen import api
     from rnngen.cli.output import write_stdout
-    from rnngen.plot import check_output, curves_figure, load_run, save_figure, unique_labels
-    from rnngen.plot_runs import run_files
 
     reporter = Reporter(quiet)
     references = dict(_reference(text) for text in reference or [])
-    paths = list(runs or []) or [latest_checkpoint()]
-    if output is None:
-        _, metrics = run_files(paths[0])
-        output = metrics.with_name(metrics.name.removesuffix(".metrics.jsonl") + ".png")
-    check_output(output)  # before reading anything: a bad path fails at once
-    loaded = []
-    for path in paths:
-        run = load_run(path)
+    result = api.plot([str(p) for p in runs or []], output, references=references)
+    for path, run in zip(result.sources, result.runs, strict=True):
         if run.skipped_lines:
             reporter.warn(
                 f"{path}: skipped {run.skipped_lines} line(s) that are not whole records "
                 "(a run killed mid-write leaves one)"
             )
-        loaded.append(run)
-    unique_labels(loaded)
-    save_figure(curves_figure(loaded, references), output)
-    reporter.log(f"plotted {len(loaded)} run(s)")
-    write_stdout(f"{output}\n")
+    reporter.log(f"plotted {len(result.runs)} run(s)")
+    write_stdout(f"{result.path}\n")
 
 
 def _reference(text: str) -> tuple[str, float]:

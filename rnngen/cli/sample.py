@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
 import typer
@@ -11,11 +10,10 @@ import typer
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
-from rnngen.config import DEVICES
-from rnngen.errors import RnngenError, contradiction
+from rnngen.config import check_device_options
+from rnngen.errors import RnngenError
 
-DEFAULT_LENGTH = 500
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_LENGTH = 500  # as rnngen.sample.DEFAULT_LENGTH, which the help cannot import
 
 
 @command()
@@ -58,12 +56,12 @@ def sample(
     json_output: bool = typer.Option(
         False, "--json", help="One JSON object per sample: index, prompt, text, tokens, seed."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: str = args.Device,
     precision: str = typer.Option(
         "auto",
         "--precision",
-        help="auto (bf16 on CPUs with native bf16, about twice as fast there; else fp32), "
-        "fp32, bf16 or fp16 (GPUs).",
+        help="auto (fp32 when greedy, --temp 0; else bf16 on CPUs with native bf16, about "
+        "twice as fast there, and fp32 elsewhere), fp32, bf16 or fp16 (GPUs).",
     ),
     threads: str = args.Threads,
     ngram: bool = typer.Option(
@@ -87,82 +85,51 @@ def sample(
     Each sample continues the prompt (echoed unless --no-echo), or starts a new line. All
     samples run as one batch: the first streams live while the others wait in memory, each
     printed as soon as all before it are. The same --seed gives the same text on the same
-    machine; sample i of `-n N --seed S` is the sample `--seed S+i` gives alone (up to
-    floating-point rounding, which batch shapes may change).
+    machine (and from the Python API and `rnngen serve`); sample i of `-n N --seed S` is the
+    sample `--seed S+i` gives alone.
     """
-    from rnngen.sample import SampleConfig
+    import rnngen.api as api
 
     stops = tuple(utf8_option("--stop", s) for s in stop or ())
     separator = utf8_option("--separator", separator)
-    config = SampleConfig(
-        temperature=temp, top_k=top_k, top_p=top_p, max_chars=chars, stops=stops,
-        max_tokens=default_length(chars) if length is None else length,
-        num_samples=num_samples, seed=secrets.randbelow(2**31) if seed is None else seed,
-    )  # fmt: skip
-    if device not in DEVICES:
-        raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
-    if precision not in PRECISIONS:
-        raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
-    from rnngen.threads import plan_threads
-
-    plan = plan_threads(threads)
-    mix_option = None
-    if mix is not None:
-        from rnngen.interpolate import parse_mix
-
-        if ngram:
-            raise contradiction("--ngram", "--mix", "--ngram samples the n-gram alone")
-        mix_option = parse_mix(mix)
-    if ngram or mix_option is not None:
-        from rnngen.ngram import MAX_ORDER
-
-        if not 1 <= ngram_order <= MAX_ORDER:
-            raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
-    memory = args.ngram_memory(ngram_memory)
+    check_device_options(device, precision)
+    api.memory_budget(ngram_memory)  # a bad size fails before the checkpoint is read
     prompt = read_prompt(prompt)
     reporter = Reporter(quiet)
-    path, model, tokenizer, meta = _load(checkpoint, device)
-    with args.computing(plan, model.embedding.weight.device, reporter):
-        mixture = None
-        if ngram:
-            model = fit_ngram(meta, tokenizer, ngram_order, reporter, memory=memory).model
-            precision = "fp32"
-        else:
-            if mix_option is not None:
-                mixture = mixture_of(
-                    model, tokenizer, meta, ngram_order, mix_option, reporter, memory=memory
-                )
-            precision = sampling_precision(precision, model.embedding.weight.device)
-            c = model.config
-            reporter.log(
-                f"sampling {path} ({c.layers}x{c.cell} {c.hidden_size}, {tokenizer.kind} vocab "
-                f"{tokenizer.vocab_size}) on {model.embedding.weight.device.type} {precision}"
-            )
-        if not config.greedy:
-            reporter.log(f"seed {config.seed}")
-        from rnngen.sample import Done, Piece, generate
-
-        echo = "" if no_echo else prompt
-        writer = JsonWriter(config, prompt) if json_output else TextWriter(config, echo, separator)
-        for event in generate(model, tokenizer, prompt, config, precision, mixture=mixture):
-            if isinstance(event, Piece):
+    lm = api.load(checkpoint, device)
+    sampling = api.sample(
+        lm, prompt, n=num_samples, temperature=temp, top_k=top_k, top_p=top_p,
+        max_tokens=length, max_chars=chars, seed=seed, stop=stops, precision=precision,
+        threads=threads, ngram=ngram, ngram_order=ngram_order, ngram_memory=ngram_memory,
+        mix=mix, progress=reporter.log,
+    )  # fmt: skip
+    if not ngram:
+        c = lm.config
+        reporter.log(
+            f"sampling {lm.path} ({c.layers}x{c.cell} {c.hidden_size}, {lm.tokenizer.kind} "
+            f"vocab {lm.tokenizer.vocab_size}) on {sampling.device.type} {sampling.precision}"
+        )
+    if not sampling.greedy:
+        reporter.log(f"seed {sampling.seed}")
+    echo = "" if no_echo else prompt
+    count = sampling.num_samples
+    writer = JsonWriter(prompt) if json_output else TextWriter(count, echo, separator)
+    try:
+        for event in sampling:
+            if isinstance(event, api.Piece):
                 writer.piece(event.index, event.text)
-            elif isinstance(event, Done):
+            elif isinstance(event, api.Done):
                 writer.done(event)
-
-
-def default_length(chars: int | None) -> int:
-    """Without --length: 500 tokens, or with --chars enough for N characters (a character
-    takes at most 4 byte tokens), so that --chars alone decides where a sample ends."""
-    return DEFAULT_LENGTH if chars is None else 4 * max(chars, 0) + 16
+    finally:
+        sampling.close()
 
 
 def read_prompt(prompt: str | None) -> str:
     """The prompt text: the option's value, or all of stdin for `-` (kept verbatim)."""
     if prompt == "-":
-        from rnngen.textio import read_stdin_text
+        import rnngen.api as api
 
-        return read_stdin_text("--prompt -")
+        return api.read_stdin_text("--prompt -")
     return utf8_option("--prompt", prompt or "")
 
 
@@ -174,81 +141,6 @@ def utf8_option(option: str, text: str) -> str:
     except UnicodeEncodeError:
         raise RnngenError(f"{option} is not valid UTF-8") from None
     return text
-
-
-def _load(checkpoint: Path | None, device: str):
-    from rnngen.checkpoint import latest_checkpoint, load_model
-    from rnngen.hardware import resolve_device
-
-    path = checkpoint or latest_checkpoint()
-    model, tokenizer, meta = load_model(path, resolve_device(device))
-    return path, model, tokenizer, meta
-
-
-def sampling_precision(precision: str, device) -> str:
-    """`auto`: bf16 on CPUs with native bf16, else fp32. A step of one token is a few
-    matrix-vector products: on a CPU with bf16 units, bf16 halves the bytes to read (about
-    twice as fast); on a GPU the step's time is kernel launches, whatever the precision."""
-    from rnngen.hardware import cpu_has_native_bf16, resolve_precision
-
-    if precision == "auto":
-        return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
-    return resolve_precision(precision, device)
-
-
-def fit_ngram(
-    meta: dict,
-    tokenizer,
-    order: int,
-    reporter: Reporter,
-    purpose: str | None = None,
-    memory: int | None = None,
-):
-    """The Kneser-Ney model of exactly the checkpoint's training tokens (cached, as eval's),
-    built within `memory` bytes (None: the default budget)."""
-    from rnngen.checkpoint_data import build_memory, training_ngram
-    from rnngen.provenance import checkpoint_provenance
-
-    provenance = checkpoint_provenance(meta, required=False)
-    if provenance is None or "train" not in provenance.splits:
-        raise RnngenError("--ngram: the checkpoint does not record its training text")
-    if memory is not None:
-        from rnngen.ngram.budget import check_memory
-
-        check_memory(memory, tokenizer.vocab_size)
-    try:
-        ngram = training_ngram(provenance, tokenizer, order, memory=memory)
-    except RnngenError:
-        raise RnngenError(
-            f"--ngram needs the checkpoint's training text, and "
-            f"{provenance.splits['train'].source!r} has moved or changed since training "
-            "(and its token cache is gone)"
-        ) from None
-    reporter.log(
-        f"{'sampling' if purpose is None else purpose} the order-{order} Kneser-Ney model of "
-        f"the checkpoint's {ngram.tokens:,} training tokens "
-        + (
-            "(cached)"
-            if ngram.cached
-            else f"(built now: {build_memory(ngram.model.stats, memory)})"
-        )
-    )
-    return ngram
-
-
-def mixture_of(
-    model, tokenizer, meta: dict, order: int, mix_option, reporter: Reporter, memory=None
-):
-    """(n-gram, λ) for sampling the mixture, λ fixed or fit on the validation split."""
-    from rnngen.interpolate import mixture_weight
-    from rnngen.provenance import checkpoint_provenance
-
-    ngram = fit_ngram(meta, tokenizer, order, reporter, purpose="mixing in", memory=memory)
-    provenance = checkpoint_provenance(meta, required=False)
-    device = model.embedding.weight.device
-    weight = mixture_weight(mix_option, model, tokenizer, provenance, ngram, device)
-    reporter.log(f"mixture: {weight.describe()}")
-    return ngram.model, weight.weight
 
 
 def write(text: str) -> None:
@@ -263,10 +155,10 @@ class TextWriter:
     in memory until every sample before them is printed, then stream live in their turn.
     Each sample ends its last line; `separator` goes between samples."""
 
-    def __init__(self, config, echo: str, separator: str):
+    def __init__(self, count: int, echo: str, separator: str):
         self.echo, self.separator = echo, separator
-        self.waiting = [[] for _ in range(config.num_samples)]  # text not yet printed
-        self.ended = [False] * config.num_samples
+        self.waiting = [[] for _ in range(count)]  # text not yet printed
+        self.ended = [False] * count
         self.current = 0  # the sample being printed
         self.line_open = False  # the last character printed is not a newline
         self._print(echo)
@@ -296,8 +188,8 @@ class TextWriter:
 class JsonWriter:
     """One JSON object a line per sample, in index order, each as soon as it can be."""
 
-    def __init__(self, config, prompt: str):
-        self.config, self.prompt = config, prompt
+    def __init__(self, prompt: str):
+        self.prompt = prompt
         self.ready: dict[int, dict] = {}
         self.next = 0
 
@@ -307,7 +199,7 @@ class JsonWriter:
     def done(self, event) -> None:
         self.ready[event.index] = {
             "index": event.index, "prompt": self.prompt, "text": event.text,
-            "tokens": event.tokens, "seed": self.config.seed_of(event.index),
+            "tokens": event.tokens, "seed": event.seed,
             "finish": event.reason, "dropped_bytes": event.dropped_bytes,
         }  # fmt: skip
         while self.next in self.ready:

@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from rnngen.cli import command
+from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
-from rnngen.config import DEVICES, PRECISIONS
+from rnngen.config import check_device_options
 from rnngen.errors import RnngenError
 
 
@@ -61,12 +62,12 @@ def serve(
         help="Require 'Authorization: Bearer KEY' on /v1/ routes [env: RNNGEN_API_KEY].",
         show_envvar=False,
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    device: str = args.Device,
     precision: str = typer.Option(
         "auto",
         "--precision",
-        help="As `rnngen sample`: auto (bf16 on CPUs with native bf16, "
-        "else fp32), fp32, bf16 or fp16.",
+        help="As `rnngen sample`: auto (per stream: fp32 when greedy, else bf16 on CPUs with "
+        "native bf16 and fp32 elsewhere), fp32, bf16 or fp16.",
     ),
     ngram_order: int = typer.Option(
         5,
@@ -97,48 +98,30 @@ def serve(
         raise RnngenError(f"--chunk-rate must be above 0, got {chunk_rate}")
     if not deadline > 0 or not grace >= 0 or not stream_interval >= 0:
         raise RnngenError("--deadline must be above 0, --grace and --stream-interval 0 or more")
-    if device not in DEVICES:
-        raise RnngenError(f"unknown device {device!r}; use one of {DEVICES}")
-    if precision not in PRECISIONS:
-        raise RnngenError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
-    from rnngen.ngram import MAX_ORDER
-
-    if not 1 <= ngram_order <= MAX_ORDER:
-        raise RnngenError(f"--ngram-order must be between 1 and {MAX_ORDER}, got {ngram_order}")
-    if api_key is not None and not api_key.strip():
-        raise RnngenError("--api-key must not be empty")
-    from rnngen.serve.app import Limits, Server
-    from rnngen.serve.server import configure_logging, listen, model_names, run, serve_models
-
-    configure_logging(quiet)
-    reporter = Reporter(False)
-    sock = listen(host, port)  # before loading: a port in use fails at once
+    check_device_options(device, precision)
     import rnngen.api as api
 
-    if not checkpoints:
-        from rnngen.checkpoint import latest_checkpoint
-
-        checkpoints = [latest_checkpoint()]
+    api.check_order(ngram_order)
+    if api_key is not None and not api_key.strip():
+        raise RnngenError("--api-key must not be empty")
+    api.server_logging(quiet)
+    reporter = Reporter(False)
+    sock = api.listen(host, port)  # before loading: a port in use fails at once
     import torch
 
     torch.set_num_threads(threads)
-    loaded = {name: api.load(path, device) for name, path in model_names(checkpoints).items()}
-    limits = Limits(max_batch=max_batch, max_queue=max_queue, max_tokens_cap=max_tokens_cap,
-                    default_max_tokens=min(500, max_tokens_cap),
-                    max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body,
-                    deadline=deadline, grace=grace, stream_interval=stream_interval,
-                    chunk_rate=chunk_rate)  # fmt: skip
-    from rnngen.cli.sample import sampling_precision
-    from rnngen.stepper import SampleBatch
-
-    precisions = {name: sampling_precision(precision, lm.device) for name, lm in loaded.items()}
-
-    def new_batch(lm):
-        name = next(n for n, m in loaded.items() if m is lm)
-        return lambda: SampleBatch(lm.model, lm.tokenizer, precisions[name])
-
-    served = serve_models(loaded, new_batch, limits, lambda lm: ngram_loader(lm, ngram_order))
-    server = Server(served, limits, api_key)
+    loaded = api.load_models(checkpoints, device)
+    limits = api.Limits(max_batch=max_batch, max_queue=max_queue, max_tokens_cap=max_tokens_cap,
+                        default_max_tokens=min(500, max_tokens_cap),
+                        max_prompt_tokens=max_prompt_tokens, max_body_bytes=max_body,
+                        deadline=deadline, grace=grace, stream_interval=stream_interval,
+                        chunk_rate=chunk_rate)  # fmt: skip
+    # Each row runs at the precision the library's one rule gives its temperature (`auto`:
+    # greedy rows fp32, the others bf16 on CPUs with native bf16), as `rnngen sample` does.
+    precisions = {name: describe_precision(api.sampler(lm, precision))
+                  for name, lm in loaded.items()}  # fmt: skip
+    server = api.server(loaded, limits, precision=precision, ngram_order=ngram_order,
+                        api_key=api_key)  # fmt: skip
 
     def ready(url: str) -> None:
         for name, lm in loaded.items():
@@ -152,29 +135,11 @@ def serve(
                      f"{max_body} bytes, deadline {deadline:g}s, grace {grace:g}s, "
                      f"{'API key required' if api_key else 'no API key'}")  # fmt: skip
 
-    run(server, host, port, on_ready=ready, sock=sock)
+    api.run_server(server, host, port, on_ready=ready, sock=sock)
     reporter.log("stopped")
 
 
-def ngram_loader(lm, order: int):
-    """mix option -> (the checkpoint's n-gram, λ or None), as `rnngen sample --ngram/--mix`
-    finds them: the n-gram of exactly its training tokens (cached), λ fit on its validation
-    split (cached by eval) or fixed."""
-    built = {}
-
-    def load(mix):
-        from rnngen.checkpoint_data import training_ngram
-        from rnngen.interpolate import mixture_weight
-
-        if "ngram" not in built:
-            provenance = lm.provenance
-            if provenance is None or "train" not in provenance.splits:
-                raise RnngenError("the checkpoint does not record its training text")
-            built["ngram"] = training_ngram(provenance, lm.tokenizer, order)
-        ngram = built["ngram"]
-        if mix is None:
-            return ngram.model, None
-        weight = mixture_weight(mix, lm.model, lm.tokenizer, lm.provenance, ngram, lm.device)
-        return ngram.model, weight.weight
-
-    return load
+def describe_precision(sampler) -> str:
+    """What the log says of a model's precision: one, or the greedy rows' beside."""
+    sampled, greedy = sampler.precision_of(1.0), sampler.precision_of(0.0)
+    return sampled if sampled == greedy else f"{sampled} ({greedy} when greedy)"

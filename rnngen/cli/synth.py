@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from pathlib import Path
 
 import typer
 
@@ -12,17 +10,6 @@ from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
 from rnngen.errors import RnngenError
-
-
-def parse_size(text: str | None) -> int | None:
-    """'1500000', '1.5M', '200k' -> characters."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
-    if not match:
-        raise RnngenError(f"--size {text!r} is not a size such as 1500000, 200k or 1.5M")
-    scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[match.group(2).lower()]
-    return int(float(match.group(1)) * scale)
 
 
 @command()
@@ -42,21 +29,18 @@ def synth(
     this text adds an "oracle" row (the true entropy: the floor no model can beat) and
     subject-verb agreement accuracy by distance. See corpora/README.md.
     """
+    from rnngen import api
     from rnngen.cli.output import writing_stdout
-    from rnngen.synth import generate_corpus
-    from rnngen.textio import make_dir
 
     if json_output and output == "-":
         raise RnngenError("--json needs -o FILE (stdout carries the corpus)")
     reporter = Reporter(quiet)
-    n_chars = parse_size(size)
     if output == "-":
         with writing_stdout():
-            summary = generate_corpus(sys.stdout, n_chars=n_chars, n_lines=lines, seed=seed)
+            summary = api.synth(sys.stdout, size=size, lines=lines, seed=seed)
             sys.stdout.flush()
     else:
-        make_dir(Path(output).parent, "output directory")
-        summary = generate_corpus(output, n_chars=n_chars, n_lines=lines, seed=seed)
+        summary = api.synth(output, size=size, lines=lines, seed=seed)
     reporter.log(
         f"synth: {summary.lines:,} lines, {summary.chars:,} characters, seed {summary.seed}; "
         f"true entropy {summary.bits_per_char:.4f} bits per character"

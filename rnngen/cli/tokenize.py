@@ -33,25 +33,19 @@ def tokenize(
     characters, bytes and byte-fallback counts per split; tokenizer kind, size, sha256, and
     how many of its sample's characters are pieces).
     """
-    from rnngen.data import tokenize_corpus
-    from rnngen.textio import make_dir, spool_stdin
+    from rnngen import api
 
     reporter = Reporter(quiet)
-    config = args.tokenizer_config(kind, vocab_size)
-    name = "stdin" if corpus == "-" else Path(corpus).stem
-    output = output or Path("tokenized") / name
-    make_dir(output.parent, "output directory")
-    source = spool_stdin(output.parent) if corpus == "-" else Path(corpus)
-    try:
-        spans = args.resolve_spans(source, valid, test, valid_frac, test_frac)
-        with reporter.bytes_progress("tokenize") as progress:
-            result = tokenize_corpus(spans, output, config, progress, {"corpus": corpus})
-    finally:
-        if corpus == "-":
-            source.unlink(missing_ok=True)
+    with reporter.bytes_progress("tokenize") as progress:
+        result = api.tokenize(
+            corpus, output, kind=kind, vocab_size=vocab_size, valid=valid, test=test,
+            valid_frac=valid_frac, test_frac=test_frac, on_progress=progress,
+        )  # fmt: skip
     _report(result, json_output)
     reporter.log(coverage_line(result.meta))
-    reporter.log(f"wrote {output}/ ({result.tokenizer.kind}, {result.tokenizer.vocab_size} pieces)")
+    reporter.log(
+        f"wrote {result.path}/ ({result.tokenizer.kind}, {result.tokenizer.vocab_size} pieces)"
+    )
 
 
 def coverage_line(meta: dict) -> str:

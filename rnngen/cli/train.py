@@ -16,9 +16,10 @@ import typer
 from rnngen.cli import command
 from rnngen.cli import corpus_args as args
 from rnngen.cli.console import Reporter
-from rnngen.cli.training_run import RunView, SilentReporter, log_model
+from rnngen.config import ModelConfig, TrainConfig
 from rnngen.errors import RnngenError
-from rnngen.train_options import M, T, configs
+
+M, T = ModelConfig(vocab_size=1), TrainConfig()  # the defaults shown in --help
 
 
 @command()
@@ -175,77 +176,28 @@ def train(
     continue. A second run on the same OUTPUT is refused while this one runs. Under torchrun
     the processes train data-parallel, each on batch-size / processes of the streams.
     """
-    config, model_options = configs(  # checked here, before any work
-        preset=preset, size=size, cell=cell, layers=layers, hidden=hidden, embed=embed,
-        dropout=dropout, dropout_input=dropout_input, dropout_hidden=dropout_hidden,
-        dropout_output=dropout_output, locked_dropout=locked_dropout,
-        embed_dropout=embed_dropout, weight_drop=weight_drop, ar=ar, tar=tar,
-        variable_bptt=variable_bptt, average=average, softmax=softmax, tie=tie,
-        residual=residual, skip=skip, model=model, window=window, clip=clip, lr=lr,
-        warmup=warmup, min_lr_ratio=min_lr_ratio, weight_decay=weight_decay,
-        batch_size=batch_size, seq_len=seq_len, epochs=epochs, max_steps=max_steps,
-        time_budget=time_budget, eval_every=eval_every, eval_tokens=eval_tokens,
-        log_every=log_every, seed=seed, device=device, precision=precision,
-    )  # fmt: skip
-    from rnngen.train_data import check_held_out
+    from rnngen import api
+    from rnngen.cli.training_run import RunView
 
-    check_held_out(valid, test, valid_frac, test_frac)
-    from rnngen.train_loggers import RunLoggers, parse_specs
-    from rnngen.train_samples import check_sample_every
-
-    parse_specs(log)
-    check_sample_every(sample_every)
-    reporter = Reporter(quiet)
     if corpus is None:
         raise RnngenError("give a CORPUS to train on (a text file, a tokenized directory, or -)")
-    from rnngen import training
-    from rnngen.distributed import Group
-    from rnngen.run_files import RunFiles, output_path
-    from rnngen.threads import plan_threads
-    from rnngen.train_data import prepare_data
-
-    base = training.open_base(init_from, given_options(ctx), resume=resume,
-                              output=output_path(corpus, output), force=force)  # fmt: skip
-
-    group = Group.from_env()  # a single process unless torchrun started this one
-    group.stream_range(config.batch_size)  # an uneven split fails before any work
-    thread_plan = plan_threads(threads, processes=group.local_world_size)
-    if not group.is_main:  # rank 0 reports for all
-        reporter = SilentReporter()
-    files, loggers, code = None, RunLoggers(), 1
+    options = given_options(ctx)  # the rest keep the library's defaults, which are the CLI's
+    for name in ("corpus", "quiet", "json_output"):
+        options.pop(name, None)
+    stop = SignalStop()
+    view = RunView(Reporter(quiet), json_output, on_loop=stop.arm, on_end=stop.disarm)
     try:
         with sigterm_as_interrupt():  # before training too, so every cleanup runs
-            files = RunFiles.claim(output, corpus, resume=resume, force=force,
-                                   inputs=(valid, test), main=group.is_main)  # fmt: skip
-            if group.is_main:  # a logger that cannot start is an error before any work
-                loggers = RunLoggers.open(log, files.output.stem)
-            place = training.connect(config, group, thread_plan)
-            if place.threads is not None:
-                reporter.log(place.threads.describe())
-            data = prepare_data(
-                corpus, valid=valid, test=test, valid_frac=valid_frac, test_frac=test_frac,
-                kind=kind, vocab_size=vocab_size, group=group, spool_dir=files.output.parent,
-                progress=lambda: reporter.bytes_progress("tokenize"),
-                tokenizer=training.run_tokenizer(base, files, group),
-            )  # fmt: skip
-            plan = training.plan_model(
-                data, model_options, config, place, files.resume_state(group), base
-            )
-            if plan.choice is not None:
-                reporter.log(plan.choice.summary())
-            model = training.build_model(data, plan, place)
-            log_model(reporter, model, data)
-            events = training.run(model, data, files, loggers, sample_every)
-            view = RunView(reporter, data, json_output and group.is_main, group.enabled)
-            code = train_until_interrupted(events, view, model.trainer, group.enabled)
+            try:
+                api.train(corpus, on_event=view, stop=stop, **options)
+            finally:
+                stop.disarm()
+                view.close()
     except Terminated:
         typer.echo("terminated", err=True)
-        code = 143
-    finally:
-        loggers.close(code)
-        if files is not None:
-            files.release()
-        group.close()
+        raise typer.Exit(143) from None
+    code = view.code if view.code is not None else 1
+    code = stop.exit_code if code == 130 else code
     if code:
         raise typer.Exit(code)
 
@@ -287,8 +239,9 @@ def sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, previous)
 
 
-def train_until_interrupted(events, view: RunView, trainer, distributed: bool) -> int:
-    """Train; Ctrl-C (or SIGTERM) finishes the step, saves and exits 130 (SIGTERM: 143).
+class SignalStop:
+    """`stop=` for the training run: Ctrl-C (or SIGTERM) once the loop runs finishes the
+    step, saves and exits 130 (SIGTERM: 143).
 
     Alone, a second signal aborts at once (the files on disk stay whole: every write is
     atomic). Once the run has returned, further signals are ignored: the process is exiting,
@@ -298,27 +251,41 @@ def train_until_interrupted(events, view: RunView, trainer, distributed: bool) -
     job by SIGKILL once its --shutdown-timeout (30 s by default) has passed after it
     forwarded the signal.
     """
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    received: list[int] = []
 
-    def abort(signum, frame):
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN)
-        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    def __init__(self):
+        self.received: list[int] = []
+        self.previous: dict | None = None  # the handlers before `arm`, while armed
 
-    def stop(signum, frame):
-        received.append(signum)
-        trainer.request_stop()
-        if not distributed:
+    def is_set(self) -> bool:
+        return bool(self.received)
+
+    @property
+    def exit_code(self) -> int:
+        return 143 if self.received[:1] == [signal.SIGTERM] else 130
+
+    def arm(self, distributed: bool) -> None:
+        """Catch the stop signals as the training loop starts (RunView's on_loop)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def abort(signum, frame):
             for sig in STOP_SIGNALS:
-                signal.signal(sig, abort)
+                signal.signal(sig, signal.SIG_IGN)
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, stop)
-    try:
-        with contextlib.closing(events):  # its metrics file closes before the lock goes
-            code = view.show(events)
-    finally:
+        def stop(signum, frame):
+            self.received.append(signum)
+            if not distributed:
+                for sig in STOP_SIGNALS:
+                    signal.signal(sig, abort)
+
+        self.previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
         for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN if received else previous[sig])
-    return 143 if code == 130 and received[:1] == [signal.SIGTERM] else code
+            signal.signal(sig, stop)
+
+    def disarm(self) -> None:
+        if self.previous is None:
+            return
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN if self.received else self.previous[sig])
+        self.previous = None

@@ -126,14 +126,13 @@ def verification_ids(model: RNNLM, tokenizer, provenance, data, tokens: int
 def _sampled_ids(model: RNNLM, tokenizer, tokens: int) -> np.ndarray:
     """Seeded text of the model's own (its held-out text is gone): any text will do to
     compare two implementations of the same function."""
-    from rnngen.sample import RNNSource, SampleConfig, TokenChooser
+    from rnngen.stepper import SampleBatch
 
-    source = RNNSource(model.float().cpu().eval(), batch=1)
-    logits = source.start([tokenizer.newline_id])
-    choose = TokenChooser(SampleConfig(seed=0), logits.shape[-1], logits.device)
+    batch = SampleBatch(model.float().cpu().eval(), tokenizer, "fp32")
+    batch.add("", [0], max_tokens=tokens + 1)  # never ends within the loop
     ids = []
     for _ in range(tokens):
-        token = choose(logits)  # (1,)
-        ids.append(int(token[0]))
-        logits = source.step(token)
+        batch.choose()
+        ids.append(int(batch.tokens[0]))  # the token chosen, before it runs
+        batch.advance()
     return np.asarray(ids, dtype=np.int64)

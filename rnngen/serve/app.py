@@ -56,7 +56,7 @@ class Served:
     """One model as the server holds it: its name, the API object and its scheduler."""
 
     name: str
-    model: object  # the API's LanguageModel (tokenizer, score, sample_batch)
+    model: object  # the API's LanguageModel (tokenizer, score)
     scheduler: Scheduler
     created: int
     description: dict

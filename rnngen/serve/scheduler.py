@@ -12,7 +12,8 @@ a queue of at most `max_queue` jobs (FIFO), and a job beyond that is refused at 
 (`QueueFull`, answered 429). All of it is plain bookkeeping under one lock, written against
 the small interface below, so it is tested with a fake model.
 
-The batch object (the library's `SampleBatch`):
+The batch object (the library's `Sampler`, from `rnngen.api.sampler`: each row at the
+precision its temperature gets, as `rnngen sample` runs it):
     add(prompt, seeds, **options) -> row ids   # runs the prompt; options: temperature, ...
     choose() -> [event]     # event.index: a row id; a Piece has .text, a Done also .reason
     advance()               # runs the chosen tokens

@@ -31,6 +31,7 @@ from typing import TextIO
 
 from rnngen.atomic import remove_stale_temporaries
 from rnngen.errors import RnngenError
+from rnngen.metrics import LN2
 from rnngen.synth.choice import NoParse, Replayer, Sampler
 from rnngen.synth.grammar import passage
 from rnngen.textio import output_file
@@ -84,11 +85,11 @@ class OracleResult:
 
     @property
     def bits_per_char(self) -> float:
-        return self.nats / math.log(2) / self.chars if self.chars else math.nan
+        return self.nats / LN2 / self.chars if self.chars else math.nan
 
     @property
     def bits_per_byte(self) -> float:
-        return self.nats / math.log(2) / self.bytes if self.bytes else math.nan
+        return self.nats / LN2 / self.bytes if self.bytes else math.nan
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ class CorpusSummary:
 
     @property
     def bits_per_char(self) -> float:
-        return self.nats / math.log(2) / self.chars if self.chars else math.nan
+        return self.nats / LN2 / self.chars if self.chars else math.nan
 
 
 def generate_lines(n_lines: int, seed: int = DEFAULT_SEED) -> Iterator[str]:
