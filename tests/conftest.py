@@ -93,6 +93,15 @@ def tiny_corpus(tmp_path: Path) -> Path:
     return path
 
 
+# The tests' models are tiny: one thread runs them fastest, and two threads per process spin
+# against each other and against the machine's other work (issue 29: 35 s instead of 0.7 s for
+# test_overfits_one_batch on 2 busy cores). So the session, the commands it runs and their
+# processes use one thread (NO_COLOR: plain text to compare). The thread plans themselves
+# (--threads, OMP_NUM_THREADS, the automatic count) are pinned by test_threads, which gives each
+# command the environment it means. `_isolated` sets the one thread again before every test.
+ONE_THREAD = {"NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+
+
 class CliResult(NamedTuple):
     """What a command run left: the fields of subprocess.CompletedProcess the tests read."""
 
@@ -121,7 +130,7 @@ def run_cli(*args: str, input: str | None = None, cwd: Path | None = None, env=N
         if cwd is not None:
             os.chdir(cwd)
         result = CliRunner().invoke(
-            app, [str(a) for a in args], input=input, env={"NO_COLOR": "1", **(env or {})},
+            app, [str(a) for a in args], input=input, env={**ONE_THREAD, **(env or {})},
             prog_name="rnngen",
         )  # fmt: skip
     finally:
@@ -136,7 +145,7 @@ def run_cli(*args: str, input: str | None = None, cwd: Path | None = None, env=N
 def run_process(*args: str, input: str | None = None, cwd: Path | None = None, env=None):
     """Run `python -m rnngen` as a real subprocess: separate stdout and stderr, real exit code.
     For tests whose subject is the process (signals, pipes, closed streams, start-up)."""
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    full_env = {**os.environ, **ONE_THREAD, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "rnngen", *args],
         input=input,
@@ -152,8 +161,11 @@ def run_process(*args: str, input: str | None = None, cwd: Path | None = None, e
 def _isolated(tmp_path_factory, monkeypatch):
     """Each test runs in a fresh working directory (so ./checkpoints and ./tokenized are its
     own) and token caches go to a temporary directory, never the user's ~/.cache."""
+    import torch
+
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     monkeypatch.setenv("RNNGEN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    torch.set_num_threads(1)  # see ONE_THREAD
 
 
 # The shared tiny run's options: one small char LSTM, every file a run writes.
