@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -92,9 +93,59 @@ def tiny_corpus(tmp_path: Path) -> Path:
     return path
 
 
-def run_cli(*args: str, input: str | None = None, cwd: Path | None = None, env=None):
-    """Run `python -m rnngen` as a real subprocess: separate stdout and stderr, real exit code."""
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+# The tests' models are tiny: one thread runs them fastest, and two threads per process spin
+# against each other and against the machine's other work (issue 29: 35 s instead of 0.7 s for
+# test_overfits_one_batch on 2 busy cores). So the session, the commands it runs and their
+# processes use one thread (NO_COLOR: plain text to compare). The thread plans themselves
+# (--threads, OMP_NUM_THREADS, the automatic count) are pinned by test_threads, which gives each
+# command the environment it means. `_isolated` sets the one thread again before every test.
+ONE_THREAD = {"NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+
+
+class CliResult(NamedTuple):
+    """What a command run left: the fields of subprocess.CompletedProcess the tests read."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, input: str | None = None, cwd: Path | None = None, env=None) -> CliResult:
+    """Run `rnngen ARGS` in this process through typer's CliRunner: separate stdout and stderr
+    and the exit code a real process would give, without paying for a new interpreter and
+    torch's import (about 1.7 s a run). A failure that would print a traceback in a real
+    process puts one on stderr here too (exit 1), so "no traceback" stays checked.
+
+    Use `run_process` where the process itself is the subject (signals, pipes, start-up)."""
+    import traceback
+
+    import torch
+    from typer.testing import CliRunner
+
+    from rnngen.cli import app
+
+    threads = torch.get_num_threads()  # a run may set it for its process (training)
+    here = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(
+            app, [str(a) for a in args], input=input, env={**ONE_THREAD, **(env or {})},
+            prog_name="rnngen",
+        )  # fmt: skip
+    finally:
+        os.chdir(here)
+        torch.set_num_threads(threads)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(*result.exc_info))
+    return CliResult(result.exit_code, result.stdout, stderr)
+
+
+def run_process(*args: str, input: str | None = None, cwd: Path | None = None, env=None):
+    """Run `python -m rnngen` as a real subprocess: separate stdout and stderr, real exit code.
+    For tests whose subject is the process (signals, pipes, closed streams, start-up)."""
+    full_env = {**os.environ, **ONE_THREAD, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "rnngen", *args],
         input=input,
@@ -110,8 +161,41 @@ def run_cli(*args: str, input: str | None = None, cwd: Path | None = None, env=N
 def _isolated(tmp_path_factory, monkeypatch):
     """Each test runs in a fresh working directory (so ./checkpoints and ./tokenized are its
     own) and token caches go to a temporary directory, never the user's ~/.cache."""
+    import torch
+
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     monkeypatch.setenv("RNNGEN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    torch.set_num_threads(1)  # see ONE_THREAD
+
+
+# The shared tiny run's options: one small char LSTM, every file a run writes.
+TRAINED_OPTIONS = ["--max-steps", "30", "--kind", "char", "--hidden", "32", "--embed", "32",
+                   "--layers", "1", "--batch-size", "8", "--seq-len", "32", "--log-every", "2",
+                   "--quiet"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """One tiny trained run for the whole session, trained once in this process: a folder
+    holding synth.txt (400 lines of the built-in corpus, so eval has its oracle and agreement
+    rows) and checkpoints/synth.safetensors with its metrics and resume files, the newest
+    (only) checkpoint there. Tests only read it; a test that changes files copies it first
+    (`copy_trained`)."""
+    root = tmp_path_factory.mktemp("trained")
+    env = {"RNNGEN_CACHE": str(tmp_path_factory.getbasetemp() / "cache")}
+    result = run_cli("synth", "-o", str(root / "synth.txt"), "--lines", "400", "-q", env=env)
+    assert result.returncode == 0, result.stderr
+    result = run_cli("train", "synth.txt", *TRAINED_OPTIONS, cwd=root, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (root / "checkpoints" / "synth.safetensors").is_file()
+    return root
+
+
+def copy_trained(trained: Path, to: Path) -> Path:
+    """A copy of the shared run's folder, for a test that changes its files."""
+    import shutil
+
+    return Path(shutil.copytree(trained, to / "trained"))
 
 
 requires_shared = pytest.mark.skipif(

@@ -105,16 +105,6 @@ def test_the_sampled_mixture_sums_to_one_in_every_context(models, weight):
 # -- through the command line ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mixture")
-    corpus = root / "synth.txt"
-    assert run_cli("synth", "-o", str(corpus), "--lines", "400", "-q").returncode == 0
-    result = run_cli("train", str(corpus), "--max-steps", "30", "--kind", "char", *SMALL, cwd=root)
-    assert result.returncode == 0, result.stderr
-    return root
-
-
 def invoke(cwd, *args: str, input: str | None = None):
     """The CLI in-process (a real subprocess costs seconds of start-up per call): exit code,
     stdout and stderr apart."""
@@ -201,16 +191,16 @@ def test_a_damaged_mixture_cache_entry_is_fit_again(trained):
         assert json.loads(entries[0].read_text())["lambda"] == report["mixture"]["lambda"]
 
 
-def test_eval_says_when_it_scores_the_text_the_weight_was_fit_on(trained):
+def test_eval_says_when_it_scores_the_text_the_weight_was_fit_on(trained, tmp_path):
     # no test split: eval scores the validation split, the very text λ is fit on
-    corpus = trained / "synth.txt"
+    corpus = trained / "synth.txt"  # the shared run's folder is only read
     result = run_cli("train", str(corpus), "--max-steps", "5", "--kind", "char", "--test-frac",
-                     "0", "-o", "nosplit/model.safetensors", *SMALL, cwd=trained)  # fmt: skip
+                     "0", "-o", "nosplit/model.safetensors", *SMALL, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    report, _ = eval_rows(trained, "nosplit/model.safetensors")
+    report, _ = eval_rows(tmp_path, "nosplit/model.safetensors")
     assert report["data"] == "held-out valid split"
     assert report["mixture"]["scored_on_fit_text"] is True
-    table = invoke(trained, "eval", "nosplit/model.safetensors")
+    table = invoke(tmp_path, "eval", "nosplit/model.safetensors")
     assert "the mixture rows are optimistic" in table.stdout
 
 

@@ -3,6 +3,7 @@ deep in a file, stale spools, and a temperature too small for fp32."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,6 +21,16 @@ from rnngen.cli import app
 
 def cli(*args: str, input=None):
     return CliRunner().invoke(app, list(args), input=input)
+
+
+class NoStdinRunner(CliRunner):
+    """CliRunner with no stdin at all (sys.stdin None, as after `<&-`)."""
+
+    @contextlib.contextmanager
+    def isolation(self, *args, **kwargs):
+        with super().isolation(*args, **kwargs) as streams:
+            sys.stdin = None  # the runner puts its own stdin back afterwards
+            yield streams
 
 
 def run_closed_stdin(*args: str, cwd=None):
@@ -61,9 +72,19 @@ def test_score_stdin_binary_or_invalid_utf8(checkpoint, data, fragment):  # noqa
         ["train", "-", "--max-steps", "1"],
     ],
 )
-def test_a_closed_stdin_is_one_line(checkpoint, tmp_path, args):  # noqa: F811
+def test_a_closed_stdin_is_one_line(checkpoint, tmp_path, monkeypatch, args):  # noqa: F811
+    """In process with sys.stdin None, as Python leaves it under `<&-` (one real process below)."""
     args = [str(checkpoint) if a == "CHECKPOINT" else a for a in args]
-    result = run_closed_stdin(*args, cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = NoStdinRunner().invoke(app, args, env={"NO_COLOR": "1", "OMP_NUM_THREADS": "1"})
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    one_error_line(result.stderr, "stdin is closed")
+    assert not [p for p in tmp_path.rglob("*") if "stdin" in p.name]
+
+
+def test_a_closed_stdin_in_a_real_process(tmp_path):
+    """`rnngen tokenize - <&-` (torch-free: a cheap process): the real interpreter's None."""
+    result = run_closed_stdin("tokenize", "-", cwd=tmp_path)
     assert result.returncode == 1
     one_error_line(result.stderr, "stdin is closed")
     assert not [p for p in tmp_path.rglob("*") if "stdin" in p.name]

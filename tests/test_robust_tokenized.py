@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import run_cli
 from rnngen.cli import app
 from rnngen.config import TokenizerConfig
 from rnngen.data import cache_root, cached_tokenize, load_tokenized, remove_stale_work
@@ -85,11 +86,8 @@ def test_ids_out_of_range_never_reach_training(tokenized, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(tokenized, broken)
     set_id(broken, "train.bin", 60000)
-    result = subprocess.run(
-        [sys.executable, "-m", "rnngen", "train", str(broken), "--max-steps", "1",
-         "--hidden", "8", "--embed", "8", "-o", str(tmp_path / "m.safetensors")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_cli("train", str(broken), "--max-steps", "1", "--hidden", "8", "--embed", "8",
+                     "-o", str(tmp_path / "m.safetensors"))  # fmt: skip
     assert result.returncode == 1 and "IndexError" not in result.stderr
     assert "train.bin holds id 60000, out of range" in result.stderr
 

@@ -419,13 +419,6 @@ def test_unwritable_output(corpus, tmp_path):
         locked.chmod(0o700)
 
 
-def test_output_under_a_file_is_an_error(corpus, tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    result = run_cli("train", str(corpus), "-o", str(blocker / "m.safetensors"), *SMALL)
-    assert result.returncode == 1 and result.stderr.startswith("error: cannot write")
-
-
 def test_ctrl_c_saves_state_exits_130_and_resumes(corpus, tmp_path):
     out = tmp_path / "m.safetensors"
     cmd = [
