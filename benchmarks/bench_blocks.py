@@ -20,8 +20,8 @@ import time
 
 import torch
 
-import rnngen.stepper as stepper
-from rnngen.stepper import SampleBatch
+import rnngen.sampling.batch as stepper
+from rnngen.sampling.batch import SampleBatch
 
 SIZES = (1, 8, 16, 32, 64)
 
@@ -65,9 +65,9 @@ def main() -> None:
         model, tokenizer, name = lm.model, lm.tokenizer, a.checkpoint
     else:
         from rnngen.config import ModelConfig, TokenizerConfig
+        from rnngen.corpus.tokenizer import train_tokenizer
         from rnngen.model import RNNLM
         from rnngen.synth import generate_lines
-        from rnngen.tokenizer import train_tokenizer
 
         tokenizer = train_tokenizer(list(generate_lines(2000, seed=0)), TokenizerConfig())
         torch.manual_seed(0)

@@ -40,9 +40,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rnngen.config import ModelConfig, TrainConfig  # noqa: E402
-from rnngen.distributed import Group  # noqa: E402
 from rnngen.model import RNNLM  # noqa: E402
-from rnngen.trainer import Step, Trainer  # noqa: E402
+from rnngen.training.distributed import Group  # noqa: E402
+from rnngen.training.loop import Step, Trainer  # noqa: E402
 
 WARMUP_STEPS = 3  # the first steps pay for allocation and DDP's bucket set-up
 

@@ -28,9 +28,9 @@ import torch
 
 import rnngen
 from rnngen.checkpoint import load_model
-from rnngen.sample import Done, SampleConfig
-from rnngen.sampler import generate
-from rnngen.stepper import SampleBatch
+from rnngen.sampling.batch import SampleBatch
+from rnngen.sampling.generate import Done, SampleConfig
+from rnngen.sampling.sampler import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ["ROMEO:", "KING HENRY VI:\nWhat", "First Citizen:\nWe are", "JULIET:\nO Romeo, Romeo!",

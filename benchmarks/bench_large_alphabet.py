@@ -54,7 +54,7 @@ def rnngen(*args: str) -> subprocess.CompletedProcess:
 def split_sweep(text: str) -> dict:
     """Tokens per character and n-gram bits per character for each share of the room."""
     from rnngen.config import TokenizerConfig
-    from rnngen.tokenizer import train_tokenizer
+    from rnngen.corpus.tokenizer import train_tokenizer
 
     lines = text.split("\n")
     cut = len(lines) * 9 // 10

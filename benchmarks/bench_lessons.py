@@ -15,7 +15,7 @@ the last WINDOW words, with a word 5-gram beside them.
 
 Then, on held-out passages from another seed: bits per character (comparable across the two
 tokenizers), subject-verb agreement by distance (a Kneser-Ney 5-gram of each tokenization
-beside the models), and the gradient flow of every model (`rnngen.gradients`). Writes
+beside the models), and the gradient flow of every model (`rnngen.scoring.gradients`). Writes
 docs/lessons_*.png and docs/lessons_data.json, and prints one JSON line of figures.
 
     python benchmarks/bench_lessons.py [seconds per run, default 55] [docs directory]
@@ -40,12 +40,11 @@ import torch
 from bidirectional import BidirectionalLM, generate, honest_logprobs
 
 from rnngen.config import ModelConfig, TokenizerConfig, TrainConfig, learning_rate_for
-from rnngen.evaluate import model_logprobs, sequence_logprobs
-from rnngen.gradients import gradient_flow
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.hardware import resolve_precision
 from rnngen.model import RNNLM
 from rnngen.ngram import KneserNey
-from rnngen.plot import (
+from rnngen.plot.figures import (
     Curve,
     agreement_figure,
     curves_figure,
@@ -53,13 +52,14 @@ from rnngen.plot import (
     norm_traces_figure,
     save_figure,
 )
-from rnngen.plot_runs import Run
-from rnngen.sample import Done, SampleConfig
-from rnngen.sampler import generate as sample_text
+from rnngen.plot.runs import Run
+from rnngen.sampling.generate import Done, SampleConfig
+from rnngen.sampling.sampler import generate as sample_text
+from rnngen.scoring.gradients import gradient_flow
+from rnngen.scoring.logprobs import model_logprobs, sequence_logprobs
 from rnngen.synth import BUCKET_LABELS, bucket_of, generate_lines, oracle
 from rnngen.synth.agreement import agreement_accuracy
-from rnngen.tokenizer import train_tokenizer
-from rnngen.trainer import Evaluation, Rollback, Step, Trainer
+from rnngen.training.loop import Evaluation, Rollback, Step, Trainer
 
 CPU = torch.device("cpu")
 # What `rnngen train` would use on this machine for a model of this width: the automatic

@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 import rnngen
-from rnngen.baseline import CheckpointData
-from rnngen.checkpoint_data import with_context
-from rnngen.dynamic import DynamicConfig, dynamic_logprobs
-from rnngen.evaluate import model_logprobs
-from rnngen.mixture import fit_weight, mix_logprobs
+from rnngen.scoring.baseline import CheckpointData
+from rnngen.scoring.dynamic import DynamicConfig, dynamic_logprobs
+from rnngen.scoring.logprobs import model_logprobs
+from rnngen.scoring.mixture import fit_weight, mix_logprobs
+from rnngen.scoring.trained_on import with_context
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare"
 TUNING_TOKENS = 20_000

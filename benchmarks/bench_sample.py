@@ -11,7 +11,8 @@ Figures:
 - first_char_s: cold start, from launching `python -m rnngen sample CHECKPOINT` (importing
   torch, loading the checkpoint) to the first sampled character on its stdout; median of 3.
 - {one,batch16}_{tokens,chars}_per_s: generation alone (checkpoint loaded), from the first
-  event to the last, with `rnngen.sampler.generate` and the command's default of one thread;
+  event to the last, with `rnngen.sampling.sampler.generate` and the command's default of one
+  thread;
   chars counts the characters of all samples; median of 3. bf16_*: with bf16 weights (what
   `--precision auto` picks on CPUs with native bf16), the others fp32. threads2_*: bf16 with
   two threads (`--threads 2`).
@@ -38,11 +39,11 @@ import torch
 
 from rnngen.checkpoint import load_model, save_model
 from rnngen.config import ModelConfig, TokenizerConfig
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.model import RNNLM
-from rnngen.sample import Piece, SampleConfig
-from rnngen.sampler import generate
+from rnngen.sampling.generate import Piece, SampleConfig
+from rnngen.sampling.sampler import generate
 from rnngen.synth import generate_lines
-from rnngen.tokenizer import train_tokenizer
 
 REPEATS = 3
 

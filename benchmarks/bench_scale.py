@@ -57,7 +57,7 @@ UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
 BUILD_CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-from rnngen.data import load_tokenized
+from rnngen.corpus.store import load_tokenized
 from rnngen.ngram import KneserNey
 from rnngen.ngram.budget import parse_memory
 from rnngen.ngram.kenlm import write_arpa
@@ -77,7 +77,7 @@ print(json.dumps({"build_s": built - start, "build_arpa_s": time.perf_counter() 
 LMPLZ_TEXT_CHILD = r"""
 import sys
 import numpy as np
-from rnngen.data import load_tokenized
+from rnngen.corpus.store import load_tokenized
 corpus = load_tokenized(sys.argv[1])
 ids = corpus.ids("train")
 newline = corpus.tokenizer.newline_id

@@ -4,7 +4,7 @@ Reads the JSON lines of bench_sizing_grid.py (bits/char by corpus, size and step
 bench_sizing_throughput.py (tokens/s by precision, threads and size). For every corpus, time
 budget and emulated machine it predicts each fixed size's result (the grid interpolated in
 log-steps at the steps that size trains in that budget), finds the best fixed size, and asks
-rnngen.sizing.choose, with the measured throughputs injected, what the rule picks. Then it
+rnngen.training.sizing.choose, with the measured throughputs injected, what the rule picks. Then it
 searches TOKENS_PER_PARAMETER for the value with the least total regret (bits/char lost
 against the best fixed size), and prints the table for BENCHMARKS.md and one JSON summary.
 
@@ -18,7 +18,7 @@ import json
 import math
 from collections import defaultdict
 
-from rnngen import sizing
+from rnngen.training import sizing
 
 BUDGETS = (40, 180, 600)
 STEP_TOKENS = 32 * 64  # the grid ran batch 32 x 64 (the default before it moved to 16)

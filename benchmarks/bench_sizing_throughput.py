@@ -4,7 +4,7 @@ The other half of the sizing calibration (see bench_sizing_grid.py): how many to
 second each size trains at, on this CPU in bf16 and fp32 with 2 threads and 1 thread. Fewer
 threads and fp32 stand in for slower machines (an AVX2-only 2-core CPU trains the 1x512
 model at about this machine's fp32 one-thread speed). Uses the probe's own measurement
-(rnngen.sizing.measure_rate) with longer timing, and takes the median of three. Prints one
+(rnngen.training.sizing.measure_rate) with longer timing, and takes the median of three. Prints one
 JSON line per (precision, threads, size).
 
     python benchmarks/bench_sizing_throughput.py [--hidden 128,256,...] [--seconds 2]
@@ -22,7 +22,7 @@ import torch
 
 from rnngen.config import TrainConfig
 from rnngen.hardware import cpu_has_native_bf16
-from rnngen.sizing import LADDER, candidate_config, measure_rate
+from rnngen.training.sizing import LADDER, candidate_config, measure_rate
 
 BATCH = TrainConfig().batch_size  # the default, as the probe measures it
 

@@ -23,7 +23,7 @@ from rnngen.config import ModelConfig, TrainConfig
 from rnngen.hardware import autocast
 from rnngen.model import RNNLM
 from rnngen.synth import generate_lines
-from rnngen.trainer import Evaluation, Trainer
+from rnngen.training.loop import Evaluation, Trainer
 
 CPU = torch.device("cpu")
 SIZES = [  # (layers, hidden, vocab, batch)
@@ -83,7 +83,7 @@ def tokens_per_second(layers, hidden, vocab, batch, precision, seq_len=64, secon
 def curves_agree(steps: int = 300) -> dict:
     """The same model, data and seed in fp32 and bf16: final validation loss of each."""
     from rnngen.config import TokenizerConfig
-    from rnngen.tokenizer import train_tokenizer
+    from rnngen.corpus.tokenizer import train_tokenizer
 
     lines = list(generate_lines(3000, seed=1))
     tokenizer = train_tokenizer([line.rstrip("\n") for line in lines], TokenizerConfig(kind="char"))

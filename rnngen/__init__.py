@@ -25,12 +25,13 @@ _API = {
     "DynamicConfig": "rnngen.api",
     "GradientResult": "rnngen.api",
     "NGramReport": "rnngen.api",
-    "ComparisonReport": "rnngen.report",
-    "Provenance": "rnngen.provenance",
+    "ComparisonReport": "rnngen.scoring.report",
+    "Provenance": "rnngen.corpus.provenance",
     "RnngenError": "rnngen.errors",
+    "gradients": "rnngen.api",
 }
-# rnngen.api.gradients and rnngen.api.ngram are not here: `rnngen.gradients` and `rnngen.ngram`
-# name modules of the package, which an import sets as attributes over any name given here.
+# rnngen.api.ngram is not here: `rnngen.ngram` names a package of rnngen, which an import
+# sets as an attribute over any name given here.
 __all__ = ["__version__", *_API]
 
 

@@ -54,7 +54,7 @@ def atomic_writer(path: str | os.PathLike, mode: str = "wb", **open_kwargs) -> I
     if mode_bits is not None and not stat.S_ISREG(mode_bits):
         # A rename over a device, a FIFO or a directory would swap it for a regular file (as
         # root, even /dev/full): refuse instead. Streams are written in place by
-        # rnngen.textio.output_file.
+        # rnngen.corpus.textio.output_file.
         raise RnngenError(f"cannot write {str(shown)!r}: not a regular file")
     tmp = temporary_name(path)
     try:

@@ -39,11 +39,11 @@ from safetensors.torch import save as save_bytes
 from rnngen import __version__
 from rnngen.atomic import describe, write_bytes
 from rnngen.config import TOKENIZER_KINDS, ModelConfig, from_json, to_json
+from rnngen.corpus.tokenizer import Tokenizer, load_tokenizer
 from rnngen.errors import RnngenError, parse_json
 from rnngen.model import RNNLM
 from rnngen.run_paths import lock_path, metrics_path, state_path  # noqa: F401 (re-exported)
-from rnngen.tokenizer import Tokenizer, load_tokenizer
-from rnngen.train_state import is_permutation
+from rnngen.training.resume import is_permutation
 
 FORMAT = "rnngen/1"
 STATE_FORMAT = "rnngen-state/1"

@@ -22,8 +22,8 @@ def tiny_checkpoint(folder: Path, name: str = "tiny") -> Path:
 
     from rnngen.checkpoint import save_model
     from rnngen.config import ModelConfig, TokenizerConfig
+    from rnngen.corpus.tokenizer import train_tokenizer
     from rnngen.model import RNNLM
-    from rnngen.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(tiny_text(200).split("\n"), TokenizerConfig(kind="bpe"))
     torch.manual_seed(0)

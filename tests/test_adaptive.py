@@ -109,7 +109,7 @@ def test_bad_cutoffs_are_a_config_error():
 
 def test_checkpoint_keeps_the_order_and_refuses_a_broken_one(tmp_path):
     from rnngen.config import TokenizerConfig
-    from rnngen.tokenizer import train_tokenizer
+    from rnngen.corpus.tokenizer import train_tokenizer
 
     text = tiny_text(200)
     tokenizer = train_tokenizer([text], TokenizerConfig(kind="char"))

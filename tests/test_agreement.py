@@ -9,10 +9,10 @@ import pytest
 
 from conftest import run_cli
 from rnngen.config import TokenizerConfig
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.ngram import KneserNey
 from rnngen.synth import generate_lines, oracle
 from rnngen.synth.agreement import agreement_accuracy, agreement_probes
-from rnngen.tokenizer import train_tokenizer
 
 
 @pytest.fixture(scope="module")

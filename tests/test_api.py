@@ -151,8 +151,8 @@ def test_an_old_checkpoint_loads_samples_scores_and_evals(tmp_path):
 def test_provenance_round_trips_exactly_and_fails_clearly():
     from safetensors import safe_open
 
+    from rnngen.corpus.provenance import Provenance, checkpoint_provenance
     from rnngen.errors import RnngenError
-    from rnngen.provenance import Provenance, checkpoint_provenance
 
     with safe_open(str(OLD), framework="numpy") as f:
         meta = f.metadata()

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from rnngen.config import ModelConfig, TrainConfig
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM, keep_mask
-from rnngen.train_options import PRESETS, configs
-from rnngen.trainer import Evaluation, Stopped, Trainer
+from rnngen.training.loop import Evaluation, Stopped, Trainer
+from rnngen.training.options import PRESETS, configs
 
 CPU = torch.device("cpu")
 

@@ -12,11 +12,11 @@ import torch
 
 from conftest import run_cli, tiny_text
 from rnngen.config import ModelConfig, TokenizerConfig
-from rnngen.dynamic import Adaptation, DynamicConfig, dynamic_logprobs
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.errors import RnngenError
-from rnngen.evaluate import model_logprobs
 from rnngen.model import RNNLM
-from rnngen.tokenizer import train_tokenizer
+from rnngen.scoring.dynamic import Adaptation, DynamicConfig, dynamic_logprobs
+from rnngen.scoring.logprobs import model_logprobs
 
 CPU = torch.device("cpu")
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnngen.config import ModelConfig
-from rnngen.evaluate import Score, model_logprobs, sequence_logprobs
 from rnngen.model import RNNLM
+from rnngen.scoring.logprobs import Score, model_logprobs, sequence_logprobs
 
 CPU = torch.device("cpu")
 

@@ -15,9 +15,9 @@ import torch
 from conftest import tiny_text
 from rnngen.checkpoint import save_model
 from rnngen.config import ModelConfig, TokenizerConfig
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.tokenizer import train_tokenizer
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")

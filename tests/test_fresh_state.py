@@ -7,7 +7,7 @@ import torch
 
 from rnngen.config import ModelConfig, TrainConfig
 from rnngen.model import RNNLM, reset_rows
-from rnngen.trainer import FRESH_STATE_EVERY, Trainer
+from rnngen.training.loop import FRESH_STATE_EVERY, Trainer
 
 CPU = torch.device("cpu")
 

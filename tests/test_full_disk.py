@@ -71,8 +71,8 @@ def test_tokenize(tmp_path, full_disk):
 def test_checkpoint(tmp_path, full_disk):
     from rnngen.checkpoint import save_model
     from rnngen.config import ModelConfig, TokenizerConfig
+    from rnngen.corpus.tokenizer import train_tokenizer
     from rnngen.model import RNNLM
-    from rnngen.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(tiny_text(20).splitlines(), TokenizerConfig(kind="char"))
     config = ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=8, embed_size=8, layers=1)

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from conftest import run_cli, tiny_text
 from rnngen.cli import app
 from rnngen.config import ModelConfig
-from rnngen.gradients import gradient_flow, target_positions
 from rnngen.model import RNNLM
+from rnngen.scoring.gradients import gradient_flow, target_positions
 
 CPU = torch.device("cpu")
 
@@ -94,7 +94,7 @@ def test_residual_stacks_and_warm_states_run(tmp_path):
 def checkpoint(tmp_path) -> Path:
     from rnngen.checkpoint import save_model
     from rnngen.config import TokenizerConfig
-    from rnngen.tokenizer import train_tokenizer
+    from rnngen.corpus.tokenizer import train_tokenizer
 
     text = tiny_text(60)
     tokenizer = train_tokenizer(text.splitlines(), TokenizerConfig(kind="char"))

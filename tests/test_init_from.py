@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from conftest import run_cli, tiny_text
 from rnngen.checkpoint import load_model, read_meta
+from rnngen.corpus.provenance import checkpoint_provenance
+from rnngen.corpus.textio import file_sha256
 from rnngen.errors import RnngenError
-from rnngen.provenance import checkpoint_provenance
-from rnngen.textio import file_sha256
-from rnngen.train_events import Evaluation
+from rnngen.training.events import Evaluation
 
 FAST = dict(batch_size=4, seq_len=16, device="cpu", precision="fp32", seed=3)
 BASE = dict(kind="bpe", vocab_size=300, hidden=16, dropout=0.0, max_steps=40, warmup=5,
@@ -26,7 +26,7 @@ BASE = dict(kind="bpe", vocab_size=300, hidden=16, dropout=0.0, max_steps=40, wa
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A base model trained once for the module, on its own corpus: (checkpoint, corpus)."""
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     folder = tmp_path_factory.mktemp("base")
     corpus = folder / "base.txt"
@@ -45,7 +45,7 @@ def new_corpus(tmp_path):
 
 
 def fine_tune(corpus, base_path, output, **options):
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     options = {**FAST, "max_steps": 2, **options}
     return train(corpus, output=output, init_from=base_path, **options)
@@ -54,9 +54,9 @@ def fine_tune(corpus, base_path, output, **options):
 def test_the_model_starts_as_the_base_with_the_new_runs_options(base, new_corpus):
     """Through the library's phases: the built model holds the base's weights, with the base's
     architecture and this run's dropout."""
-    from rnngen import training
-    from rnngen.train_data import prepare_data
-    from rnngen.train_options import configs
+    from rnngen.training import run as training
+    from rnngen.training.data import prepare_data
+    from rnngen.training.options import configs
 
     base_path, _ = base
     config, options = configs(dropout=0.25, **FAST)
@@ -75,7 +75,7 @@ def test_the_model_starts_as_the_base_with_the_new_runs_options(base, new_corpus
 def test_fine_tuning_continues_from_the_base(base, tmp_path):
     """On the base's own text, with a negligible learning rate, the first evaluation scores
     what the base scored; an untrained model of the same shape scores far worse."""
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     base_path, base_corpus = base
     base_loss = json.loads(read_meta(base_path)["metrics"])["valid_loss"]
@@ -125,7 +125,7 @@ def test_the_checkpoint_records_the_base(base, new_corpus, tmp_path):
 
 
 def test_resuming_a_fine_tune_keeps_its_base(base, new_corpus, tmp_path):
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     """...and needs it no more: the tokenizer comes from the run's own checkpoint."""
     base_path, _ = base
@@ -141,8 +141,8 @@ def test_resuming_a_fine_tune_keeps_its_base(base, new_corpus, tmp_path):
 
 def test_a_tokenized_directory_must_share_the_bases_tokenizer(base, new_corpus, tmp_path):
     from rnngen.config import TokenizerConfig
-    from rnngen.data import tokenize_corpus
-    from rnngen.train_data import resolve_spans
+    from rnngen.corpus.store import tokenize_corpus
+    from rnngen.training.data import resolve_spans
 
     base_path, _ = base
     _, base_tokenizer, _ = load_model(base_path)
@@ -218,7 +218,7 @@ def test_cli_refuses_a_mismatched_kind_in_one_line(base, new_corpus, tmp_path):
 def test_options_left_at_their_defaults_are_not_given(new_corpus, tmp_path, monkeypatch):
     """--kind defaults to bpe and --cell to lstm: a char or GRU base must still fine-tune
     when they are not typed, and be refused when they are."""
-    import rnngen.training
+    import rnngen.training.run
 
     seen = []
 
@@ -226,7 +226,7 @@ def test_options_left_at_their_defaults_are_not_given(new_corpus, tmp_path, monk
         seen.append(given)
         raise SystemExit(0)
 
-    monkeypatch.setattr(rnngen.training, "open_base", capture)
+    monkeypatch.setattr(rnngen.training.run, "open_base", capture)
     cli(new_corpus, "--init-from", tmp_path / "base.safetensors", "--dropout", "0.3")
     cli(new_corpus, "--init-from", tmp_path / "base.safetensors", "--kind", "bpe", "--tie")
     assert not {"kind", "vocab_size", "cell", "tie", "residual", "size"} & set(seen[0])

@@ -19,10 +19,15 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import large_alphabet_text, run_cli
-from rnngen.alphabet import FIXED_PIECES, LARGE_ALPHABET_VOCAB_SIZE, SPACE_MARK, plan_alphabet
 from rnngen.cli import app
 from rnngen.config import TokenizerConfig
-from rnngen.tokenizer import train_tokenizer
+from rnngen.corpus.alphabet import (
+    FIXED_PIECES,
+    LARGE_ALPHABET_VOCAB_SIZE,
+    SPACE_MARK,
+    plan_alphabet,
+)
+from rnngen.corpus.tokenizer import train_tokenizer
 
 TEXT = large_alphabet_text(40_000, seed=17, ideographs=3000)
 LINES = TEXT.split("\n")
@@ -159,7 +164,7 @@ def test_meta_fallback_matches_a_direct_count(tokenized):
 def test_held_out_ids_decode_to_the_exact_text(tokenized):
     """eval divides by the characters and bytes of the decoded held-out text: exact whatever
     share of it is spelled in bytes."""
-    from rnngen.data import load_tokenized
+    from rnngen.corpus.store import load_tokenized
 
     corpus, out, meta, _ = tokenized
     loaded = load_tokenized(out)
@@ -176,7 +181,7 @@ def test_sampling_never_writes_half_a_character(tokenized, tmp_path):
 
     from rnngen.checkpoint import save_model
     from rnngen.config import ModelConfig
-    from rnngen.data import load_tokenized
+    from rnngen.corpus.store import load_tokenized
     from rnngen.model import RNNLM
 
     tokenizer = load_tokenized(tokenized[1]).tokenizer

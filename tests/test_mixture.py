@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 
 from conftest import run_cli, tiny_text
 from rnngen.config import ModelConfig, TokenizerConfig
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.errors import RnngenError
-from rnngen.interpolate import FIT, parse_mix
-from rnngen.mixture import fit_weight, mix_logprobs
 from rnngen.model import RNNLM
 from rnngen.ngram import KneserNey
-from rnngen.stepper import _NGramRow
-from rnngen.tokenizer import train_tokenizer
+from rnngen.sampling.batch import _NGramRow
+from rnngen.scoring.mixture import fit_weight, mix_logprobs
+from rnngen.scoring.mixture_weight import FIT, parse_mix
 
 SMALL = ["--hidden", "32", "--embed", "32", "--layers", "1", "--batch-size", "8",
          "--seq-len", "32", "--quiet"]  # fmt: skip
@@ -163,8 +163,8 @@ def test_a_damaged_mixture_cache_entry_is_fit_again(trained):
     and rewritten, as a damaged token or n-gram cache entry is rebuilt, by eval, score, sample
     and the API alike; never an error about a weight the user never gave, nor a dropped row."""
     import rnngen
-    from rnngen.data import cache_root
-    from rnngen.interpolate import model_digest
+    from rnngen.corpus.store import cache_root
+    from rnngen.scoring.mixture_weight import model_digest
 
     report, _ = eval_rows(trained)  # fits the weight and caches it
     checkpoint = trained / "checkpoints" / "synth.safetensors"

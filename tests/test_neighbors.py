@@ -9,9 +9,9 @@ import torch
 
 from conftest import tiny_text
 from rnngen.config import ModelConfig, TokenizerConfig
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.tokenizer import train_tokenizer
 from rnngen.word_vectors import nearest, piece_label, piece_labels, spelling
 
 

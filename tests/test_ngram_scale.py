@@ -266,7 +266,7 @@ def test_sigterm_removes_the_scratch_directory(tmp_path):
 def test_an_old_cache_format_is_rebuilt(tmp_path, monkeypatch):
     from safetensors.numpy import save_file
 
-    from rnngen.checkpoint_data import cached_ngram, ngram_key
+    from rnngen.scoring.trained_on import cached_ngram, ngram_key
 
     monkeypatch.setenv("RNNGEN_CACHE", str(tmp_path))
     ids = np.random.default_rng(6).integers(0, 5, 300)

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from conftest import run_cli, tiny_text
 from rnngen.cli import app
 from rnngen.errors import RnngenError
-from rnngen.plot import curves_figure, load_run, save_figure, unique_labels
+from rnngen.plot.figures import curves_figure, save_figure, unique_labels
+from rnngen.plot.runs import load_run
 
 PANELS = (
     "Validation bits per character (faint: training loss)",
@@ -226,7 +227,7 @@ def test_help_imports_neither_torch_nor_matplotlib():
 
 
 def test_lesson_figures_draw_from_data(tmp_path):
-    from rnngen.plot import Curve, agreement_figure, gradients_figure, norm_traces_figure
+    from rnngen.plot.figures import Curve, agreement_figure, gradients_figure, norm_traces_figure
 
     clipped = load_run(metrics_file(tmp_path / "a.metrics.jsonl", crafted(1.0, back_to=12)))
     clipped.clip = 5.0

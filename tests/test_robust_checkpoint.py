@@ -33,7 +33,7 @@ from rnngen.checkpoint import (
 from rnngen.config import ModelConfig, TokenizerConfig, TrainConfig, from_json, to_json
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.trainer import Trainer
+from rnngen.training.loop import Trainer
 
 CPU = torch.device("cpu")
 OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"  # records its provenance
@@ -47,7 +47,7 @@ TRAIN = TrainConfig(batch_size=4, seq_len=8, max_steps=6, warmup_steps=2, log_ev
 def real(tmp_path_factory):
     """(model path, train ids, valid ids): a tiny trained checkpoint with its resume file,
     stopped mid-run so that the resume file carries a hidden state."""
-    from rnngen.tokenizer import train_tokenizer
+    from rnngen.corpus.tokenizer import train_tokenizer
 
     directory = tmp_path_factory.mktemp("real")
     text = tiny_text(80)
@@ -160,7 +160,7 @@ def test_damaged_header_is_one_line(real, tmp_path, change, fragment):
 
 
 def test_tokenizer_of_another_vocabulary_is_refused(real, tmp_path):
-    from rnngen.tokenizer import train_tokenizer
+    from rnngen.corpus.tokenizer import train_tokenizer
 
     other = train_tokenizer(["xyz " * 50], TokenizerConfig(kind="char"))
     encoded = base64.b64encode(other.proto).decode()
@@ -501,7 +501,7 @@ def test_a_fine_tuned_lineage_too_deep_to_read_back_is_cut(tmp_path):
     """The base's own record is nested in the new checkpoint's: one deep enough to make that
     unreadable is left out, so a checkpoint rnngen writes always loads."""
     from rnngen.errors import MAX_JSON_DEPTH, json_depth
-    from rnngen.init_from import Base
+    from rnngen.training.finetune import Base
 
     for depth, kept in ((3, True), (MAX_JSON_DEPTH - 5, False)):
         base = Base(tmp_path / "b.safetensors", "0" * 64, None, None,

@@ -60,8 +60,8 @@ def run(*args: str, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, fsize=None
 def checkpoint(tmp_path_factory) -> Path:
     from rnngen.checkpoint import save_model
     from rnngen.config import ModelConfig, TokenizerConfig
+    from rnngen.corpus.tokenizer import train_tokenizer
     from rnngen.model import RNNLM
-    from rnngen.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(tiny_text(200).split("\n"), TokenizerConfig(kind="char"))
     model = RNNLM(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, embed_size=16))
@@ -166,9 +166,9 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, command):
 
 def test_a_cache_path_that_is_a_file_is_one_line(tmp_path, tiny_corpus, monkeypatch):
     from rnngen.config import TokenizerConfig
-    from rnngen.data import cached_tokenize
+    from rnngen.corpus.store import cached_tokenize
+    from rnngen.corpus.textio import split_tail
     from rnngen.errors import RnngenError
-    from rnngen.textio import split_tail
 
     (tmp_path / "cachefile").write_text("x")
     monkeypatch.setenv("RNNGEN_CACHE", str(tmp_path / "cachefile"))
@@ -281,7 +281,7 @@ def test_the_ngram_cache_is_optional(tmp_path, monkeypatch):
     """An unwritable n-gram cache costs a rebuild next time, never the result."""
     import numpy as np
 
-    from rnngen.checkpoint_data import cached_ngram
+    from rnngen.scoring.trained_on import cached_ngram
 
     (tmp_path / "cachefile").write_text("x")
     monkeypatch.setenv("RNNGEN_CACHE", str(tmp_path / "cachefile"))

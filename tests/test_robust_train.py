@@ -144,7 +144,7 @@ def test_two_real_trainers_on_one_output(corpus, tmp_path):
 def test_force_run_that_fails_early_keeps_the_old_history(trained, corpus, monkeypatch):
     out, before = trained
     from rnngen.errors import RnngenError
-    from rnngen.trainer import Trainer
+    from rnngen.training.loop import Trainer
 
     def full_disk(self):
         yield from ()
@@ -170,10 +170,12 @@ def test_force_run_replaces_the_history_at_its_first_save(trained, corpus):
 
 
 def test_run_without_a_finite_validation_loss_fails(corpus, tmp_path, monkeypatch):
-    import rnngen.trainer
+    import rnngen.training.loop
 
     monkeypatch.setattr(
-        rnngen.trainer, "model_logprobs", lambda model, ids, *a, **k: np.full(len(ids) - 1, np.nan)
+        rnngen.training.loop,
+        "model_logprobs",
+        lambda model, ids, *a, **k: np.full(len(ids) - 1, np.nan),
     )
     out = tmp_path / "m.safetensors"
     one_line_error(train(str(corpus), "-o", str(out), "--max-steps", "3", *SMALL), "no checkpoint")

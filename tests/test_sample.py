@@ -20,12 +20,12 @@ from conftest import run_cli, tiny_text
 from rnngen.checkpoint import load_model, save_model
 from rnngen.cli import app
 from rnngen.config import ModelConfig, TokenizerConfig
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.sample import Done, Piece, SampleConfig, filter_logits
-from rnngen.sampler import generate
-from rnngen.stepper import choose_tokens
-from rnngen.tokenizer import train_tokenizer
+from rnngen.sampling.batch import choose_tokens
+from rnngen.sampling.generate import Done, Piece, SampleConfig, filter_logits
+from rnngen.sampling.sampler import generate
 
 UNSEEN = "日本語 👩‍👩‍👧 ▁ é\n"  # nothing of it is in tiny_text: byte fallback
 

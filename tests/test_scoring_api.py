@@ -127,7 +127,7 @@ def test_eval_looks_the_checkpoint_up_once(checkpoint, monkeypatch):
     """The tokenized corpus is opened once and the training ids hashed once per eval, and the
     n-gram's cache key is the one it always had (old caches stay valid)."""
     import rnngen
-    from rnngen import checkpoint_data
+    from rnngen.scoring import trained_on as checkpoint_data
 
     opened, hashed = [], []
     load_stored, ids_digest = checkpoint_data.load_stored, checkpoint_data.ids_digest
@@ -138,7 +138,7 @@ def test_eval_looks_the_checkpoint_up_once(checkpoint, monkeypatch):
     lm = rnngen.load(checkpoint)
     report = rnngen.compare(lm, ngram_order=3)
     assert len(opened) == len(set(opened)) >= 1 and len(hashed) == 1 and report.ngram.order == 3
-    from rnngen.baseline import CheckpointData
+    from rnngen.scoring.baseline import CheckpointData
 
     data = CheckpointData(lm.provenance, lm.tokenizer)
     ids, _ = data.training_ids()

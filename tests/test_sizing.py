@@ -13,8 +13,8 @@ import torch
 from safetensors import safe_open
 
 from conftest import run_cli, tiny_text
-from rnngen import sizing
 from rnngen.model import RNNLM, count_parameters
+from rnngen.training import sizing
 
 VOCAB = 1024
 

@@ -14,7 +14,7 @@ from rnngen.checkpoint import load_model, read_meta
 from rnngen.config import SKIPS, ModelConfig, TrainConfig, from_json
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM, step_state
-from rnngen.trainer import Stopped, Trainer
+from rnngen.training.loop import Stopped, Trainer
 
 CPU = torch.device("cpu")
 OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"
@@ -144,7 +144,7 @@ def test_resume_is_bitwise_identical(skip):
 )  # fmt: skip
 def test_the_options_reach_the_model(options, skip):
     """`rnngen train --skip S` and `rnngen.train(..., skip=S)` take this one path."""
-    from rnngen.train_options import complete, configs
+    from rnngen.training.options import complete, configs
 
     _, model = configs(layers=3, hidden=8, **options)
     assert ModelConfig(vocab_size=VOCAB, **{**complete(model), "softmax": "full"}).skip == skip
@@ -154,7 +154,7 @@ def test_the_options_reach_the_model(options, skip):
                                           ("dense", "dense")])  # fmt: skip
 def test_automatic_sizing_keeps_the_chosen_skip(skip, chosen):
     """A stack that sizing chooses gets residual skips unless the user chose others."""
-    from rnngen.sizing import candidate_config
+    from rnngen.training.sizing import candidate_config
 
     assert candidate_config(3, 8, VOCAB, skip=skip).skip == chosen
     assert candidate_config(1, 8, VOCAB, skip=skip).skip == skip
@@ -163,7 +163,7 @@ def test_automatic_sizing_keeps_the_chosen_skip(skip, chosen):
 def test_a_trained_highway_stack_loads_and_scores(tmp_path):
     import rnngen
     from conftest import tiny_text
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     (tmp_path / "corpus.txt").write_text(tiny_text(200))
     out = tmp_path / "h.safetensors"
@@ -185,7 +185,7 @@ def test_gradient_flow_through_the_skips_matches_autograd(skip):
     the skips gives the same input gradients."""
     import torch.nn.functional as F
 
-    from rnngen.gradients import gradient_flow
+    from rnngen.scoring.gradients import gradient_flow
 
     model = stack(skip, 3, embed=8)
     ids = np.random.default_rng(0).integers(0, VOCAB, 12)

@@ -8,12 +8,12 @@ import torch
 
 from conftest import tiny_text
 from rnngen.config import ModelConfig, TokenizerConfig
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.hardware import cpu_has_native_bf16
 from rnngen.model import RNNLM
-from rnngen.sample import Done, Piece, SampleConfig, sampling_precision
-from rnngen.sampler import Sampler, generate
-from rnngen.stepper import BLOCK, SampleBatch
-from rnngen.tokenizer import train_tokenizer
+from rnngen.sampling.batch import BLOCK, SampleBatch
+from rnngen.sampling.generate import Done, Piece, SampleConfig, sampling_precision
+from rnngen.sampling.sampler import Sampler, generate
 
 
 @pytest.fixture(scope="module")

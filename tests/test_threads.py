@@ -32,7 +32,7 @@ from rnngen.threads import (
     timed,
     usable_cores,
 )
-from rnngen.trainer import Step, ThreadsChanged, Trainer
+from rnngen.training.loop import Step, ThreadsChanged, Trainer
 
 CPU = torch.device("cpu")
 
@@ -341,16 +341,16 @@ def test_training_moves_to_the_faster_count_and_says_so():
 def test_sizing_rates_each_size_at_the_faster_count_and_says_the_machine_looked_busy(
     monkeypatch,
 ):
-    import rnngen.sizing
-    from rnngen.distributed import Group
-    from rnngen.training import Placement, _measure_and_choose
+    import rnngen.training.sizing
+    from rnngen.training.distributed import Group
+    from rnngen.training.run import Placement, _measure_and_choose
 
     def rates(config, batch, seq_len, device, precision, counts):
         assert counts == (2, 1)
         quiet = 4e7 / config.hidden_size**2
         return {2: quiet / 8, 1: quiet * 0.6}  # 2 threads collapse beside a busy program
 
-    monkeypatch.setattr(rnngen.sizing, "measure_rates", rates)
+    monkeypatch.setattr(rnngen.training.sizing, "measure_rates", rates)
     data = SimpleNamespace(tokenizer=SimpleNamespace(vocab_size=100),
                            train_ids=np.zeros(200_000, dtype=np.uint16))  # fmt: skip
     place = Placement(CPU, "fp32", Group(), ThreadPlan(2, True, "test"))
@@ -363,7 +363,7 @@ def test_sizing_rates_each_size_at_the_faster_count_and_says_the_machine_looked_
 
 
 def test_measure_rates_times_each_count():
-    from rnngen.sizing import measure_rates
+    from rnngen.training.sizing import measure_rates
 
     threads = torch.get_num_threads()
     try:
@@ -382,7 +382,7 @@ TINY = dict(kind="char", hidden=16, batch_size=4, seq_len=16, max_steps=6, seed=
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     root = tmp_path_factory.mktemp("threads")
     corpus = root / "corpus.txt"
@@ -460,7 +460,7 @@ def test_train_honours_threads_and_records_them(checkpoint, tmp_path):
 
 
 def test_the_api_takes_threads(checkpoint, tmp_path):
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     corpus = checkpoint.parent / "corpus.txt"
     with pytest.raises(RnngenError, match="^threads must be a whole number"):

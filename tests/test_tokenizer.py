@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 
 from conftest import MULTILINGUAL, TINYSHAKESPEARE, requires_shared, tiny_text
 from rnngen.config import TokenizerConfig
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.errors import RnngenError
-from rnngen.tokenizer import train_tokenizer
 
 KINDS = {"char": 1, "bpe": 700, "unigram": 700, "word": 300}
 

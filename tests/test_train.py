@@ -17,7 +17,7 @@ from rnngen.checkpoint import atomic_write, load_model, save_model
 from rnngen.config import ModelConfig, TrainConfig
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.trainer import Evaluation, Finished, Rollback, Stopped, Trainer
+from rnngen.training.loop import Evaluation, Finished, Rollback, Stopped, Trainer
 
 CPU = torch.device("cpu")
 
@@ -167,7 +167,7 @@ def test_corpus_shorter_than_one_window():
 def test_atomic_save_survives_failure_mid_write(tmp_path, monkeypatch):
     path = tmp_path / "m.safetensors"
     from rnngen.config import TokenizerConfig
-    from rnngen.tokenizer import train_tokenizer
+    from rnngen.corpus.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(tiny_text(50).split("\n"), TokenizerConfig(kind="char"))
     model = tiny_model(vocab=tokenizer.vocab_size)
@@ -225,7 +225,7 @@ def corpus(tmp_path):
 
 
 def test_every_option_reaches_the_config(corpus, tmp_path, monkeypatch):
-    import rnngen.training
+    import rnngen.training.run
 
     seen = {}
 
@@ -233,7 +233,7 @@ def test_every_option_reaches_the_config(corpus, tmp_path, monkeypatch):
         seen["train"], seen["model"] = config, options
         raise SystemExit(0)
 
-    monkeypatch.setattr(rnngen.training, "plan_model", capture)
+    monkeypatch.setattr(rnngen.training.run, "plan_model", capture)
     from rnngen.cli import app
 
     result = CliRunner().invoke(

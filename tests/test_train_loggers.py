@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rnngen.errors import RnngenError
-from rnngen.train_loggers import RunLoggers, parse_specs
+from rnngen.training.loggers import RunLoggers, parse_specs
 
 RECORDS = [
     {"event": "step", "step": 10, "loss": 3.5, "grad_norm": 2.5, "lr": 1e-3,

@@ -1,4 +1,4 @@
-"""Training from Python without the CLI (rnngen.training), and the CLI giving the same figures
+"""Training from Python without the CLI (rnngen.training.run), and the CLI giving the same figures
 as the API for the same options and seed: both take one path through the library's phases."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from conftest import tiny_text
 from rnngen.checkpoint import load_model, metrics_path
 from rnngen.errors import RnngenError
-from rnngen.train_events import Evaluation, Finished, Saved, Step, TrainResult
-from rnngen.train_options import configs, parse_duration
+from rnngen.training.events import Evaluation, Finished, Saved, Step, TrainResult
+from rnngen.training.options import configs, parse_duration
 
 TINY = dict(kind="char", hidden=16, batch_size=4, seq_len=16, max_steps=4, seed=3,
             device="cpu", precision="fp32")  # fmt: skip
@@ -26,7 +26,7 @@ def corpus(tmp_path):
 
 
 def test_api_round_trip_without_the_cli(corpus, tmp_path):
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     events = []
     out = tmp_path / "api" / "m.safetensors"
@@ -63,7 +63,7 @@ def test_api_options_are_the_clis(corpus, tmp_path):
 
 def test_cli_and_api_give_the_same_figures(corpus, tmp_path):
     from rnngen.cli import app
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     api_out, cli_out = tmp_path / "api.safetensors", tmp_path / "cli.safetensors"
     result = train(corpus, output=api_out, **TINY)
@@ -86,9 +86,9 @@ def test_cli_and_api_give_the_same_figures(corpus, tmp_path):
 
 
 def test_a_rollback_is_kept_in_the_metrics_for_plot(corpus, tmp_path, monkeypatch):
-    from rnngen.plot_runs import load_run
-    from rnngen.trainer import Trainer
-    from rnngen.training import train
+    from rnngen.plot.runs import load_run
+    from rnngen.training.loop import Trainer
+    from rnngen.training.run import train
 
     original = Trainer._exploded
 
@@ -109,7 +109,7 @@ def test_a_rollback_is_kept_in_the_metrics_for_plot(corpus, tmp_path, monkeypatc
 def test_eval_every_sets_the_interval(corpus, tmp_path):
     """--eval-every N evaluates every N steps and at the end, instead of adding its
     evaluations to the ten spread over the run."""
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     steps = []
 

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from rnngen.checkpoint import load_model, read_meta, save_model
 from rnngen.config import MAX_WINDOW, ModelConfig, TokenizerConfig, TrainConfig, from_json, to_json
+from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM, state_layout, step_state
-from rnngen.tokenizer import train_tokenizer
-from rnngen.trainer import Stopped, Trainer
+from rnngen.training.loop import Stopped, Trainer
 from rnngen.window import WindowLM
 
 CPU = torch.device("cpu")
@@ -211,7 +211,7 @@ TINY = dict(kind="char", layers=1, hidden=16, embed=8, batch_size=4, seq_len=16,
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from conftest import tiny_text
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     folder = tmp_path_factory.mktemp("window")
     (folder / "corpus.txt").write_text(tiny_text(300))
@@ -251,7 +251,7 @@ def test_the_cli_shows_and_samples_a_window_model(trained):
 
 
 def test_gradients_beyond_the_window_are_zero(trained):
-    from rnngen.gradients import gradient_flow
+    from rnngen.scoring.gradients import gradient_flow
 
     model, tokenizer, _ = load_model(trained)
     ids = np.array(tokenizer.encode("the cat sat on the mat and the dog ran to the park. " * 3))
@@ -263,7 +263,7 @@ def test_gradients_beyond_the_window_are_zero(trained):
 def test_training_resumes(trained, tmp_path):
     import shutil
 
-    from rnngen.training import train
+    from rnngen.training.run import train
 
     for path in trained.parent.iterdir():
         if path.name.startswith("w.") or path.name == "corpus.txt":

@@ -35,11 +35,11 @@ from rnngen.api.figures import PlotResult, plot
 from rnngen.api.language_model import LanguageModel, load, score_line
 from rnngen.api.sampling import Sampling, read_stdin_text, sample, sampler
 from rnngen.api.training import *  # noqa: F403 (train, its events, bits and perplexity)
-from rnngen.baseline import check_order, memory_budget
-from rnngen.interpolate import parse_mix
-from rnngen.line_scoring import LineScore, line_options
-from rnngen.ngram_eval import NGramReport
-from rnngen.sample import Done, Piece
+from rnngen.sampling.generate import Done, Piece
+from rnngen.scoring.baseline import check_order, memory_budget
+from rnngen.scoring.lines import LineScore, line_options
+from rnngen.scoring.mixture_weight import parse_mix
+from rnngen.scoring.ngram_eval import NGramReport
 from rnngen.threads import plan_threads
 
 __all__ = ["LanguageModel", "LineScore", "compare", "export", "load", "neighbors",
@@ -63,8 +63,10 @@ __all__ += ["__version__", "computing"]  # the CLI's --version; its commands' th
 # Names whose modules import torch (or the server's starlette), loaded on first use (PEP 562)
 # so that `import rnngen.api` stays light: `rnngen tokenize`, `synth` and `--help` never pay
 # for torch.
-_LAZY = {"ComparisonReport": "rnngen.report", "DynamicConfig": "rnngen.dynamic",
-         "GradientResult": "rnngen.gradients", "resolve_device": "rnngen.hardware"}  # fmt: skip
+_LAZY = {"ComparisonReport": "rnngen.scoring.report",
+         "DynamicConfig": "rnngen.scoring.dynamic",
+         "GradientResult": "rnngen.scoring.gradients",
+         "resolve_device": "rnngen.hardware"}  # fmt: skip
 _LAZY |= {name: "rnngen.api.serving"  # `rnngen serve`
           for name in ("Limits", "listen", "load_models", "run_server", "server",
                        "server_logging")}  # fmt: skip

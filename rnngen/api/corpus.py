@@ -29,9 +29,9 @@ def tokenize(
     `on_progress(done, total)` is called with the bytes tokenized. Returns the
     TokenizedCorpus (its meta: splits with tokens, characters and bytes)."""
     from rnngen.config import TokenizerConfig
-    from rnngen.data import tokenize_corpus
-    from rnngen.textio import make_dir, spool_stdin
-    from rnngen.train_data import resolve_spans
+    from rnngen.corpus.store import tokenize_corpus
+    from rnngen.corpus.textio import make_dir, spool_stdin
+    from rnngen.training.data import resolve_spans
 
     config = TokenizerConfig(kind=kind, vocab_size=vocab_size)
     stdin = str(corpus) == "-"
@@ -58,8 +58,8 @@ def synth(output, *, size: str | int | None = None, lines: int | None = None, se
     lines; the same seed, the same text. Returns its CorpusSummary (lines, chars, seed,
     bits_per_char)."""
     from rnngen.config import parse_size
+    from rnngen.corpus.textio import make_dir
     from rnngen.synth import generate_corpus
-    from rnngen.textio import make_dir
 
     n_chars = parse_size(size)
     if not hasattr(output, "write"):
@@ -82,7 +82,7 @@ class Info:
     def splits(self) -> dict:
         """A checkpoint's splits (empty when it records none); read when asked, so that a
         damaged provenance fails only what shows it."""
-        from rnngen.provenance import checkpoint_provenance
+        from rnngen.corpus.provenance import checkpoint_provenance
 
         provenance = checkpoint_provenance(self.header, required=False)
         return provenance.splits if provenance is not None else {}
@@ -92,7 +92,7 @@ class Info:
 def info(path: str | Path) -> Info:
     """What a tokenized directory or a checkpoint holds. A checkpoint's weights are never
     read (only its metadata and tensor shapes), so any size is quick."""
-    from rnngen.data import is_tokenized_dir, load_tokenized
+    from rnngen.corpus.store import is_tokenized_dir, load_tokenized
     from rnngen.errors import RnngenError
 
     path = Path(path)

@@ -9,19 +9,10 @@ from typing import TYPE_CHECKING
 
 from rnngen.api.language_model import LanguageModel, load
 from rnngen.arguments import checked
-from rnngen.baseline import memory_budget
+from rnngen.scoring.baseline import memory_budget
 
 if TYPE_CHECKING:
-    from rnngen.dynamic import DynamicConfig
-
-
-def dynamic_config(dynamic: DynamicConfig | bool | None) -> DynamicConfig | None:
-    """`dynamic` as the library takes it: a DynamicConfig, True for its defaults, or None."""
-    if isinstance(dynamic, bool):
-        from rnngen.dynamic import DynamicConfig
-
-        return DynamicConfig() if dynamic else None
-    return dynamic
+    from rnngen.scoring.dynamic import DynamicConfig
 
 
 @checked()
@@ -40,17 +31,19 @@ def compare(
     """The eval table as data (a ComparisonReport): the model, a Kneser-Ney n-gram of its
     training tokens and a unigram on the same targets of `data` (default: the held-out split);
     their mixture (`mix`: "fit" for the weight fit on the validation split, a weight in [0, 1],
-    or None for no mixture row); with `dynamic` (a `rnngen.dynamic.DynamicConfig`, or True for
+    or None for no mixture row); with `dynamic` (a `rnngen.scoring.DynamicConfig`, or True for
     its defaults) the model adapting as it reads; on `rnngen synth` text also the oracle and
     agreement accuracy. `ngram_memory` bounds the n-gram's build: bytes, or a size such as
     "2G" or "25%" (default rnngen.ngram.budget.default_memory(); the model is the same
     whatever it is). `progress` receives the lines `rnngen eval` logs as the work is done.
     `report.keep_for_plot()` leaves it beside the checkpoint for `rnngen plot`, as eval does."""
-    from rnngen.baseline import check_order
-    from rnngen.interpolate import parse_mix
-    from rnngen.report import compare_model
+    from rnngen.scoring.baseline import check_order
+    from rnngen.scoring.mixture_weight import parse_mix
+    from rnngen.scoring.report import compare_model
 
     check_order(ngram_order)
+    from rnngen.scoring.dynamic import dynamic_config
+
     dynamic = dynamic_config(dynamic)
     mix = parse_mix(str(mix)) if mix is not None else None
     memory = memory_budget(ngram_memory)
@@ -105,18 +98,18 @@ def gradients(
 def check_gradient_options(max_lag: int, positions: int, batch_size: int,
                            plot: str | Path | None = None) -> None:  # fmt: skip
     """`gradients`' ranges and its figure's path, checked before any work is done."""
-    from rnngen.gradients import check_options
+    from rnngen.scoring.gradients import check_options
 
     check_options(max_lag, positions, batch_size)
     if plot is not None:
-        from rnngen.plot import check_output
+        from rnngen.plot.figures import check_output
 
         check_output(Path(plot))  # fail before the measurement, not after it
 
 
 def plot_gradients(results: list, path: str | Path) -> Path:
     """The curves of `gradients`' results drawn to `path` (log scale, relative to k = 0)."""
-    from rnngen.plot import Curve, gradients_figure, save_figure
+    from rnngen.plot.figures import Curve, gradients_figure, save_figure
 
     curves = [Curve(r.label, r.flow.lags, r.flow.input_relative, r.flow.hidden_relative)
               for r in results]  # fmt: skip
@@ -141,7 +134,7 @@ def ngram(
     `vocab_size`), or with `words` as KenLM's lmplz and query compute it. `arpa` also writes
     the model in ARPA format. Returns an NGramReport (`to_json()`: what --json prints;
     `fallback_orders`: orders with too little data for their own discounts)."""
-    from rnngen.ngram_eval import ngram_report
+    from rnngen.scoring.ngram_eval import ngram_report
 
     return ngram_report(Path(train), Path(test), order=order, words=words, kind=kind,
                         vocab_size=vocab_size, arpa=Path(arpa) if arpa is not None else None,
@@ -151,7 +144,7 @@ def ngram(
 def read_lines(path: str | Path, command: str = "score") -> Iterator[str]:
     """The checked lines of a file, or of stdin for "-", streamed (read once, as they come):
     the input of `rnngen score`. A file is checked whole before its first line is given."""
-    from rnngen.textio import iter_lines, open_lines, stdin_binary
+    from rnngen.corpus.textio import iter_lines, open_lines, stdin_binary
 
     if str(path) == "-":
         return iter_lines(stdin_binary(command), "stdin")

@@ -12,7 +12,7 @@ from rnngen.arguments import checked
 @dataclass(frozen=True)
 class PlotResult:
     path: Path  # the image written
-    runs: list  # rnngen.plot_runs.Run, each with `label` and `skipped_lines` (torn records)
+    runs: list  # rnngen.plot.runs.Run, each with `label` and `skipped_lines` (torn records)
     sources: list  # the path each run was read from
 
 
@@ -28,8 +28,8 @@ def plot(
     `output` (default NAME.png beside the first run). `references` ({name: bits per char})
     adds horizontal lines beside the n-gram and oracle ones `rnngen eval` cached."""
     from rnngen.checkpoint import latest_checkpoint
-    from rnngen.plot import check_output, curves_figure, load_run, save_figure, unique_labels
-    from rnngen.plot_runs import run_files
+    from rnngen.plot.figures import check_output, curves_figure, save_figure, unique_labels
+    from rnngen.plot.runs import load_run, run_files
     from rnngen.run_paths import figure_path
 
     paths = [Path(p) for p in runs or []] or [latest_checkpoint()]

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 
 from rnngen.api.sampling import Sampling
 from rnngen.arguments import checked
-from rnngen.line_scoring import LineScore, line_scorer
-from rnngen.provenance import Provenance, checkpoint_provenance
-from rnngen.sample import Piece
+from rnngen.corpus.provenance import Provenance, checkpoint_provenance
+from rnngen.sampling.generate import Piece
+from rnngen.scoring.lines import LineScore, line_scorer
 
 # The CLI options the sampling checks name, as the API's keywords.
 SAMPLE_OPTIONS = {"--temp": "temperature", "--length": "max_tokens", "--chars": "max_chars",
                   "--num-samples": "n"}  # fmt: skip
 
 if TYPE_CHECKING:
-    from rnngen.dynamic import DynamicConfig
+    from rnngen.scoring.dynamic import DynamicConfig
 
 
 class LanguageModel:
@@ -145,9 +145,9 @@ class LanguageModel:
         mixture; with `dynamic` (a DynamicConfig, or True for its defaults) the RNN adapting
         from line to line. `train` names the n-gram's training text if the corpus moved.
         Everything is checked, and the n-gram built, at the call, before the first line."""
-        from rnngen.api.evaluation import dynamic_config
-        from rnngen.baseline import memory_budget
-        from rnngen.line_scoring import checked_lines, line_options, scoring_function
+        from rnngen.scoring.baseline import memory_budget
+        from rnngen.scoring.dynamic import dynamic_config
+        from rnngen.scoring.lines import checked_lines, line_options, scoring_function
 
         mix, dynamic = line_options(ngram, mix, dynamic_config(dynamic))
         line_score = scoring_function(
@@ -189,7 +189,7 @@ class LanguageModel:
         tokens back, averaged over `positions` targets of `data` (default: the held-out
         split), as `rnngen gradients` measures it: a GradientResult(path, label, source,
         tokens, seconds, flow)."""
-        from rnngen.gradients import check_options, measure
+        from rnngen.scoring.gradients import check_options, measure
 
         check_options(max_lag, positions, batch_size)
         return measure(self.path, self.model, self.tokenizer, self.provenance, self.device,

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from rnngen.api.cpu_threads import running
-from rnngen.baseline import check_order, memory_budget
+from rnngen.corpus.textio import read_stdin_text  # `--prompt -`: stdin as text, checked
 from rnngen.errors import RnngenError, contradiction
-from rnngen.sample import Done, Piece, SampleConfig, check_precision, default_length
-from rnngen.textio import read_stdin_text  # `--prompt -`: stdin as text, checked
+from rnngen.sampling.generate import Done, Piece, SampleConfig, check_precision, default_length
+from rnngen.scoring.baseline import check_order, memory_budget
 
 __all__ = ["Done", "Piece", "Sampling", "read_stdin_text", "sample", "sampler"]
 
@@ -75,14 +75,14 @@ def sample(lm, prompt: str = "", *, n: int = 1, temperature: float = 1.0, top_k:
         max_tokens=default_length(max_chars) if max_tokens is None else max_tokens,
         num_samples=n, seed=secrets.randbelow(2**31) if seed is None else seed,
     )  # fmt: skip
-    from rnngen.sample import sampling_precision
+    from rnngen.sampling.generate import sampling_precision
 
     check_precision(precision)
     chosen = "fp32" if ngram else sampling_precision(precision, lm.device, temperature)
     plan = plan_threads(threads) if lm.device.type == "cpu" else None
     mix_option = None
     if mix is not None:
-        from rnngen.interpolate import parse_mix
+        from rnngen.scoring.mixture_weight import parse_mix
 
         if ngram:
             raise contradiction("--ngram", "--mix", "--ngram samples the n-gram alone")
@@ -111,7 +111,7 @@ def sample(lm, prompt: str = "", *, n: int = 1, temperature: float = 1.0, top_k:
 
 
 def _events(model, tokenizer, prompt, config, precision, plan, log, ngram, mix):
-    from rnngen.sampler import generate
+    from rnngen.sampling.sampler import generate
 
     with running(plan, log):
         yield from generate(model, tokenizer, prompt, config, precision, ngram=ngram, mix=mix)
@@ -120,7 +120,7 @@ def _events(model, tokenizer, prompt, config, precision, plan, log, ngram, mix):
 def checkpoint_data(lm, memory: int | None = None):
     """The checkpoint's data (baseline.CheckpointData), its n-grams built within `memory`
     bytes (None: the default budget) and each found once."""
-    from rnngen.baseline import CheckpointData
+    from rnngen.scoring.baseline import CheckpointData
 
     return CheckpointData(lm.provenance, lm.tokenizer, memory=memory)
 
@@ -132,8 +132,8 @@ def ngram_baseline(lm, data, order: int, mix: float | str | None = None, log=Non
     the validation split, cached as eval fits it, or λ), by baseline.ngram_baseline as score
     and eval assemble them. `data`: checkpoint_data(lm, ...); `log` gets the lines saying
     what was built."""
-    from rnngen.baseline import ngram_baseline as assemble
-    from rnngen.checkpoint_data import build_memory
+    from rnngen.scoring.baseline import ngram_baseline as assemble
+    from rnngen.scoring.trained_on import build_memory
 
     provenance = lm.provenance
     if provenance is None or "train" not in provenance.splits:
@@ -159,10 +159,10 @@ def ngram_baseline(lm, data, order: int, mix: float | str | None = None, log=Non
 
 
 def sampler(lm, precision: str = "auto"):
-    """An empty `rnngen.sampler.Sampler` of the model (rows join with add(prompt, seeds,
+    """An empty `rnngen.sampling.sampler.Sampler` of the model (rows join with add(prompt, seeds,
     **options), each at the precision the rule gives its temperature): the engine of
     `sample`, for a server's continuous batching."""
-    from rnngen.sampler import Sampler
+    from rnngen.sampling.sampler import Sampler
 
     check_precision(precision)
     return Sampler(lm.model, lm.tokenizer, precision, lm.device)

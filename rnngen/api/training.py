@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rnngen.arguments import checked
 from rnngen.metrics import bits, perplexity
-from rnngen.train_events import (
+from rnngen.training.events import (
     Evaluation,
     Finished,
     LoggerStopped,
@@ -26,7 +26,7 @@ from rnngen.train_events import (
     TokenizeProgress,
     TrainResult,
 )
-from rnngen.train_options import TRAIN_OPTIONS, check_run
+from rnngen.training.options import TRAIN_OPTIONS, check_run
 
 __all__ = ["Evaluation", "Finished", "LoggerStopped", "ModelBuilt", "Placed", "Rollback",
            "Samples", "Saved", "SizeChosen", "Step", "Stopped", "ThreadsChanged",
@@ -41,10 +41,10 @@ def train(corpus: str | Path, *, time_budget: str | float | None = None,
           **options) -> TrainResult:  # fmt: skip
     """Train a model on `corpus` as `rnngen train` does, and return its TrainResult: every
     phase and event reaches `on_event`, and `stop` (anything with is_set()) stops the run at
-    a step boundary. The options and their defaults: rnngen.training.train, which this runs
+    a step boundary. The options and their defaults: rnngen.training.run.train, which this runs
     once they are checked (before torch is imported: a mistake fails in milliseconds)."""
     check_run(time_budget, dict(options), log, sample_every)
-    from rnngen.training import train as run
+    from rnngen.training.run import train as run
 
     return run(corpus, time_budget=time_budget, output=output, on_event=on_event, stop=stop,
                resume=resume, force=force, init_from=init_from, threads=threads, log=log,

@@ -13,7 +13,7 @@ from rnngen.cli.console import Reporter
 from rnngen.config import check_device_options
 from rnngen.errors import RnngenError
 
-DEFAULT_LENGTH = 500  # as rnngen.sample.DEFAULT_LENGTH, which the help cannot import
+DEFAULT_LENGTH = 500  # as rnngen.sampling.generate.DEFAULT_LENGTH, which the help cannot import
 
 
 @command()

@@ -1,7 +1,7 @@
 """The n-gram engine: interpolated modified Kneser-Ney over token ids, numpy only (no torch).
 
 Self-contained: nothing here imports torch, sentencepiece or the rest of rnngen except
-`rnngen.errors` and the stdlib-only writers (`rnngen.atomic`, `rnngen.textio`), so the
+`rnngen.errors` and the stdlib-only writers (`rnngen.atomic`, `rnngen.corpus.textio`), so the
 baseline can be checked against KenLM on its own and used without a model.
 
     kneser_ney.py  KneserNey (fit, logprobs, distribution, save/load) and MAX_ORDER

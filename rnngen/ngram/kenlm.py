@@ -31,12 +31,12 @@ from typing import TextIO
 import numpy as np
 
 from rnngen.atomic import remove_stale_temporaries
+from rnngen.corpus.textio import output_file
 from rnngen.errors import RnngenError
 from rnngen.ngram.arpa import arpa_chunks
 from rnngen.ngram.counting import TokenStream
 from rnngen.ngram.external import Plan
 from rnngen.ngram.kneser_ney import KneserNey, _check_order
-from rnngen.textio import output_file
 
 UNK, EOS, BOS = "<unk>", "</s>", "<s>"
 RESERVED = frozenset((UNK, EOS, BOS))  # KenLM refuses them in training text

@@ -63,7 +63,7 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, *, format: str
     """Export a checkpoint to `output` (a directory, made if need be), verified on `data`
     (a text file) or the checkpoint's held-out text."""
     from rnngen.checkpoint import load_model
-    from rnngen.provenance import checkpoint_provenance
+    from rnngen.corpus.provenance import checkpoint_provenance
 
     check_format(format)
     if verify_tokens < 4:
@@ -108,7 +108,7 @@ def _writable_dir(directory: Path) -> Path:
     """The output directory, made if need be; an error now, before the export's work, when
     nothing can be written there."""
     from rnngen.atomic import describe, temporary_name
-    from rnngen.textio import make_dir
+    from rnngen.corpus.textio import make_dir
 
     make_dir(directory, "output directory")
     probe = temporary_name(directory / ".probe")

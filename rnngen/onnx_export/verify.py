@@ -110,7 +110,7 @@ def verification_ids(model: RNNLM, tokenizer, provenance, data, tokens: int
                      ) -> tuple[np.ndarray, str]:  # fmt: skip
     """Up to `tokens` ids to verify on, after a line start: `data` (a file), else the
     checkpoint's held-out split, else (when that text is gone) text the model samples."""
-    from rnngen.checkpoint_data import heldout_text, with_context
+    from rnngen.scoring.trained_on import heldout_text, with_context
 
     try:
         text = heldout_text(provenance, tokenizer, data)
@@ -126,7 +126,7 @@ def verification_ids(model: RNNLM, tokenizer, provenance, data, tokens: int
 def _sampled_ids(model: RNNLM, tokenizer, tokens: int) -> np.ndarray:
     """Seeded text of the model's own (its held-out text is gone): any text will do to
     compare two implementations of the same function."""
-    from rnngen.stepper import SampleBatch
+    from rnngen.sampling.batch import SampleBatch
 
     batch = SampleBatch(model.float().cpu().eval(), tokenizer, "fp32")
     batch.add("", [0], max_tokens=tokens + 1)  # never ends within the loop

@@ -1,7 +1,7 @@
 """The built-in corpus: English-like text whose exact probability is known (stdlib only).
 
 Self-contained: nothing here imports torch, sentencepiece or the rest of rnngen except
-`rnngen.errors` and the stdlib-only writers (`rnngen.atomic`, `rnngen.textio`).
+`rnngen.errors` and the stdlib-only writers (`rnngen.atomic`, `rnngen.corpus.textio`).
 
     generator.py  generate_lines / generate_corpus, analyse_line, oracle, looks_generated
     grammar.py    the rules of a passage, written once against a chooser

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from rnngen.atomic import remove_stale_temporaries
+from rnngen.corpus.textio import output_file
 from rnngen.errors import RnngenError
 from rnngen.metrics import LN2
 from rnngen.synth.choice import NoParse, Replayer, Sampler
 from rnngen.synth.grammar import passage
-from rnngen.textio import output_file
 
 DEFAULT_SEED = 0
 DEFAULT_CHARS = 1_500_000  # a small LSTM trains on it in about 40 s on two CPU cores

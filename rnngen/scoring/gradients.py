@@ -209,8 +209,8 @@ def measure(path, model, tokenizer, provenance, device, data=None, max_lag: int 
     """A checkpoint's gradient flow on `data` (default: its held-out split)."""
     import time
 
-    from rnngen.baseline import CheckpointData
-    from rnngen.plot_runs import describe_checkpoint
+    from rnngen.plot.runs import describe_checkpoint
+    from rnngen.scoring.baseline import CheckpointData
 
     ids, heldout = CheckpointData(provenance, tokenizer).heldout_ids(data, "measure")
     started = time.perf_counter()

@@ -116,3 +116,10 @@ def _trainable_copy(model: RNNLM) -> RNNLM:
     for param in adapted.parameters():
         param.requires_grad_(True)
     return adapted
+
+
+def dynamic_config(dynamic: DynamicConfig | bool | None) -> DynamicConfig | None:
+    """`dynamic` as the library takes it: a DynamicConfig, True for its defaults, or None."""
+    if isinstance(dynamic, bool):
+        return DynamicConfig() if dynamic else None
+    return dynamic

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from rnngen import metrics
-from rnngen.data import batchify
+from rnngen.corpus.store import batchify
 from rnngen.hardware import autocast
 from rnngen.model import RNNLM
 from rnngen.threads import timed

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from rnngen.train_options import check_sample_every  # noqa: F401 (its home before)
+from rnngen.training.options import check_sample_every  # noqa: F401 (its home before)
 
 SAMPLE_CHARS = 200
 TEMPERATURES = (0.5, 1.0)
@@ -37,8 +37,8 @@ def training_samples(model, tokenizer, run_seed: int, step: int, chars: int = SA
                      temperatures: tuple[float, ...] = TEMPERATURES) -> dict:  # fmt: skip
     """The `samples` record of metrics.jsonl: {"event", "step", "seconds", "samples":
     [{"temperature", "seed", "text"}, ...]}, the global random state untouched."""
-    from rnngen.sample import Done, SampleConfig
-    from rnngen.sampler import generate
+    from rnngen.sampling.generate import Done, SampleConfig
+    from rnngen.sampling.sampler import generate
 
     started = time.perf_counter()
     device = next(model.parameters()).device

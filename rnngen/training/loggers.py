@@ -104,7 +104,7 @@ class TensorBoardLogger:
 
     def __init__(self, directory: Path):
         from rnngen.atomic import describe, temporary_name
-        from rnngen.textio import make_dir
+        from rnngen.corpus.textio import make_dir
 
         require("tensorboard")
         from torch.utils.tensorboard import SummaryWriter

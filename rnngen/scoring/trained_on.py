@@ -19,18 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from rnngen.atomic import remove_stale_temporaries
-from rnngen.data import (
+from rnngen.corpus.provenance import Provenance
+from rnngen.corpus.store import (
     cache_root,
     cached_dir_of,
     encode_to_file,
     is_tokenized_dir,
     load_tokenized,
 )
-from rnngen.errors import RnngenError
-from rnngen.ngram import KneserNey
-from rnngen.ngram.pages import release as release_pages
-from rnngen.provenance import Provenance
-from rnngen.textio import (
+from rnngen.corpus.textio import (
     Span,
     check_file,
     file_sha256,
@@ -39,7 +36,10 @@ from rnngen.textio import (
     make_dir,
     read_text,
 )
-from rnngen.tokenizer import Tokenizer
+from rnngen.corpus.tokenizer import Tokenizer
+from rnngen.errors import RnngenError
+from rnngen.ngram import KneserNey
+from rnngen.ngram.pages import release as release_pages
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rnngen.baseline import CheckpointData, check_order
-from rnngen.checkpoint_data import build_memory
-from rnngen.dynamic import DynamicConfig, dynamic_logprobs
+from rnngen.corpus.provenance import Provenance
 from rnngen.errors import RnngenError
-from rnngen.evaluate import Score, model_logprobs, sequence_token_logprobs
 from rnngen.hardware import resolve_precision
-from rnngen.interpolate import FIT, MixtureWeight, ids_sha256
-from rnngen.mixture import mix_logprobs
-from rnngen.provenance import Provenance
+from rnngen.scoring.baseline import CheckpointData, check_order
+from rnngen.scoring.dynamic import DynamicConfig, dynamic_logprobs
+from rnngen.scoring.logprobs import Score, model_logprobs, sequence_token_logprobs
+from rnngen.scoring.mixture import mix_logprobs
+from rnngen.scoring.mixture_weight import FIT, MixtureWeight, ids_sha256
+from rnngen.scoring.trained_on import build_memory
 
 ORACLE = "oracle (true entropy)"
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rnngen import checkpoint_data as found
-from rnngen.checkpoint_data import Text, TrainingNGram, cached_ngram, with_context
+from rnngen.corpus.provenance import Provenance
+from rnngen.corpus.tokenizer import Tokenizer
 from rnngen.errors import RnngenError
-from rnngen.interpolate import MixtureWeight, mixture_weight
 from rnngen.ngram import MAX_ORDER
-from rnngen.provenance import Provenance
-from rnngen.tokenizer import Tokenizer
+from rnngen.scoring import trained_on as found
+from rnngen.scoring.mixture_weight import MixtureWeight, mixture_weight
+from rnngen.scoring.trained_on import Text, TrainingNGram, cached_ngram, with_context
 
 
 def check_order(order: int, option: str = "--ngram-order") -> int:

@@ -48,7 +48,7 @@ def line_scorer(
         return ngram.logprobs(np.array(context + ids))  # (len(ids),)
 
     if rnn is not None and ngram is not None:
-        from rnngen.mixture import mix_logprobs
+        from rnngen.scoring.mixture import mix_logprobs
 
         def per_token(ids: list[int]) -> np.ndarray:
             return mix_logprobs(rnn(ids), ngram_tokens(ids), weight)
@@ -66,11 +66,11 @@ def line_scorer(
 
 def _rnn_tokens(model, context: list[int], device, dynamic) -> Callable[[list[int]], np.ndarray]:
     if dynamic is not None:
-        from rnngen.dynamic import Adaptation
+        from rnngen.scoring.dynamic import Adaptation
 
         adaptation = Adaptation(model, device, dynamic)
         return lambda ids: adaptation.read(np.array(context + ids))[0]  # (len(ids),)
-    from rnngen.evaluate import sequence_token_logprobs
+    from rnngen.scoring.logprobs import sequence_token_logprobs
 
     return lambda ids: sequence_token_logprobs(model, [ids], context, device)[0]  # (len(ids),)
 
@@ -79,7 +79,7 @@ def line_options(ngram: bool, mix, dynamic):
     """score's options checked together: --ngram alone, or the RNN with --mix and/or
     --dynamic. Returns the mixture option parsed ("fit", a weight, or None) and `dynamic`."""
     from rnngen.errors import contradiction
-    from rnngen.interpolate import parse_mix
+    from rnngen.scoring.mixture_weight import parse_mix
 
     for other, given in (("--mix", mix is not None), ("--dynamic", bool(dynamic))):
         if ngram and given:
@@ -94,7 +94,7 @@ def scoring_function(model, tokenizer, provenance, device, *, ngram: bool = Fals
     (`ngram`), or their mixture (`mix`), the RNN adapting or not (`dynamic`)."""
     baseline = None
     if ngram or mix is not None:
-        from rnngen.baseline import CheckpointData, ngram_baseline
+        from rnngen.scoring.baseline import CheckpointData, ngram_baseline
 
         data = CheckpointData(provenance, tokenizer, train=train, memory=memory)
         baseline = ngram_baseline(data, order, model=model, device=device, mix=mix)

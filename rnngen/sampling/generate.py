@@ -3,9 +3,9 @@
 `SampleConfig` (the options, checked), `Piece(index, text)` and `Done(index, ...)` (what a
 sample yields), `SampleText` (one sample's decoded text and the rules that end it),
 `filter_logits` (top-k, then top-p) and `sampling_precision` (the one precision rule). The
-engine that runs them is `rnngen.stepper.SampleBatch` (rows stepped together), and
-`rnngen.sampler` (`Sampler`: rows at their precisions; `generate`: N samples of one prompt),
-used alike by `rnngen sample`, the Python API and `rnngen serve`.
+engine that runs them is `rnngen.sampling.batch.SampleBatch` (rows stepped together), and
+`rnngen.sampling.sampler` (`Sampler`: rows at their precisions; `generate`: N samples of one
+prompt), used alike by `rnngen sample`, the Python API and `rnngen serve`.
 
 Choosing a token: temperature, then top-k, then top-p (nucleus), then the exponential race
 with V draws a step from the sample's own `torch.Generator`, seeded `seed + i` for sample i;
@@ -24,7 +24,7 @@ from rnngen.errors import RnngenError
 if TYPE_CHECKING:  # torch and sentencepiece load only when a sample runs
     import torch
 
-    from rnngen.tokenizer import Tokenizer
+    from rnngen.corpus.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

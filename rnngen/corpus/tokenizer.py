@@ -26,8 +26,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import sentencepiece as spm
 
-from rnngen.alphabet import CHAR_SHARE, SPACE_MARK, CharacterCoverage, plan_alphabet
 from rnngen.config import TokenizerConfig
+from rnngen.corpus.alphabet import CHAR_SHARE, SPACE_MARK, CharacterCoverage, plan_alphabet
 from rnngen.errors import RnngenError
 
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-F]{2})>$")

@@ -30,14 +30,12 @@ import numpy as np
 from rnngen import metrics
 from rnngen.arguments import checked
 from rnngen.config import to_json
-from rnngen.distributed import Group
 from rnngen.errors import RnngenError
-from rnngen.init_from import open_base, run_tokenizer
-from rnngen.run_files import RunFiles
 from rnngen.run_paths import output_path
 from rnngen.threads import plan_threads
-from rnngen.train_data import TrainingData, prepare_data
-from rnngen.train_events import (
+from rnngen.training.data import TrainingData, prepare_data
+from rnngen.training.distributed import Group
+from rnngen.training.events import (
     Evaluation,
     Finished,
     LoggerStopped,
@@ -52,9 +50,11 @@ from rnngen.train_events import (
     TokenizeProgress,
     TrainResult,
 )
-from rnngen.train_loggers import RunLoggers
-from rnngen.train_options import TRAIN_OPTIONS, check_run
-from rnngen.train_phases import (  # noqa: F401 (the phases, also reached from here)
+from rnngen.training.files import RunFiles
+from rnngen.training.finetune import open_base, run_tokenizer
+from rnngen.training.loggers import RunLoggers
+from rnngen.training.options import TRAIN_OPTIONS, check_run
+from rnngen.training.phases import (  # noqa: F401 (the phases, also reached from here)
     ModelPlan,
     Placement,
     TrainingModel,
@@ -64,7 +64,7 @@ from rnngen.train_phases import (  # noqa: F401 (the phases, also reached from h
     connect,
     plan_model,
 )
-from rnngen.train_samples import training_samples
+from rnngen.training.samples import training_samples
 
 
 def run(model: TrainingModel, data: TrainingData, files: RunFiles,
@@ -199,7 +199,7 @@ def train(corpus: str | Path, *, time_budget: str | float | None = None,
     (kind, vocab_size, valid, test, valid_frac, test_frac, size, cell, layers, hidden, embed,
     dropout, ..., max_steps, epochs, seed, device, precision); those given are the ones
     `init_from` checks against its base. `on_event` receives each event of the run
-    (rnngen.train_events): Placed, TokenizeProgress, SizeChosen, ModelBuilt, then Step,
+    (rnngen.training.events): Placed, TokenizeProgress, SizeChosen, ModelBuilt, then Step,
     Evaluation, Saved, Samples, Rollback, ThreadsChanged, LoggerStopped, Stopped, Finished,
     and last the TrainResult returned. `stop` is anything with is_set() (a threading.Event,
     set from a signal handler or another thread): once set, the run stops at the next step

@@ -21,13 +21,13 @@ from rnngen.config import TokenizerConfig
 from rnngen.errors import RnngenError, contradiction
 
 if TYPE_CHECKING:  # distributed imports torch, which `rnngen tokenize` never needs
-    from rnngen.distributed import Group
-    from rnngen.tokenizer import Tokenizer
+    from rnngen.corpus.tokenizer import Tokenizer
+    from rnngen.training.distributed import Group
 
 
 @dataclass(frozen=True, eq=False)
 class TrainingData:
-    tokenizer: object  # rnngen.tokenizer.Tokenizer
+    tokenizer: object  # rnngen.corpus.tokenizer.Tokenizer
     train_ids: np.ndarray
     valid_ids: np.ndarray
     meta: dict  # the tokenized directory's meta: splits, token counts, sources
@@ -37,7 +37,7 @@ class TrainingData:
     @property
     def provenance(self) -> dict:
         """The checkpoint's `provenance` JSON, written through the one typed reader/writer."""
-        from rnngen.provenance import Provenance
+        from rnngen.corpus.provenance import Provenance
 
         return Provenance.from_training(self.source, self.meta).to_json()
 
@@ -63,9 +63,9 @@ def prepare_data(
     A `tokenizer` given (a base checkpoint's, to fine-tune it) is used instead of training
     one, so `kind` and `vocab_size` are unused; a tokenized directory must then have been
     made with that same tokenizer."""
-    from rnngen.data import cached_tokenize, is_tokenized_dir, load_tokenized
-    from rnngen.distributed import Group
-    from rnngen.textio import spool_stdin
+    from rnngen.corpus.store import cached_tokenize, is_tokenized_dir, load_tokenized
+    from rnngen.corpus.textio import spool_stdin
+    from rnngen.training.distributed import Group
 
     group = group or Group()
     if corpus == "-" and group.enabled:
@@ -140,7 +140,7 @@ def resolve_spans(
     test_frac: float | None,
 ):
     """The byte spans of train/valid/test: given files, else the corpus's last lines."""
-    from rnngen.textio import Span, check_file, split_tail
+    from rnngen.corpus.textio import Span, check_file, split_tail
 
     # Checked before resolve(), which would raise on a symlink loop; resolved so that
     # provenance works from any directory.

@@ -32,9 +32,9 @@ from rnngen.atomic import (
     write_text,
 )
 from rnngen.config import TokenizerConfig, to_json
+from rnngen.corpus.textio import Span, file_sha256, iter_text, make_dir, name_of, sample_lines
+from rnngen.corpus.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
 from rnngen.errors import RnngenError, parse_json
-from rnngen.textio import Span, file_sha256, iter_text, make_dir, name_of, sample_lines
-from rnngen.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
 
 FORMAT = "rnngen-tokens/1"
 CHECK_CHUNK = 1 << 24  # ids checked at a time

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import torch
 
 from rnngen.config import ModelConfig, TrainConfig, from_json, with_learning_rate
-from rnngen.distributed import Group
 from rnngen.errors import RnngenError
-from rnngen.init_from import Base
 from rnngen.threads import ThreadPlan, plan_threads
-from rnngen.train_data import TrainingData
-from rnngen.train_options import complete
+from rnngen.training.data import TrainingData
+from rnngen.training.distributed import Group
+from rnngen.training.finetune import Base
+from rnngen.training.options import complete
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +55,7 @@ class ModelPlan:
     config: ModelConfig
     train_config: TrainConfig
     sizing: dict | None  # what automatic sizing measured and chose (every rank), if it ran
-    choice: object | None  # rank 0's rnngen.sizing.Choice, whose summary() explains it
+    choice: object | None  # rank 0's rnngen.training.sizing.Choice, whose summary() explains it
     saved: tuple | None  # the resume state (tensors, info), when continuing a run
     base: Base | None = None  # the checkpoint whose weights the model starts from
     init_from: dict | None = None  # the base's record (Base.record), kept when resuming
@@ -116,10 +116,10 @@ def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> Mode
     With automatic threads each size is timed at all cores and at one fewer, and rated at
     the faster: on a machine where something else runs, the run itself will use fewer
     threads, and sizing for the collapsed all-core speed would choose far too small a model."""
-    from rnngen.sizing import candidate_config, choose, measure_rates
     from rnngen.threads import choose as choose_threads
     from rnngen.threads import ladder
-    from rnngen.trainer import steps_per_run
+    from rnngen.training.loop import steps_per_run
+    from rnngen.training.sizing import candidate_config, choose, measure_rates
 
     group, vocab_size, tokens = place.group, data.tokenizer.vocab_size, len(data.train_ids)
     share = c.batch_size // group.world_size  # each rank's streams
@@ -174,7 +174,7 @@ class TrainingModel:
 def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> TrainingModel:
     from rnngen.adaptive import frequency_order
     from rnngen.model import RNNLM
-    from rnngen.trainer import Trainer
+    from rnngen.training.loop import Trainer
 
     torch.manual_seed(plan.train_config.seed)  # the probe drew from the generator
     with _memory(plan.config, place.device):

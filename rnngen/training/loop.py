@@ -38,14 +38,14 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from rnngen.config import TrainConfig, with_learning_rate
-from rnngen.data import batchify
-from rnngen.distributed import Group
+from rnngen.corpus.store import batchify
 from rnngen.errors import RnngenError
-from rnngen.evaluate import model_logprobs
 from rnngen.hardware import autocast, fused_adam
 from rnngen.model import RNNLM, detach_state, reset_rows, state_from_tensors, state_tensors
-from rnngen.train_events import Evaluation, Finished, Rollback, Step, Stopped, ThreadsChanged
-from rnngen.train_state import check_resume_tensors, load_optimizer_tensors, optimizer_tensors
+from rnngen.scoring.logprobs import model_logprobs
+from rnngen.training.distributed import Group
+from rnngen.training.events import Evaluation, Finished, Rollback, Step, Stopped, ThreadsChanged
+from rnngen.training.resume import check_resume_tensors, load_optimizer_tensors, optimizer_tensors
 
 __all__ = ["Trainer", "Step", "Evaluation", "Rollback", "Stopped", "Finished", "ThreadsChanged"]
 

@@ -36,7 +36,7 @@ class Base:
     path: Path  # resolved
     sha256: str  # of the file, as it was read
     model: torch.nn.Module  # rnngen.model.RNNLM
-    tokenizer: object  # rnngen.tokenizer.Tokenizer
+    tokenizer: object  # rnngen.corpus.tokenizer.Tokenizer
     meta: dict[str, str]
 
     @property
@@ -49,7 +49,7 @@ class Base:
         hash, what it was trained on (its provenance's corpus or tokenized directory) and,
         when the base was itself fine-tuned, its own record: the whole lineage."""
         from rnngen.checkpoint import json_field
-        from rnngen.provenance import checkpoint_provenance
+        from rnngen.corpus.provenance import checkpoint_provenance
 
         try:
             provenance = checkpoint_provenance(self.meta, required=False)
@@ -72,7 +72,7 @@ class Base:
     def model_config(self, options: dict, tokenizer) -> ModelConfig:
         """The run's model: the base's architecture, the run's other options (`options` as
         train_options.configs returns them), for data tokenized by `tokenizer`."""
-        from rnngen.train_options import complete
+        from rnngen.training.options import complete
 
         if tokenizer.sha256 != self.tokenizer.sha256:
             raise RnngenError(
@@ -117,7 +117,7 @@ def open_base(
             "run; give one of them"
         )
     from rnngen.checkpoint import load_model
-    from rnngen.textio import file_sha256
+    from rnngen.corpus.textio import file_sha256
 
     path = Path(init_from)
     try:
@@ -139,13 +139,13 @@ def open_base(
 
 
 def run_tokenizer(base: Base | None, files, group):
-    """The tokenizer the run takes rather than trains (an rnngen.tokenizer.Tokenizer, or None
+    """The tokenizer the run takes rather than trains (an rnngen.corpus.tokenizer.Tokenizer, or None
     when it trains its own, which the token cache finds again on --resume): the base's; and
     when resuming a fine-tuning run, the one its own checkpoint holds, which is the base's
     (the base itself may have moved or been replaced since). `files` are the run's RunFiles;
     rank 0 reads them and `group` passes what it read to the other ranks."""
     from rnngen.checkpoint import read_meta
-    from rnngen.tokenizer import load_tokenizer
+    from rnngen.corpus.tokenizer import load_tokenizer
 
     if base is not None:
         return base.tokenizer
@@ -188,7 +188,7 @@ def _check_architecture(base: Base, given: dict) -> None:
     config, conflicts = base.config, []
     size = given.get("size")
     if size not in (None, "auto"):
-        from rnngen.sizing import SIZES
+        from rnngen.training.sizing import SIZES
 
         layers, hidden = SIZES[size]
         if (layers, hidden) != (config.layers, config.hidden_size):

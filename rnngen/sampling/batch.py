@@ -32,10 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnngen.corpus.tokenizer import Tokenizer
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
-from rnngen.sample import Done, Piece, SampleConfig, SampleText, filter_logits
-from rnngen.tokenizer import Tokenizer
+from rnngen.sampling.generate import Done, Piece, SampleConfig, SampleText, filter_logits
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Rows per matrix product. 16 keeps MKL's fp32 GEMM on its packed path and a bf16 (AMX)

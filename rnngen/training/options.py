@@ -149,7 +149,7 @@ def resolve_size(size: str, options: dict) -> dict:
     With `--size auto` and no --layers/--hidden given, they stay None: the training run then
     measures this machine and chooses (rnngen/sizing.py). An --embed alone is kept as given.
     """
-    from rnngen.sizing import SIZES
+    from rnngen.training.sizing import SIZES
 
     if size not in ("auto", *SIZES):
         raise RnngenError(f"--size must be auto, {', '.join(SIZES)}; got {size!r}")
@@ -189,8 +189,8 @@ def check_run(time_budget, options: dict, log, sample_every: int) -> tuple:
     """Every option of a training run checked, before any work (and before torch is imported:
     a typo fails in milliseconds): (TrainConfig, model options, corpus options, the options
     given). Pops the corpus options from `options`."""
-    from rnngen.train_data import check_held_out
-    from rnngen.train_loggers import parse_specs
+    from rnngen.training.data import check_held_out
+    from rnngen.training.loggers import parse_specs
 
     given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
     corpus_options = {k: options.pop(k, v) for k, v in CORPUS_OPTIONS.items()}

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnngen.atomic import write_text
-from rnngen.checkpoint_data import TrainingNGram, split_ids, with_context
-from rnngen.data import cache_root
+from rnngen.corpus.provenance import Provenance
+from rnngen.corpus.store import cache_root
+from rnngen.corpus.textio import make_dir
 from rnngen.errors import RnngenError, parse_json
-from rnngen.mixture import check_weight, fit_weight
-from rnngen.provenance import Provenance
-from rnngen.textio import make_dir
+from rnngen.scoring.mixture import check_weight, fit_weight
+from rnngen.scoring.trained_on import TrainingNGram, split_ids, with_context
 
 FIT = "fit"  # the option value that asks for the fitted weight
 
@@ -101,7 +101,7 @@ def mixture_weight(
     cached = _read_cached(path)
     if cached is not None:
         return cached
-    from rnngen.evaluate import model_logprobs
+    from rnngen.scoring.logprobs import model_logprobs
 
     if valid_ids is not None:
         ids = valid_ids()

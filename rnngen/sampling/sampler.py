@@ -16,10 +16,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-from rnngen.sample import Done, Piece, SampleConfig, sampling_precision
-from rnngen.stepper import SampleBatch
+from rnngen.corpus.tokenizer import Tokenizer
+from rnngen.sampling.batch import SampleBatch
+from rnngen.sampling.generate import Done, Piece, SampleConfig, sampling_precision
 from rnngen.threads import timed
-from rnngen.tokenizer import Tokenizer
 
 
 class Sampler:

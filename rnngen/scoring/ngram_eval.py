@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnngen import metrics
-from rnngen.baseline import check_order, memory_budget
 from rnngen.errors import RnngenError
+from rnngen.scoring.baseline import check_order, memory_budget
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ def ngram_report(
 ) -> NGramReport:
     """Build the n-gram on `train` and score `test` (see the module's docstring). `memory`:
     bytes for the build, or a size such as "2G" or "25%" (None: the default budget)."""
+    from rnngen.corpus.textio import check_input, make_dir
     from rnngen.ngram.budget import describe_memory
-    from rnngen.textio import check_input, make_dir
 
     check_order(order, "--order")
     check_input(train, "training file")
@@ -73,9 +73,9 @@ def ngram_report(
 
 
 def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) -> dict:
-    from rnngen.checkpoint_data import ngram_work_dir
+    from rnngen.corpus.textio import open_lines
     from rnngen.ngram.kenlm import fit_sentences, score_sentences, write_arpa
-    from rnngen.textio import open_lines
+    from rnngen.scoring.trained_on import ngram_work_dir
 
     started = time.perf_counter()
     model, words = fit_sentences(
@@ -97,14 +97,21 @@ def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) 
 
 
 def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) -> dict:
-    from rnngen.checkpoint_data import ngram_work_dir, with_context
     from rnngen.config import TokenizerConfig
-    from rnngen.data import encode_to_file
+    from rnngen.corpus.store import encode_to_file
+    from rnngen.corpus.textio import (
+        Span,
+        is_stream,
+        iter_text,
+        read_text,
+        sample_chars,
+        sample_text,
+    )
+    from rnngen.corpus.tokenizer import train_tokenizer
     from rnngen.ngram import KneserNey
     from rnngen.ngram.budget import check_memory
     from rnngen.ngram.kenlm import write_arpa
-    from rnngen.textio import Span, is_stream, iter_text, read_text, sample_chars, sample_text
-    from rnngen.tokenizer import train_tokenizer
+    from rnngen.scoring.trained_on import ngram_work_dir, with_context
 
     config = TokenizerConfig(kind=kind, vocab_size=vocab_size)
     if is_stream(train):  # read once: a pipe's text is held, then encoded a piece at a time

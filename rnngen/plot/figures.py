@@ -20,7 +20,7 @@ import numpy as np
 
 from rnngen.atomic import atomic_writer
 from rnngen.errors import RnngenError
-from rnngen.plot_runs import Run, load_run, unique_labels
+from rnngen.plot.runs import Run, load_run, unique_labels
 
 __all__ = ["FORMATS", "Curve", "agreement_figure", "check_output", "curves_figure",
            "gradients_figure", "load_run", "norm_traces_figure", "save_figure",

@@ -1,0 +1,39 @@
+"""Text in, ids out: reading a corpus, its tokenizer, the tokenized store and where it came from.
+
+No torch anywhere in here: `rnngen tokenize` never imports it.
+
+    textio.py      reading text: checked files and stdin, lines and byte spans, the split
+                   points, spread samples, sha256; and the output-file helpers the engines share
+    alphabet.py    which characters a subword vocabulary keeps as pieces of their own
+    tokenizer.py   Tokenizer: SentencePiece BPE/unigram or characters (the one sentencepiece user)
+    store.py       TokenizedCorpus on disk (tokenize_corpus, load_tokenized) and the token cache
+    provenance.py  Provenance: the files, spans and tokenizer a checkpoint was trained on
+"""
+
+from importlib import import_module
+
+# name -> the module of this package that defines it; imported on first use (PEP 562), so
+# that importing one room of the package never pays for the others.
+_FACE = {
+    "Span": "textio",
+    "iter_lines": "textio",
+    "read_text": "textio",
+    "file_sha256": "textio",
+    "Tokenizer": "tokenizer",
+    "train_tokenizer": "tokenizer",
+    "load_tokenizer": "tokenizer",
+    "plan_alphabet": "alphabet",
+    "TokenizedCorpus": "store",
+    "tokenize_corpus": "store",
+    "load_tokenized": "store",
+    "cached_tokenize": "store",
+    "Provenance": "provenance",
+    "checkpoint_provenance": "provenance",
+}
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str):
+    if name in _FACE:
+        return getattr(import_module(f"{__name__}.{_FACE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,44 @@
+"""A training run: its phases (data, size, build, the loop) and the files it keeps.
+
+The loop never saves a checkpoint: it yields events, and run.py keeps the files.
+
+    run.py          train(): the run's phases, each reported through on_event
+    data.py         the run's data phase: the corpus resolved, split and tokenized
+    sizing.py       the model size a time budget affords (measured throughput)
+    options.py      what a user gives a run: defaults, presets, durations
+    finetune.py     --init-from: a new run started from a checkpoint's weights
+    loop.py         Trainer: truncated BPTT over contiguous streams, evaluation, rollback
+    events.py       what the loop yields (Step, Evaluation, Rollback, ..., TrainResult)
+    resume.py       the optimizer's state as flat tensors, checked before anything loads
+    files.py        the files of one run (checkpoint, resume state, metrics) and their lock
+    loggers.py      the run sent to TensorBoard or Weights & Biases
+    samples.py      what the model writes while it learns (--sample-every)
+    distributed.py  data-parallel training under torchrun
+"""
+
+from importlib import import_module
+
+# name -> the module of this package that defines it; imported on first use (PEP 562), so
+# that importing one room of the package never pays for the others.
+_FACE = {
+    "train": "run",
+    "Trainer": "loop",
+    "TrainResult": "events",
+    "Step": "events",
+    "Evaluation": "events",
+    "Rollback": "events",
+    "Stopped": "events",
+    "Finished": "events",
+    "Saved": "events",
+    "configs": "options",
+    "RunFiles": "files",
+    "prepare_data": "data",
+    "Group": "distributed",
+}
+__all__ = sorted(_FACE)
+
+
+def __getattr__(name: str):
+    if name in _FACE:
+        return getattr(import_module(f"{__name__}.{_FACE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
