@@ -7,7 +7,8 @@ import torch
 
 from rnngen.config import ModelConfig, TrainConfig
 from rnngen.model import RNNLM, reset_rows
-from rnngen.training.loop import FRESH_STATE_EVERY, Trainer
+from rnngen.training.loop import Trainer
+from rnngen.training.schedule import FRESH_STATE_EVERY
 
 CPU = torch.device("cpu")
 

@@ -1,15 +1,14 @@
-"""Training: truncated BPTT over contiguous streams, clipping, schedule, rollback, resume.
+"""Training: truncated BPTT over contiguous streams, clipping, rollback, resume.
 
 `Trainer.run()` yields events (steps, evaluations, rollbacks, the end) and never prints or
-writes files: rnngen/training.py saves a checkpoint whenever an evaluation is the best so
-far, and the CLI draws progress from the events. `Trainer.resume_state()` is everything
+writes files: rnngen/training/run.py saves a checkpoint whenever an evaluation is the best
+so far, and the CLI draws progress from the events. `Trainer.resume_state()` is everything
 needed to continue bit for bit: weights, optimizer moments, RNG, the carried hidden state
 and data position.
 
-The length of a run is `progress` in [0, 1]: the largest of steps / max-steps,
-steps / (epochs x steps per epoch) and elapsed / time budget. The learning rate follows a
-linear warm-up and a cosine decay in `progress`, so a time-boxed run ends with a fully
-decayed learning rate just as a step-counted one does.
+The schedule (the run's length and `progress`, the learning rate's warm-up and cosine decay,
+when to evaluate, window lengths, fresh states) is pure arithmetic in schedule.py; the
+Trainer keeps the counters it is computed from.
 
 Under torchrun (a `Group` of several processes) each rank trains on its own contiguous share
 of the streams through DistributedDataParallel, whose all-reduce leaves every rank the same
@@ -23,7 +22,7 @@ length around --seq-len (so the windows' boundaries move from epoch to epoch) an
 step's learning rate by length / seq-len; `ar`/`tar` add the model's activation penalties to
 the loss; `average` is NT-ASGD's idea for any optimizer: once an evaluation fails to improve
 on the best, the weights are averaged from then on, and the average is what evaluations
-score and checkpoints keep (rnngen/training.py saves `Trainer.eval_model`).
+score and checkpoints keep (rnngen/training/run.py saves `Trainer.eval_model`).
 """
 
 from __future__ import annotations
@@ -46,35 +45,19 @@ from rnngen.scoring.logprobs import model_logprobs
 from rnngen.training.distributed import Group
 from rnngen.training.events import Evaluation, Finished, Rollback, Step, Stopped, ThreadsChanged
 from rnngen.training.resume import check_resume_tensors, load_optimizer_tensors, optimizer_tensors
+from rnngen.training.schedule import (
+    EVALS_PER_RUN,
+    eval_due,
+    fresh_rows,
+    learning_rate,
+    progress,
+    total_steps,
+    window_length,
+)
 
 __all__ = ["Trainer", "Step", "Evaluation", "Rollback", "Stopped", "Finished", "ThreadsChanged"]
 
-DEFAULT_EPOCHS = 10
-EVALS_PER_RUN = 10
 MAX_ROLLBACKS = 8
-FRESH_STATE_EVERY = 32  # windows between two fresh (zero) states of a stream
-# Variable BPTT (AWD-LSTM): a window is --seq-len long, or half that with this probability,
-# plus normal noise of this many tokens; never shorter than MIN_WINDOW.
-HALF_WINDOW_SHARE, WINDOW_NOISE, MIN_WINDOW = 0.05, 5.0, 5
-
-
-def total_steps(steps_per_epoch: int, c: TrainConfig) -> int | None:
-    """The run's length in steps from --max-steps and --epochs (the first limit reached), or
-    the default epochs when neither a step limit nor a time budget is given; None when only
-    a time budget limits the run."""
-    counts = [c.max_steps] if c.max_steps else []
-    if c.epochs:
-        counts.append(math.ceil(c.epochs * steps_per_epoch))
-    if not counts and not c.time_budget:
-        counts.append(DEFAULT_EPOCHS * steps_per_epoch)
-    return min(counts) if counts else None
-
-
-def steps_per_run(train_tokens: int, c: TrainConfig) -> int | None:
-    """`total_steps` for a training text of `train_tokens` tokens, before any Trainer exists
-    (automatic sizing needs the run's length to choose the model the Trainer will train)."""
-    columns = train_tokens // c.batch_size  # batchify's (B, N) streams
-    return total_steps(max(math.ceil((columns - 1) / c.seq_len), 1), c)
 
 
 class Trainer:
@@ -141,18 +124,10 @@ class Trainer:
 
     @property
     def progress(self) -> float:
-        parts = [0.0]
-        if self.total_steps:
-            parts.append(self.step / self.total_steps)
-        if self.config.time_budget:
-            parts.append(self.elapsed / self.config.time_budget)
-        return min(1.0, max(parts))
+        return progress(self.step, self.total_steps, self.elapsed, self.config)
 
     def learning_rate(self) -> float:
-        c = self.config
-        warmup = min(1.0, (self.step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
-        cosine = 0.5 * (1 + math.cos(math.pi * self.progress))
-        return c.lr * self.lr_scale * warmup * (c.min_lr_ratio + (1 - c.min_lr_ratio) * cosine)
+        return learning_rate(self.config, self.step, self.progress, self.lr_scale)
 
     def request_stop(self) -> None:
         """Ask the run to stop at the next step boundary (safe to call from a signal handler).
@@ -282,15 +257,7 @@ class Trainer:
         return loss_value, norm, x.numel() * self.group.world_size
 
     def _window_length(self) -> int:
-        """--seq-len, or with variable BPTT a length drawn for this step: from a generator
-        seeded by (seed, step), so a resumed run draws the same windows."""
-        c = self.config
-        if not c.variable_bptt:
-            return c.seq_len
-        rng = np.random.default_rng([c.seed % (1 << 64), self.step])
-        base = c.seq_len / 2 if rng.random() < HALF_WINDOW_SHARE else c.seq_len
-        drawn = int(round(rng.normal(base, WINDOW_NOISE)))
-        return min(max(drawn, min(MIN_WINDOW, c.seq_len)), 2 * c.seq_len)
+        return window_length(self.config, self.step)
 
     @property
     def eval_model(self) -> RNNLM:
@@ -298,13 +265,8 @@ class Trainer:
         return self.model if self.average is None else self.average.module
 
     def _fresh_rows(self) -> list[int]:
-        """The streams whose next window starts from a zero state: each stream once every
-        FRESH_STATE_EVERY windows, staggered. Carrying the state through a whole epoch means
-        the model otherwise meets a zero state once per epoch, and it forgets how to start:
-        a GRU trained that way scored 11 nats/token on the first window of its second epoch
-        and collapsed, where eval and sampling always begin from a zero state."""
-        batch, step = self.streams.shape[0], self.step + 1
-        return [row for row in range(batch) if (step + row) % FRESH_STATE_EVERY == 0]
+        """The streams whose next window starts from a zero state (schedule.fresh_rows)."""
+        return fresh_rows(self.streams.shape[0], self.step)
 
     def _exploded(self, loss: float) -> bool:
         """A loss far above the recent average (after a few steps to learn that average)."""
@@ -318,14 +280,8 @@ class Trainer:
         return False
 
     def _eval_due(self) -> bool:
-        """One every --eval-every steps when given (it sets the interval), else about
-        EVALS_PER_RUN evaluations spread over the run; either way the run's last step is
-        evaluated too (`run`)."""
-        every = self.config.eval_every
-        due = self.step % every == 0 if every else self.progress * EVALS_PER_RUN >= self.next_eval
-        if due:
-            self.next_eval = math.floor(self.progress * EVALS_PER_RUN) + 1
-        return bool(due)
+        due, self.next_eval = eval_due(self.config, self.step, self.progress, self.next_eval)
+        return due
 
     def _evaluate(self) -> Evaluation:
         started = time.perf_counter()

@@ -118,7 +118,7 @@ def _measure_and_choose(data, options, c: TrainConfig, place: Placement) -> Mode
     threads, and sizing for the collapsed all-core speed would choose far too small a model."""
     from rnngen.threads import choose as choose_threads
     from rnngen.threads import ladder
-    from rnngen.training.loop import steps_per_run
+    from rnngen.training.schedule import steps_per_run
     from rnngen.training.sizing import candidate_config, choose, measure_rates
 
     group, vocab_size, tokens = place.group, data.tokenizer.vocab_size, len(data.train_ids)
