@@ -186,3 +186,8 @@ def describe(config) -> str:
             f"adaptive softmax, {head} (tied to the embedding; the tail clusters {clusters} untied)"
         )
     return f"adaptive softmax, {head} (clusters {clusters})"
+
+
+def is_permutation(ids: torch.Tensor) -> bool:
+    """Whether `ids` (V,) holds each of 0..V-1 once (an adaptive softmax's rank -> id)."""
+    return bool(torch.equal(ids.sort().values, torch.arange(len(ids), dtype=ids.dtype)))

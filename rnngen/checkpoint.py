@@ -1,10 +1,11 @@
-"""Checkpoints: one self-contained .safetensors file per model, plus a resume file.
+"""Checkpoints: one self-contained .safetensors file per model.
 
 `NAME.safetensors` holds fp32 weights and string metadata: `format` (rnngen/1), the model
 and training configs as JSON, the tokenizer (serialized SentencePiece proto, base64, with its
 sha256), metrics, provenance and versions: everything `sample`, `score` and `eval` need.
-`NAME.state.safetensors` holds what `--resume` needs: optimizer tensors, RNG states, the
-carried hidden state, and the step/data position/best loss as JSON.
+A run's resume file (`NAME.state.safetensors`, format rnngen-state/1) is written and read by
+rnngen/training/resume_file.py, and its output lock is in rnngen/training/files.py; this
+module knows the resume file's format only to name it when one is given as a model.
 
 safetensors holds tensors and strings only, so loading a checkpoint can never run code (no
 pickle anywhere). Every write goes through rnngen.atomic (a temporary file in the same
@@ -15,19 +16,15 @@ Loading validates the whole header once, here (`read_meta`): every field the com
 its JSON type, the configs, the tokenizer and its hash, and the tensors' names, shapes and
 dtypes against the model the config describes, before anything is allocated or used; then
 the weights must be finite. A damaged or crafted file is one RnngenError, never a traceback
-or a model that samples garbage. `load_state` checks a resume file's info the same way; the
-Trainer checks its tensors against the model and optimizer they must fit.
+or a model that samples garbage.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
-import math
-import os
 import stat
 from pathlib import Path
 
@@ -37,13 +34,13 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from rnngen import __version__
+from rnngen.adaptive import is_permutation
 from rnngen.atomic import describe, write_bytes
 from rnngen.config import TOKENIZER_KINDS, ModelConfig, from_json, to_json
 from rnngen.corpus.tokenizer import Tokenizer, load_tokenizer
 from rnngen.errors import RnngenError, parse_json
 from rnngen.model import RNNLM
-from rnngen.run_paths import lock_path, metrics_path, state_path  # noqa: F401 (re-exported)
-from rnngen.training.resume import is_permutation
+from rnngen.run_paths import metrics_path, state_path  # noqa: F401 (re-exported)
 
 FORMAT = "rnngen/1"
 STATE_FORMAT = "rnngen-state/1"
@@ -180,87 +177,6 @@ def json_field(meta: dict[str, str], key: str, default=None):
     return parse_json(value, f"checkpoint field {key!r}")
 
 
-def save_state(path: Path, tensors: dict[str, torch.Tensor], info: dict) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = {"format": STATE_FORMAT, "info": json.dumps(info)}
-    atomic_write(state_path(path), save_bytes(tensors, metadata=meta))
-
-
-def load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """The resume file's tensors and info, the info checked field by field (the Trainer
-    checks the tensors against the model and optimizer they must fit)."""
-    spath = state_path(path)
-    if not spath.exists():
-        raise RnngenError(f"nothing to resume: {str(spath)!r} does not exist")
-    try:
-        data = spath.read_bytes()
-        with safe_open(str(spath), framework="pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("format") != STATE_FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}")
-        info = parse_json(meta["info"], "the info")
-        validate_state_info(info)
-        return load_bytes(data), info
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RnngenError) as e:
-        raise RnngenError(f"{str(spath)!r} is not a readable rnngen resume file ({e})") from None
-
-
-# The resume info's fields: (JSON types, may be null, smallest value); the optional ones
-# are absent from files written by older versions.
-_COUNT, _NUMBER = (int,), (int, float)
-STATE_INFO = {
-    "step": (_COUNT, False, 0),
-    "epoch": (_COUNT, False, 0),
-    "position": (_COUNT, False, 0),
-    "elapsed": (_NUMBER, False, 0),
-    "best_loss": (_NUMBER, True, None),
-    "lr_scale": (_NUMBER, False, 0),
-    "clipped_steps": (_COUNT, False, 0),
-    "next_eval": (_COUNT, False, 0),
-    "batch_size": (_COUNT, False, 1),
-    "model_config": ((str,), False, None),
-    "tokenizer_sha256": ((str,), False, None),
-}
-OPTIONAL_STATE_INFO = {
-    "rollbacks": (_COUNT, False, 0),
-    "loss_average": (_NUMBER, True, None),
-    "world_size": (_COUNT, False, 1),
-    "scaler": ((dict,), True, None),
-    "train_config": ((str,), False, None),
-}
-
-
-def validate_state_info(info) -> None:
-    """Raise ValueError unless `info` has every field resuming reads, each of its type."""
-    if not isinstance(info, dict):
-        raise ValueError("the info is not a JSON object")
-    for fields, required in ((STATE_INFO, True), (OPTIONAL_STATE_INFO, False)):
-        for key, (types, nullable, low) in fields.items():
-            if key not in info:
-                if required:
-                    raise ValueError(f"no {key!r}")
-                continue
-            value = info[key]
-            if value is None and nullable:
-                continue
-            if not isinstance(value, types) or isinstance(value, bool):
-                raise ValueError(f"{key!r} is {value!r}")
-            if types is _NUMBER and not math.isfinite(value):
-                raise ValueError(f"{key!r} is {value!r}")
-            if low is not None and value < low:
-                raise ValueError(f"{key!r} is {value!r}, below {low}")
-    if info["lr_scale"] <= 0:
-        raise ValueError(f"'lr_scale' is {info['lr_scale']!r}")
-    from_json(ModelConfig, info["model_config"])
-    scaler = info.get("scaler")
-    if scaler is not None:
-        names = ("scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker")
-        for name in names:
-            value = scaler.get(name)
-            if not isinstance(value, _NUMBER) or isinstance(value, bool):
-                raise ValueError(f"scaler {name!r} is {value!r}")
-
-
 def latest_checkpoint(directory: Path = Path("checkpoints")) -> Path:
     """The newest model checkpoint in `directory` (resume files are not models)."""
     candidates = {}
@@ -291,65 +207,6 @@ def file_format(path: Path) -> str | None:
             return (f.metadata() or {}).get("format")
     except (SafetensorError, OSError, ValueError):
         return None
-
-
-class OutputLock:
-    """An exclusive lock on a run's output, held for the run's duration.
-
-    `flock` on `.NAME.lock` next to the checkpoint, which holds the owner's pid: a second
-    run on the same output fails at once, naming that pid. The kernel drops the lock when
-    its process dies (kill -9 included), so a stale lock file never blocks a later run; the
-    file is removed on release.
-    """
-
-    def __init__(self, path: Path):
-        self.path = lock_path(path)
-        self.fd: int | None = None
-        try:
-            import fcntl
-        except ImportError:  # no flock (Windows): no lock
-            return
-        for _ in range(10):  # the file may be removed by its owner between open and flock
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise RnngenError(
-                    f"{str(path)!r} is being trained by pid {holder}; wait for that run to "
-                    "end, or give another -o"
-                ) from None
-            except BaseException:
-                os.close(fd)
-                raise
-            try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
-                self.fd = fd
-                return
-            os.close(fd)
-        raise RnngenError(f"cannot lock {str(path)!r}: its lock file keeps changing")
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-        os.close(self.fd)
-        self.fd = None
-
-
-def lock_output(path: Path) -> OutputLock:
-    """Lock `path` for one run (see OutputLock); an OSError is one line naming the folder."""
-    try:
-        return OutputLock(path)
-    except OSError as e:
-        raise RnngenError(f"cannot write to {str(Path(path).parent)!r}: {describe(e)}") from None
 
 
 def _check_exists(path: Path) -> Path:

@@ -46,9 +46,6 @@ DEBTS = {
     # model.py builds a WindowLM for window configs (a circle, lazy import): the factory moves
     # beside both kinds when model.py is split.
     ("rnngen.model", "rnngen.window"),
-    # checkpoint.py checks the adaptive softmax's permutation with train_state's helper: it
-    # moves to adaptive.py when checkpoint.py's resume file moves to training/.
-    ("rnngen.checkpoint", "rnngen.training.resume"),
     # api/serving.py starts the HTTP server for `rnngen serve`, so that the CLI has one door;
     # the server (a front end over the API's face) never imports api.serving back.
     ("rnngen.api.serving", "rnngen.serve.app"),

@@ -36,13 +36,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from conftest import interrupt_once_written, tiny_text
-from rnngen.checkpoint import load_model, load_state
+from rnngen.checkpoint import load_model
 from rnngen.config import ModelConfig, TrainConfig, from_json
 from rnngen.corpus.store import batchify
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
 from rnngen.training.distributed import Group
 from rnngen.training.loop import Evaluation, Finished, Rollback, Step, Stopped, Trainer
+from rnngen.training.resume_file import load_state
 
 CPU = torch.device("cpu")
 ATOL, RTOL = 1e-5, 1e-5  # see the module docstring

@@ -21,19 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli, tiny_text
-from rnngen.checkpoint import (
-    latest_checkpoint,
-    load_model,
-    load_state,
-    read_meta,
-    save_model,
-    save_state,
-    state_path,
-)
+from rnngen.checkpoint import latest_checkpoint, load_model, read_meta, save_model, state_path
 from rnngen.config import ModelConfig, TokenizerConfig, TrainConfig, from_json, to_json
 from rnngen.errors import RnngenError
 from rnngen.model import RNNLM
 from rnngen.training.loop import Trainer
+from rnngen.training.resume_file import load_state, save_state
 
 CPU = torch.device("cpu")
 OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"  # records its provenance

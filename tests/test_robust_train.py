@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import run_cli, tiny_text
-from rnngen.checkpoint import load_model, lock_output, state_path
+from rnngen.checkpoint import load_model, state_path
+from rnngen.training.files import lock_output
 
 SMALL = ["--layers", "1", "--hidden", "16", "--embed", "16", "--batch-size", "4",
          "--seq-len", "16", "--device", "cpu", "--precision", "fp32", "--quiet"]  # fmt: skip

@@ -2,10 +2,10 @@
 
 OUTPUT (the best model), OUTPUT.state.safetensors (what --resume needs) and
 OUTPUT.metrics.jsonl belong to one run at a time: `RunFiles.claim` checks the path, takes an
-exclusive lock on it, removes what killed runs left behind, and refuses to overwrite an input
-of the run or (without --force) an earlier run. A new run's metrics go to a hidden temporary
-file that replaces the old ones only at the run's first save, so the history of a checkpoint
-that --force has yet to replace survives a run that dies before then.
+exclusive lock on it (`OutputLock`, below), removes what killed runs left behind, and refuses
+to overwrite an input of the run or (without --force) an earlier run. A new run's metrics go
+to a hidden temporary file that replaces the old ones only at the run's first save, so the
+history of a checkpoint that --force has yet to replace survives a run that dies before then.
 
 Under torchrun only rank 0 (`main`) reads or writes these files; the other ranks get the
 same object, whose writes do nothing, so that every rank runs the same code.
@@ -13,23 +13,17 @@ same object, whose writes do nothing, so that every rank runs the same code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import torch
 
 from rnngen.atomic import describe, remove_stale_temporaries, temporary_name
-from rnngen.checkpoint import (
-    FORMAT,
-    STATE_FORMAT,
-    file_format,
-    load_state,
-    lock_output,
-    save_model,
-    save_state,
-)
+from rnngen.checkpoint import FORMAT, STATE_FORMAT, file_format, save_model
 from rnngen.errors import RnngenError
-from rnngen.run_paths import metrics_path, output_path, state_path
+from rnngen.run_paths import lock_path, metrics_path, output_path, state_path
+from rnngen.training.resume_file import load_state, save_state
 
 
 class RunFiles:
@@ -191,3 +185,62 @@ class MetricsLog:
         except OSError:
             if exc[0] is None:
                 raise RnngenError(f"cannot write {str(self.shown)!r}") from None
+
+
+class OutputLock:
+    """An exclusive lock on a run's output, held for the run's duration.
+
+    `flock` on `.NAME.lock` next to the checkpoint, which holds the owner's pid: a second
+    run on the same output fails at once, naming that pid. The kernel drops the lock when
+    its process dies (kill -9 included), so a stale lock file never blocks a later run; the
+    file is removed on release.
+    """
+
+    def __init__(self, path: Path):
+        self.path = lock_path(path)
+        self.fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): no lock
+            return
+        for _ in range(10):  # the file may be removed by its owner between open and flock
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RnngenError(
+                    f"{str(path)!r} is being trained by pid {holder}; wait for that run to "
+                    "end, or give another -o"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self.fd = fd
+                return
+            os.close(fd)
+        raise RnngenError(f"cannot lock {str(path)!r}: its lock file keeps changing")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self.fd)
+        self.fd = None
+
+
+def lock_output(path: Path) -> OutputLock:
+    """Lock `path` for one run (see OutputLock); an OSError is one line naming the folder."""
+    try:
+        return OutputLock(path)
+    except OSError as e:
+        raise RnngenError(f"cannot write to {str(Path(path).parent)!r}: {describe(e)}") from None

@@ -11,6 +11,7 @@ import re
 
 import torch
 
+from rnngen.adaptive import is_permutation
 from rnngen.errors import RnngenError
 from rnngen.model import state_layout
 
@@ -91,11 +92,6 @@ def check_resume_tensors(
             raise bad(f"hidden state tensors {sorted(states)[:4]} do not fit the model")
         for key in sorted(states):
             check(key, own[key], (1, local_batch, widths[key]))
-
-
-def is_permutation(ids: torch.Tensor) -> bool:
-    """Whether `ids` (V,) holds each of 0..V-1 once (an adaptive softmax's rank -> id)."""
-    return bool(torch.equal(ids.sort().values, torch.arange(len(ids), dtype=ids.dtype)))
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
