@@ -10,7 +10,7 @@ The loop never saves a checkpoint: it yields events, and run.py keeps the files.
     loop.py         Trainer: truncated BPTT over contiguous streams, evaluation, rollback
     schedule.py     the run's length, progress, learning rate, evaluations, windows
     events.py       what the loop yields (Step, Evaluation, Rollback, ..., TrainResult)
-    resume.py       the optimizer's state as flat tensors, checked before anything loads
+    resume.py       the Trainer's resume state: optimizer tensors, checks, save and load
     resume_file.py  the resume file (NAME.state.safetensors): saved, loaded, its info checked
     files.py        the files of one run (checkpoint, resume state, metrics) and their lock
     loggers.py      the run sent to TensorBoard or Weights & Biases

@@ -4,7 +4,7 @@
 writes files: rnngen/training/run.py saves a checkpoint whenever an evaluation is the best
 so far, and the CLI draws progress from the events. `Trainer.resume_state()` is everything
 needed to continue bit for bit: weights, optimizer moments, RNG, the carried hidden state
-and data position.
+and data position (its side of the resume file, with the load, is resume.py's `Resumable`).
 
 The schedule (the run's length and `progress`, the learning rate's warm-up and cosine decay,
 when to evaluate, window lengths, fresh states) is pure arithmetic in schedule.py; the
@@ -40,11 +40,11 @@ from rnngen.config import TrainConfig, with_learning_rate
 from rnngen.corpus.store import batchify
 from rnngen.errors import RnngenError
 from rnngen.hardware import autocast, fused_adam
-from rnngen.model import RNNLM, detach_state, reset_rows, state_from_tensors, state_tensors
+from rnngen.model import RNNLM, detach_state, reset_rows
 from rnngen.scoring.logprobs import model_logprobs
 from rnngen.training.distributed import Group
 from rnngen.training.events import Evaluation, Finished, Rollback, Step, Stopped, ThreadsChanged
-from rnngen.training.resume import check_resume_tensors, load_optimizer_tensors, optimizer_tensors
+from rnngen.training.resume import Resumable
 from rnngen.training.schedule import (
     EVALS_PER_RUN,
     eval_due,
@@ -60,7 +60,7 @@ __all__ = ["Trainer", "Step", "Evaluation", "Rollback", "Stopped", "Finished", "
 MAX_ROLLBACKS = 8
 
 
-class Trainer:
+class Trainer(Resumable):
     def __init__(
         self,
         model: RNNLM,
@@ -342,72 +342,3 @@ class Trainer:
         self.lr_scale *= 0.5
         self.optimizer.zero_grad(set_to_none=True)
         return Rollback(self.step, reason, self.lr_scale)
-
-    # -- resume -----------------------------------------------------------------------------
-
-    def resume_state(self) -> tuple[dict[str, torch.Tensor], dict]:
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        if self.average is not None:
-            tensors.update({f"average.{k}": v for k, v in self.average.state_dict().items()})
-        tensors.update(optimizer_tensors(self.optimizer))
-        own = {"rng.cpu": torch.get_rng_state()}  # what differs between ranks
-        if self.device.type == "cuda":
-            own["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        own.update(state_tensors(self.hidden))
-        tensors.update(self.group.gather_tensors(own))  # several ranks: rank{K}.rng.cpu, ...
-        info = {
-            "step": self.step,
-            "epoch": self.epoch,
-            "position": self.position,
-            "elapsed": self.elapsed,
-            "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
-            "lr_scale": self.lr_scale,
-            "clipped_steps": self.clipped_steps,
-            "next_eval": self.next_eval,
-            "rollbacks": self.rollbacks,
-            "loss_average": self._loss_average,
-            "batch_size": self.config.batch_size,
-            "world_size": self.group.world_size,
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-        }
-        return tensors, info
-
-    def _load(self, tensors: dict[str, torch.Tensor], info: dict) -> None:
-        if info.get("batch_size") != self.config.batch_size:
-            raise RnngenError(
-                f"--resume needs the same --batch-size as the run it continues "
-                f"({info.get('batch_size')})"
-            )
-        saved_world = info.get("world_size", 1)
-        if saved_world != self.group.world_size:
-            raise RnngenError(
-                f"--resume needs the same number of processes as the run it continues "
-                f"({saved_world}); this run has {self.group.world_size}"
-            )
-        own = self.group.own_tensors(tensors)
-        local_batch = self.stream_range[1] - self.stream_range[0]
-        cuda = self.device.type == "cuda"
-        check_resume_tensors(tensors, own, self.model, self.optimizer, local_batch, cuda)
-        if not 0 <= info["position"] <= self.streams.shape[1] - 1:
-            raise RnngenError(
-                f"--resume: the saved data position {info['position']} is beyond this "
-                f"corpus's {self.streams.shape[1] - 1} tokens per stream"
-            )
-        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(weights)
-        average = {k[8:]: v.to(self.device) for k, v in tensors.items() if k.startswith("average.")}
-        if average:
-            self._start_average(average)
-        load_optimizer_tensors(self.optimizer, tensors, self.device)
-        torch.set_rng_state(own["rng.cpu"])
-        if self.device.type == "cuda" and "rng.cuda" in own:
-            torch.cuda.set_rng_state(own["rng.cuda"], self.device)
-        self.hidden = state_from_tensors(own, self.model.config.cell, self.device)
-        self.step, self.epoch, self.position = info["step"], info["epoch"], info["position"]
-        self.elapsed, self.lr_scale = info["elapsed"], info["lr_scale"]
-        self.best_loss = math.inf if info["best_loss"] is None else info["best_loss"]
-        self.clipped_steps, self.next_eval = info["clipped_steps"], info["next_eval"]
-        self.rollbacks = info.get("rollbacks", 0)
-        self._loss_average = info.get("loss_average")
-        if info.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(info["scaler"])

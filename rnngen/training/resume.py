@@ -1,19 +1,22 @@
-"""The optimizer's state as flat named tensors, for the resume file, and the check that a
-resume file's tensors fit the run before any of them is used.
+"""The Trainer's resume state: the optimizer's state as flat named tensors, the check that a
+resume file's tensors fit the run before any of them is used, and `Resumable`, the Trainer's
+methods that gather its state for the resume file and load it back.
 
 safetensors holds a flat dict of tensors, while an optimizer's state_dict nests them per
-parameter index; these two functions translate, so resuming never needs pickle.
+parameter index; `optimizer_tensors` and `load_optimizer_tensors` translate, so resuming never
+needs pickle. The file itself is written and read by resume_file.py.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 import torch
 
 from rnngen.adaptive import is_permutation
 from rnngen.errors import RnngenError
-from rnngen.model import state_layout
+from rnngen.model import state_from_tensors, state_layout, state_tensors
 
 ADAM_MOMENTS = ("exp_avg", "exp_avg_sq", "step")
 _OPTIM_KEY = re.compile(r"optim\.(\d{1,9})\.(\w+)")
@@ -118,3 +121,76 @@ def load_optimizer_tensors(
             moments["step"] = moments["step"].cpu()
     state_dict["state"] = state
     optimizer.load_state_dict(state_dict)
+
+
+class Resumable:
+    """The Trainer's side of the resume file (a base of loop.py's Trainer, whose counters,
+    model, optimizer and group it reads and sets): `resume_state` is what the run saves,
+    `_load` puts it back, checked first by `check_resume_tensors`."""
+
+    def resume_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.average is not None:
+            tensors.update({f"average.{k}": v for k, v in self.average.state_dict().items()})
+        tensors.update(optimizer_tensors(self.optimizer))
+        own = {"rng.cpu": torch.get_rng_state()}  # what differs between ranks
+        if self.device.type == "cuda":
+            own["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        own.update(state_tensors(self.hidden))
+        tensors.update(self.group.gather_tensors(own))  # several ranks: rank{K}.rng.cpu, ...
+        info = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "elapsed": self.elapsed,
+            "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
+            "lr_scale": self.lr_scale,
+            "clipped_steps": self.clipped_steps,
+            "next_eval": self.next_eval,
+            "rollbacks": self.rollbacks,
+            "loss_average": self._loss_average,
+            "batch_size": self.config.batch_size,
+            "world_size": self.group.world_size,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+        }
+        return tensors, info
+
+    def _load(self, tensors: dict[str, torch.Tensor], info: dict) -> None:
+        if info.get("batch_size") != self.config.batch_size:
+            raise RnngenError(
+                f"--resume needs the same --batch-size as the run it continues "
+                f"({info.get('batch_size')})"
+            )
+        saved_world = info.get("world_size", 1)
+        if saved_world != self.group.world_size:
+            raise RnngenError(
+                f"--resume needs the same number of processes as the run it continues "
+                f"({saved_world}); this run has {self.group.world_size}"
+            )
+        own = self.group.own_tensors(tensors)
+        local_batch = self.stream_range[1] - self.stream_range[0]
+        cuda = self.device.type == "cuda"
+        check_resume_tensors(tensors, own, self.model, self.optimizer, local_batch, cuda)
+        if not 0 <= info["position"] <= self.streams.shape[1] - 1:
+            raise RnngenError(
+                f"--resume: the saved data position {info['position']} is beyond this "
+                f"corpus's {self.streams.shape[1] - 1} tokens per stream"
+            )
+        weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(weights)
+        average = {k[8:]: v.to(self.device) for k, v in tensors.items() if k.startswith("average.")}
+        if average:
+            self._start_average(average)
+        load_optimizer_tensors(self.optimizer, tensors, self.device)
+        torch.set_rng_state(own["rng.cpu"])
+        if self.device.type == "cuda" and "rng.cuda" in own:
+            torch.cuda.set_rng_state(own["rng.cuda"], self.device)
+        self.hidden = state_from_tensors(own, self.model.config.cell, self.device)
+        self.step, self.epoch, self.position = info["step"], info["epoch"], info["position"]
+        self.elapsed, self.lr_scale = info["elapsed"], info["lr_scale"]
+        self.best_loss = math.inf if info["best_loss"] is None else info["best_loss"]
+        self.clipped_steps, self.next_eval = info["clipped_steps"], info["next_eval"]
+        self.rollbacks = info.get("rollbacks", 0)
+        self._loss_average = info.get("loss_average")
+        if info.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(info["scaler"])
