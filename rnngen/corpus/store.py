@@ -32,7 +32,8 @@ from rnngen.atomic import (
     write_text,
 )
 from rnngen.config import TokenizerConfig, to_json
-from rnngen.corpus.textio import Span, file_sha256, iter_text, make_dir, name_of, sample_lines
+from rnngen.corpus.splits import sample_lines
+from rnngen.corpus.textio import Span, file_sha256, iter_text, make_dir, name_of
 from rnngen.corpus.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
 from rnngen.errors import RnngenError, parse_json
 
