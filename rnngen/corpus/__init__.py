@@ -9,7 +9,8 @@ No torch anywhere in here: `rnngen tokenize` never imports it.
     splits.py      where a corpus is cut: the held-out splits at line ends, spread samples
     alphabet.py    which characters a subword vocabulary keeps as pieces of their own
     tokenizer.py   Tokenizer: SentencePiece BPE/unigram or characters (the one sentencepiece user)
-    store.py       TokenizedCorpus on disk (tokenize_corpus, load_tokenized) and the token cache
+    store.py       TokenizedCorpus on disk (tokenize_corpus, load_tokenized), batchify
+    cache.py       the token cache: tokenized directories kept by corpus content and settings
     provenance.py  Provenance: the files, spans and tokenizer a checkpoint was trained on
 """
 
@@ -31,7 +32,7 @@ _FACE = {
     "TokenizedCorpus": "store",
     "tokenize_corpus": "store",
     "load_tokenized": "store",
-    "cached_tokenize": "store",
+    "cached_tokenize": "cache",
     "Provenance": "provenance",
     "checkpoint_provenance": "provenance",
 }

@@ -4,15 +4,14 @@
 file of ids (uint16 when the vocabulary fits) next to `tokenizer.model` and `meta.json`.
 Everything is written into a temporary directory that replaces the target only when
 complete, so a failure never leaves a half-written directory. `rnngen train` keeps such
-directories in a cache keyed by the corpus content and tokenizer settings, so a second run
-on the same corpus skips tokenization.
+directories in a cache keyed by the corpus content and tokenizer settings (`cache.py`), so a
+second run on the same corpus skips tokenization.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -33,7 +32,7 @@ from rnngen.atomic import (
 )
 from rnngen.config import TokenizerConfig, to_json
 from rnngen.corpus.splits import sample_lines
-from rnngen.corpus.textio import Span, file_sha256, iter_text, make_dir, name_of
+from rnngen.corpus.textio import Span, iter_text, make_dir, name_of
 from rnngen.corpus.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
 from rnngen.errors import RnngenError, parse_json
 
@@ -356,39 +355,6 @@ def _check_meta(meta: dict) -> dict:
     return info
 
 
-def cache_root() -> Path:
-    root = os.environ.get("RNNGEN_CACHE")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rnngen"
-
-
-def cached_tokenize(
-    spans: dict[str, Span],
-    config: TokenizerConfig,
-    on_progress: Progress | None = None,
-    tokenizer: Tokenizer | None = None,
-) -> TokenizedCorpus:
-    """Tokenize, or reuse the directory an identical earlier run wrote.
-
-    The key covers the bytes of every source file, the spans and the tokenizer settings (or
-    the sha256 of a `tokenizer` given ready-made), so an edited corpus, a different --kind or
-    another base checkpoint never reuses stale ids.
-    """
-    sources = {str(s.path): file_sha256(s.path) for s in spans.values()}
-    bounds = {name: (str(s.path), s.start, s.end) for name, s in spans.items()}
-    settings = tokenizer_settings(config, tokenizer)
-    path = cache_path(json.dumps(settings, sort_keys=True), sources, bounds)
-    if path.exists():
-        try:
-            return load_tokenized(path)
-        except RnngenError:  # a damaged entry (a disk error, a hand edit): build it again
-            _remove_entry(path)
-    make_dir(path.parent, "token cache directory (set RNNGEN_CACHE to move it)")
-    provenance = {"sources_sha256": sources}
-    return tokenize_corpus(spans, path, config, on_progress, provenance, tokenizer)
-
-
 def tokenizer_settings(config: TokenizerConfig, tokenizer: Tokenizer | None = None) -> dict:
     """What made a directory's tokenizer, as meta.json records it and the cache keys it: the
     settings it was trained with, or for one given ready-made, its sha256 (its pieces are
@@ -396,35 +362,6 @@ def tokenizer_settings(config: TokenizerConfig, tokenizer: Tokenizer | None = No
     if tokenizer is not None:
         return {"given_sha256": tokenizer.sha256}
     return json.loads(to_json(config))
-
-
-def _remove_entry(path: Path) -> None:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    except OSError as e:
-        raise RnngenError(
-            f"cannot remove the damaged cache entry {str(path)!r}: {describe(e)}"
-        ) from None
-
-
-def cache_path(config_json: str, sources: dict[str, str], bounds: dict[str, tuple]) -> Path:
-    """Where `cached_tokenize` keeps the ids of these spans of these files (by content)."""
-    parts = [config_json, json.dumps(sorted(sources.items()))]
-    parts += [f"{name}:{p}:{start}:{end}" for name, (p, start, end) in sorted(bounds.items())]
-    return cache_root() / "tokens" / hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
-
-
-def cached_dir_of(meta: dict) -> Path | None:
-    """The cache directory a tokenized meta.json came from, if it came from the cache."""
-    sources = meta.get("provenance", {}).get("sources_sha256")
-    if not sources:
-        return None
-    config_json = json.dumps(meta["tokenizer"]["config"], sort_keys=True)
-    bounds = {n: (s["source"], s["start"], s["end"]) for n, s in meta["splits"].items()}
-    return cache_path(config_json, sources, bounds)
 
 
 def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 stdin) tokenized through the cache into what the Trainer reads, with its provenance.
 
 Tokenizing is the slow part of a first run and the same for every later run on the same
-text and settings, so it goes through the token cache (rnngen/data.py); under torchrun rank
+text and settings, so it goes through the token cache (corpus/cache.py); under torchrun rank
 0 fills the cache while the others wait, then every rank reads it, and the ranks check that
 they hold the same data before any of them trains on it.
 """
@@ -63,9 +63,10 @@ def prepare_data(
     A `tokenizer` given (a base checkpoint's, to fine-tune it) is used instead of training
     one, so `kind` and `vocab_size` are unused; a tokenized directory must then have been
     made with that same tokenizer."""
+    from rnngen.corpus.cache import cached_tokenize
     from rnngen.corpus.splits import resolve_spans
     from rnngen.corpus.stdin import spool_stdin
-    from rnngen.corpus.store import cached_tokenize, is_tokenized_dir, load_tokenized
+    from rnngen.corpus.store import is_tokenized_dir, load_tokenized
     from rnngen.training.distributed import Group
 
     group = group or Group()
