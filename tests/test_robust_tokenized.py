@@ -20,7 +20,8 @@ from rnngen.cli import app
 from rnngen.config import TokenizerConfig
 from rnngen.corpus.cache import cache_root, cached_tokenize
 from rnngen.corpus.splits import split_tail
-from rnngen.corpus.store import load_tokenized, remove_stale_work
+from rnngen.corpus.store import load_tokenized
+from rnngen.corpus.workdir import remove_stale_work
 from rnngen.errors import RnngenError
 
 

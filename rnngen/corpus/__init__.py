@@ -10,6 +10,7 @@ No torch anywhere in here: `rnngen tokenize` never imports it.
     alphabet.py    which characters a subword vocabulary keeps as pieces of their own
     tokenizer.py   Tokenizer: SentencePiece BPE/unigram or characters (the one sentencepiece user)
     store.py       TokenizedCorpus on disk (tokenize_corpus, load_tokenized), batchify
+    workdir.py     a tokenized directory written whole or not at all; killed runs' work removed
     cache.py       the token cache: tokenized directories kept by corpus content and settings
     provenance.py  Provenance: the files, spans and tokenizer a checkpoint was trained on
 """

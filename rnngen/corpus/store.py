@@ -3,9 +3,9 @@
 `tokenize_corpus` streams each split of a corpus through the tokenizer into a flat binary
 file of ids (uint16 when the vocabulary fits) next to `tokenizer.model` and `meta.json`.
 Everything is written into a temporary directory that replaces the target only when
-complete, so a failure never leaves a half-written directory. `rnngen train` keeps such
-directories in a cache keyed by the corpus content and tokenizer settings (`cache.py`), so a
-second run on the same corpus skips tokenization.
+complete (`workdir.py`), so a failure never leaves a half-written directory. `rnngen train`
+keeps such directories in a cache keyed by the corpus content and tokenizer settings
+(`cache.py`), so a second run on the same corpus skips tokenization.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,6 @@ import numpy as np
 
 from rnngen.atomic import (
     describe,
-    process_alive,
     remove_stale_temporaries,
     temporary_name,
     write_text,
@@ -34,6 +31,7 @@ from rnngen.config import TokenizerConfig, to_json
 from rnngen.corpus.splits import sample_lines
 from rnngen.corpus.textio import Span, iter_text, make_dir, name_of
 from rnngen.corpus.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
+from rnngen.corpus.workdir import check_replaceable, remove_stale_work, replace_dir
 from rnngen.errors import RnngenError, parse_json
 
 FORMAT = "rnngen-tokens/1"
@@ -109,7 +107,7 @@ def tokenize_corpus(
         raise RnngenError(
             f"cannot write a tokenized directory at {str(out_dir)!r}; choose another -o"
         )
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     train = spans["train"]
     settings = tokenizer_settings(config, tokenizer)
     if tokenizer is None:
@@ -170,7 +168,7 @@ def tokenize_corpus(
             "provenance": provenance or {},
         }
         write_text(work / "meta.json", json.dumps(meta, indent=1) + "\n")
-        _replace_dir(work, out_dir)
+        replace_dir(work, out_dir)
     except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)
         if isinstance(e, OSError):
@@ -203,84 +201,6 @@ def encode_to_file(texts, tokenizer: Tokenizer, directory: Path, name: str) -> n
     finally:
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def _check_replaceable(target: Path) -> None:
-    """Only an earlier rnngen output (or an empty directory) may be replaced."""
-    try:
-        ok = not target.exists() or (
-            target.is_dir() and ((target / "meta.json").exists() or not any(target.iterdir()))
-        )
-    except OSError as e:
-        raise RnngenError(f"cannot use {str(target)!r} as output: {describe(e)}") from None
-    if not ok:
-        raise RnngenError(
-            f"{str(target)!r} exists and is not an rnngen tokenized directory; choose another -o"
-        )
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move a finished directory into place, replacing an earlier rnngen output there."""
-    if target.exists():
-        _check_replaceable(target)
-        old = target.with_name(f".{target.name}.{os.getpid()}{OLD_SUFFIX}")
-        os.replace(target, old)
-        try:
-            os.replace(new, target)
-        except OSError:
-            os.replace(old, target)  # put the earlier output back
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
-
-
-def remove_stale_work(directory: Path) -> list[Path]:
-    """Remove what killed runs left in `directory`; return what was removed.
-
-    That is: temporary files (`.NAME.PID.RANDOM.tmp`), half-written tokenized directories
-    (the same form), replaced ones (`.NAME.PID.rnngen-old`), when their process is gone; and
-    half-written directories of the older form `.NAME.tmp-RANDOM` (no pid) untouched for a
-    day. Only directories holding nothing but tokenize's own files are removed, and a live
-    run's work is never touched.
-    """
-    removed = remove_stale_temporaries(directory)
-    try:
-        candidates = [p for p in Path(directory).glob(".*") if p.is_dir() and not p.is_symlink()]
-    except OSError:
-        return removed
-    for candidate in candidates:
-        parts = candidate.name.rsplit(".", 3)
-        try:
-            if _WORK_NAME.fullmatch(candidate.name):
-                stale = not process_alive(int(parts[1]))
-            elif candidate.name.endswith(OLD_SUFFIX) and parts[-2].isdigit():
-                stale = not process_alive(int(parts[-2]))
-            elif _LEGACY_WORK_NAME.fullmatch(candidate.name):
-                stale = time.time() - candidate.stat().st_mtime > 86400
-            else:
-                continue
-            stale = stale and all(_is_work_file(p) for p in candidate.iterdir())
-        except OSError:
-            continue
-        if stale:
-            shutil.rmtree(candidate, ignore_errors=True)
-            removed.append(candidate)
-    return removed
-
-
-_WORK_NAME = re.compile(r"\..+\.[0-9]+\.[0-9a-f]{8}\.tmp")
-_LEGACY_WORK_NAME = re.compile(r"\..+\.tmp-[a-z0-9_]{8}")
-OLD_SUFFIX = ".rnngen-old"
-
-
-def _is_work_file(path: Path) -> bool:
-    name = path.name
-    return path.is_file() and (
-        name in ("tokenizer.model", "meta.json")
-        or name.endswith(".bin")
-        or (name.startswith(".") and name.endswith(".tmp"))
-    )
 
 
 def is_tokenized_dir(path: Path) -> bool:
