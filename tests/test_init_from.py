@@ -141,8 +141,8 @@ def test_resuming_a_fine_tune_keeps_its_base(base, new_corpus, tmp_path):
 
 def test_a_tokenized_directory_must_share_the_bases_tokenizer(base, new_corpus, tmp_path):
     from rnngen.config import TokenizerConfig
+    from rnngen.corpus.splits import resolve_spans
     from rnngen.corpus.store import tokenize_corpus
-    from rnngen.training.data import resolve_spans
 
     base_path, _ = base
     _, base_tokenizer, _ = load_model(base_path)

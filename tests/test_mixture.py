@@ -163,7 +163,7 @@ def test_a_damaged_mixture_cache_entry_is_fit_again(trained):
     and rewritten, as a damaged token or n-gram cache entry is rebuilt, by eval, score, sample
     and the API alike; never an error about a weight the user never gave, nor a dropped row."""
     import rnngen
-    from rnngen.corpus.store import cache_root
+    from rnngen.corpus.cache import cache_root
     from rnngen.scoring.mixture_weight import model_digest
 
     report, _ = eval_rows(trained)  # fits the weight and caches it

@@ -166,8 +166,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, command):
 
 def test_a_cache_path_that_is_a_file_is_one_line(tmp_path, tiny_corpus, monkeypatch):
     from rnngen.config import TokenizerConfig
-    from rnngen.corpus.store import cached_tokenize
-    from rnngen.corpus.textio import split_tail
+    from rnngen.corpus.cache import cached_tokenize
+    from rnngen.corpus.splits import split_tail
     from rnngen.errors import RnngenError
 
     (tmp_path / "cachefile").write_text("x")

@@ -18,8 +18,10 @@ from typer.testing import CliRunner
 from conftest import run_cli
 from rnngen.cli import app
 from rnngen.config import TokenizerConfig
-from rnngen.corpus.store import cache_root, cached_tokenize, load_tokenized, remove_stale_work
-from rnngen.corpus.textio import split_tail
+from rnngen.corpus.cache import cache_root, cached_tokenize
+from rnngen.corpus.splits import split_tail
+from rnngen.corpus.store import load_tokenized
+from rnngen.corpus.workdir import remove_stale_work
 from rnngen.errors import RnngenError
 
 

@@ -29,9 +29,10 @@ def tokenize(
     `on_progress(done, total)` is called with the bytes tokenized. Returns the
     TokenizedCorpus (its meta: splits with tokens, characters and bytes)."""
     from rnngen.config import TokenizerConfig
+    from rnngen.corpus.splits import resolve_spans
+    from rnngen.corpus.stdin import spool_stdin
     from rnngen.corpus.store import tokenize_corpus
-    from rnngen.corpus.textio import make_dir, spool_stdin
-    from rnngen.training.data import resolve_spans
+    from rnngen.corpus.textio import make_dir
 
     config = TokenizerConfig(kind=kind, vocab_size=vocab_size)
     stdin = str(corpus) == "-"

@@ -144,7 +144,7 @@ def ngram(
 def read_lines(path: str | Path, command: str = "score") -> Iterator[str]:
     """The checked lines of a file, or of stdin for "-", streamed (read once, as they come):
     the input of `rnngen score`. A file is checked whole before its first line is given."""
-    from rnngen.corpus.textio import iter_lines, open_lines, stdin_binary
+    from rnngen.corpus.stdin import iter_lines, open_lines, stdin_binary
 
     if str(path) == "-":
         return iter_lines(stdin_binary(command), "stdin")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from rnngen.api.cpu_threads import running
-from rnngen.corpus.textio import read_stdin_text  # `--prompt -`: stdin as text, checked
+from rnngen.corpus.stdin import read_stdin_text  # `--prompt -`: stdin as text, checked
 from rnngen.errors import RnngenError, contradiction
 from rnngen.sampling.generate import Done, Piece, SampleConfig, check_precision, default_length
 from rnngen.scoring.baseline import check_order, memory_budget

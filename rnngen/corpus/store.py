@@ -3,21 +3,18 @@
 `tokenize_corpus` streams each split of a corpus through the tokenizer into a flat binary
 file of ids (uint16 when the vocabulary fits) next to `tokenizer.model` and `meta.json`.
 Everything is written into a temporary directory that replaces the target only when
-complete, so a failure never leaves a half-written directory. `rnngen train` keeps such
-directories in a cache keyed by the corpus content and tokenizer settings, so a second run
-on the same corpus skips tokenization.
+complete (`workdir.py`), so a failure never leaves a half-written directory. `rnngen train`
+keeps such directories in a cache keyed by the corpus content and tokenizer settings
+(`cache.py`), so a second run on the same corpus skips tokenization.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
-import re
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +23,15 @@ import numpy as np
 
 from rnngen.atomic import (
     describe,
-    process_alive,
     remove_stale_temporaries,
     temporary_name,
     write_text,
 )
 from rnngen.config import TokenizerConfig, to_json
-from rnngen.corpus.textio import Span, file_sha256, iter_text, make_dir, name_of, sample_lines
+from rnngen.corpus.splits import sample_lines
+from rnngen.corpus.textio import Span, iter_text, make_dir, name_of
 from rnngen.corpus.tokenizer import Tokenizer, load_tokenizer, train_tokenizer
+from rnngen.corpus.workdir import check_replaceable, remove_stale_work, replace_dir
 from rnngen.errors import RnngenError, parse_json
 
 FORMAT = "rnngen-tokens/1"
@@ -109,7 +107,7 @@ def tokenize_corpus(
         raise RnngenError(
             f"cannot write a tokenized directory at {str(out_dir)!r}; choose another -o"
         )
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     train = spans["train"]
     settings = tokenizer_settings(config, tokenizer)
     if tokenizer is None:
@@ -170,7 +168,7 @@ def tokenize_corpus(
             "provenance": provenance or {},
         }
         write_text(work / "meta.json", json.dumps(meta, indent=1) + "\n")
-        _replace_dir(work, out_dir)
+        replace_dir(work, out_dir)
     except BaseException as e:
         shutil.rmtree(work, ignore_errors=True)
         if isinstance(e, OSError):
@@ -203,84 +201,6 @@ def encode_to_file(texts, tokenizer: Tokenizer, directory: Path, name: str) -> n
     finally:
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def _check_replaceable(target: Path) -> None:
-    """Only an earlier rnngen output (or an empty directory) may be replaced."""
-    try:
-        ok = not target.exists() or (
-            target.is_dir() and ((target / "meta.json").exists() or not any(target.iterdir()))
-        )
-    except OSError as e:
-        raise RnngenError(f"cannot use {str(target)!r} as output: {describe(e)}") from None
-    if not ok:
-        raise RnngenError(
-            f"{str(target)!r} exists and is not an rnngen tokenized directory; choose another -o"
-        )
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move a finished directory into place, replacing an earlier rnngen output there."""
-    if target.exists():
-        _check_replaceable(target)
-        old = target.with_name(f".{target.name}.{os.getpid()}{OLD_SUFFIX}")
-        os.replace(target, old)
-        try:
-            os.replace(new, target)
-        except OSError:
-            os.replace(old, target)  # put the earlier output back
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
-
-
-def remove_stale_work(directory: Path) -> list[Path]:
-    """Remove what killed runs left in `directory`; return what was removed.
-
-    That is: temporary files (`.NAME.PID.RANDOM.tmp`), half-written tokenized directories
-    (the same form), replaced ones (`.NAME.PID.rnngen-old`), when their process is gone; and
-    half-written directories of the older form `.NAME.tmp-RANDOM` (no pid) untouched for a
-    day. Only directories holding nothing but tokenize's own files are removed, and a live
-    run's work is never touched.
-    """
-    removed = remove_stale_temporaries(directory)
-    try:
-        candidates = [p for p in Path(directory).glob(".*") if p.is_dir() and not p.is_symlink()]
-    except OSError:
-        return removed
-    for candidate in candidates:
-        parts = candidate.name.rsplit(".", 3)
-        try:
-            if _WORK_NAME.fullmatch(candidate.name):
-                stale = not process_alive(int(parts[1]))
-            elif candidate.name.endswith(OLD_SUFFIX) and parts[-2].isdigit():
-                stale = not process_alive(int(parts[-2]))
-            elif _LEGACY_WORK_NAME.fullmatch(candidate.name):
-                stale = time.time() - candidate.stat().st_mtime > 86400
-            else:
-                continue
-            stale = stale and all(_is_work_file(p) for p in candidate.iterdir())
-        except OSError:
-            continue
-        if stale:
-            shutil.rmtree(candidate, ignore_errors=True)
-            removed.append(candidate)
-    return removed
-
-
-_WORK_NAME = re.compile(r"\..+\.[0-9]+\.[0-9a-f]{8}\.tmp")
-_LEGACY_WORK_NAME = re.compile(r"\..+\.tmp-[a-z0-9_]{8}")
-OLD_SUFFIX = ".rnngen-old"
-
-
-def _is_work_file(path: Path) -> bool:
-    name = path.name
-    return path.is_file() and (
-        name in ("tokenizer.model", "meta.json")
-        or name.endswith(".bin")
-        or (name.startswith(".") and name.endswith(".tmp"))
-    )
 
 
 def is_tokenized_dir(path: Path) -> bool:
@@ -355,39 +275,6 @@ def _check_meta(meta: dict) -> dict:
     return info
 
 
-def cache_root() -> Path:
-    root = os.environ.get("RNNGEN_CACHE")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rnngen"
-
-
-def cached_tokenize(
-    spans: dict[str, Span],
-    config: TokenizerConfig,
-    on_progress: Progress | None = None,
-    tokenizer: Tokenizer | None = None,
-) -> TokenizedCorpus:
-    """Tokenize, or reuse the directory an identical earlier run wrote.
-
-    The key covers the bytes of every source file, the spans and the tokenizer settings (or
-    the sha256 of a `tokenizer` given ready-made), so an edited corpus, a different --kind or
-    another base checkpoint never reuses stale ids.
-    """
-    sources = {str(s.path): file_sha256(s.path) for s in spans.values()}
-    bounds = {name: (str(s.path), s.start, s.end) for name, s in spans.items()}
-    settings = tokenizer_settings(config, tokenizer)
-    path = cache_path(json.dumps(settings, sort_keys=True), sources, bounds)
-    if path.exists():
-        try:
-            return load_tokenized(path)
-        except RnngenError:  # a damaged entry (a disk error, a hand edit): build it again
-            _remove_entry(path)
-    make_dir(path.parent, "token cache directory (set RNNGEN_CACHE to move it)")
-    provenance = {"sources_sha256": sources}
-    return tokenize_corpus(spans, path, config, on_progress, provenance, tokenizer)
-
-
 def tokenizer_settings(config: TokenizerConfig, tokenizer: Tokenizer | None = None) -> dict:
     """What made a directory's tokenizer, as meta.json records it and the cache keys it: the
     settings it was trained with, or for one given ready-made, its sha256 (its pieces are
@@ -395,35 +282,6 @@ def tokenizer_settings(config: TokenizerConfig, tokenizer: Tokenizer | None = No
     if tokenizer is not None:
         return {"given_sha256": tokenizer.sha256}
     return json.loads(to_json(config))
-
-
-def _remove_entry(path: Path) -> None:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    except OSError as e:
-        raise RnngenError(
-            f"cannot remove the damaged cache entry {str(path)!r}: {describe(e)}"
-        ) from None
-
-
-def cache_path(config_json: str, sources: dict[str, str], bounds: dict[str, tuple]) -> Path:
-    """Where `cached_tokenize` keeps the ids of these spans of these files (by content)."""
-    parts = [config_json, json.dumps(sorted(sources.items()))]
-    parts += [f"{name}:{p}:{start}:{end}" for name, (p, start, end) in sorted(bounds.items())]
-    return cache_root() / "tokens" / hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
-
-
-def cached_dir_of(meta: dict) -> Path | None:
-    """The cache directory a tokenized meta.json came from, if it came from the cache."""
-    sources = meta.get("provenance", {}).get("sources_sha256")
-    if not sources:
-        return None
-    config_json = json.dumps(meta["tokenizer"]["config"], sort_keys=True)
-    bounds = {n: (s["source"], s["start"], s["end"]) for n, s in meta["splits"].items()}
-    return cache_path(config_json, sources, bounds)
 
 
 def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:

@@ -1,14 +1,12 @@
-"""Reading corpora: streamed, validated, sampled and split at line ends; and where text
-comes from and goes to (stdin, pipes, output files).
+"""Reading corpora: streamed, validated, and named in messages; and the output files and
+directories every command writes.
 
 A corpus may be far larger than memory, so nothing here holds more than one chunk of text.
 Every reader checks the bytes as it goes (UTF-8, no NUL bytes) and names the byte offset of
 the first bad one, because "invalid UTF-8" alone is no help in a 200 MB file.
 
-Inputs read once (score's lines, eval --data/--train, ngram's files) may be FIFOs or `<(...)`
-and are streamed; a corpus is read more than once, so a FIFO there is refused at once,
-without opening it (which would wait for a writer). stdin for a corpus is copied to a spool
-file next to the output, checked as it is copied, so that messages say "stdin".
+Where a corpus is cut (held-out splits, spread samples) is `splits.py`; stdin and the other
+inputs read once, as they come (FIFOs, `<(...)`), are `stdin.py`.
 """
 
 from __future__ import annotations
@@ -19,8 +17,6 @@ import errno
 import hashlib
 import os
 import stat
-import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +41,10 @@ class Span:
 
 def name_of(path: Path) -> str:
     """How messages name a file: quoted, or `stdin` for the spool that holds stdin."""
-    return "stdin" if Path(path) in _SPOOLS else repr(str(path))
+    return "stdin" if Path(path) in SPOOLS else repr(str(path))
 
 
-_SPOOLS: set[Path] = set()  # temporary copies of stdin, named "stdin" in messages
+SPOOLS: set[Path] = set()  # temporary copies of stdin, named "stdin" in messages
 
 
 def file_kind(path: Path, what: str) -> int:
@@ -147,67 +143,7 @@ def output_file(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iter
         raise RnngenError(f"cannot write {str(path)!r}: {describe(e)}") from None
 
 
-def stdin_binary(what: str = "stdin"):
-    """sys.stdin's bytes, or one clear line when there is no stdin (`<&-`)."""
-    stream = sys.stdin
-    stream = getattr(stream, "buffer", stream)
-    if stream is None or getattr(stream, "closed", False):
-        raise RnngenError(f"{what}: stdin is closed; pipe text in, or give a file")
-    return stream
-
-
-def spool_stdin(directory: Path | None = None) -> Path:
-    """Copy stdin to a temporary file, since tokenizing needs two passes over the text.
-
-    The caller deletes the file; it lives in `directory` (the output's), so no large copy
-    lands in /tmp by surprise. Its name (`.rnngen-stdin.txt.PID.RANDOM.tmp`) lets a later
-    run remove the spool of a killed process; an error or Ctrl-C removes it at once. The
-    text is checked as it is copied, so errors name stdin, not the temporary file.
-    """
-    from rnngen.atomic import describe, remove_stale_temporaries, temporary_name
-
-    source = stdin_binary("reading the corpus")
-    directory = Path(directory if directory is not None else tempfile.gettempdir())
-    remove_stale_temporaries(directory)
-    path = temporary_name(directory / "rnngen-stdin.txt")
-    try:
-        with open(path, "xb") as out:
-            checker = _Checker("stdin")
-            while block := source.read(CHUNK_BYTES):
-                checker.check(block)
-                out.write(block)
-            checker.finish()
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise RnngenError(
-                f"cannot copy stdin to a temporary file in {str(directory)!r}: {describe(e)}"
-            ) from None
-        raise
-    if checker.offset == 0:
-        path.unlink(missing_ok=True)
-        raise RnngenError("stdin is empty: nothing to read")
-    _SPOOLS.update((path, path.resolve()))
-    return path
-
-
-def read_stdin_text(what: str) -> str:
-    """All of stdin as text, checked as it comes, so that `< /dev/zero` or `< /dev/urandom`
-    fails at the first bad byte instead of reading forever."""
-    source = stdin_binary(what)
-    checker = _Checker(f"{what}: stdin")
-    parts = []
-    try:
-        while block := source.read1(1 << 16) if hasattr(source, "read1") else source.read(1 << 16):
-            parts.append(checker.check(block))
-    except OSError as e:
-        raise RnngenError(f"{what}: cannot read stdin: {e.strerror or e}") from None
-    parts.append(checker.finish())
-    return "".join(parts)
-
-
-class _Checker:
+class ByteChecker:
     """Checks bytes as they stream by: no NUL, valid UTF-8; errors name the offset."""
 
     def __init__(self, name: str):
@@ -236,33 +172,6 @@ class _Checker:
         return self.check(b"", final=True)
 
 
-def iter_lines(source, name: str) -> Iterator[str]:
-    """The lines of a binary file object (a file, a pipe, stdin) as text, streamed.
-
-    Each line is checked (no NUL, valid UTF-8) as it comes; only "\n" ends a line. Errors
-    name the line and the byte offset. Reading line by line keeps `score` interactive.
-    """
-    offset = 0
-    try:
-        for number, raw in enumerate(source, start=1):
-            nul = raw.find(b"\0")
-            if nul >= 0:
-                raise RnngenError(
-                    f"{name} looks binary: NUL byte at offset {offset + nul} (line {number})"
-                )
-            try:
-                line = raw.decode("utf-8", errors="strict")
-            except UnicodeDecodeError as e:
-                raise RnngenError(
-                    f"{name} is not valid UTF-8: bad byte 0x{raw[e.start]:02x} at offset "
-                    f"{offset + e.start} (line {number})"
-                ) from None
-            offset += len(raw)
-            yield line
-    except OSError as e:
-        raise RnngenError(f"cannot read {name}: {e.strerror or e}") from None
-
-
 def check_input(path: Path, what: str) -> Path:
     """check_file for a regular file; for a FIFO, `<(...)` or a device, only that it is
     there (opening a FIFO would wait for its writer), since it can be read once, as it comes."""
@@ -273,24 +182,6 @@ def check_input(path: Path, what: str) -> Path:
     return check_file(path, what)
 
 
-def open_lines(path: Path, what: str) -> Iterator[str]:
-    """The checked lines of a file, a FIFO or `<(...)` (streamed, read once).
-
-    A regular file is checked whole before its first line is given, so that a bad byte
-    deep in it is an error before any output, not after hours of scoring.
-    """
-    path = check_input(path, what)
-    if not is_stream(path):
-        for _ in iter_text(Span(path, 0, path.stat().st_size)):
-            pass
-
-    def lines() -> Iterator[str]:
-        with _opened(path, f"{what} {str(path)!r}") as f:
-            yield from iter_lines(f, f"{what} {str(path)!r}")
-
-    return lines()
-
-
 def read_text(path: Path, what: str) -> str:
     """All of a file's text, checked; a FIFO or `<(...)` is read once, as it streams."""
     path = Path(path)
@@ -298,7 +189,7 @@ def read_text(path: Path, what: str) -> str:
         check_file(path, what)
         return "".join(text for text, _ in iter_text(Span(path, 0, path.stat().st_size)))
     file_kind(path, what)
-    checker = _Checker(f"{what} {str(path)!r}")
+    checker = ByteChecker(f"{what} {str(path)!r}")
     parts = []
     try:
         with open(path, "rb") as f:
@@ -314,7 +205,7 @@ def read_text(path: Path, what: str) -> str:
 
 
 @contextlib.contextmanager
-def _opened(path: Path, name: str) -> Iterator:
+def opened(path: Path, name: str) -> Iterator:
     """open(path, "rb"), its failure as one line naming the file."""
     try:
         f = open(path, "rb")  # noqa: SIM115 (closed by the with below)
@@ -332,7 +223,7 @@ def iter_text(span: Span, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[str,
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     carry = ""
     name = name_of(span.path)
-    with _opened(span.path, name) as f:
+    with opened(span.path, name) as f:
         f.seek(span.start)
         offset = span.start
         while offset < span.end:
@@ -367,97 +258,6 @@ def iter_text(span: Span, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[str,
 
 def _size(path: Path) -> int:
     return path.stat().st_size
-
-
-def sample_lines(span: Span, sample_bytes: int, pieces: int = 64) -> list[str]:
-    """Lines from `pieces` evenly spaced places of the span, about `sample_bytes` in all.
-
-    Spreading the sample keeps the tokenizer fair to a corpus whose style drifts, while its
-    cost (time and memory) stays bounded however large the span is.
-    """
-    if span.size <= sample_bytes:
-        return [line for text, _ in iter_text(span) for line in text.split("\n")]
-    lines: list[str] = []
-    piece = sample_bytes // pieces
-    with open(span.path, "rb") as f:
-        for i in range(pieces):
-            f.seek(span.start + i * (span.size // pieces))
-            raw = f.read(piece)
-            # Drop the partial first and last lines; decoding errors are found by iter_text.
-            lines += raw.decode("utf-8", errors="ignore").split("\n")[1:-1]
-    return lines
-
-
-def sample_chars(span: Span, sample_chars: int, pieces: int = 64) -> list[str]:
-    """What sample_text(text of span) gives, reading the span twice instead of holding it.
-
-    Offsets count characters (as `rnngen ngram` has always sampled its training text), so the
-    first pass counts them; the second keeps only the pieces.
-    """
-    total = sum(len(text) for text, _ in iter_text(span))
-    if total <= sample_chars:
-        return "".join(text for text, _ in iter_text(span)).split("\n")
-    step, piece = total // pieces, sample_chars // pieces
-    wanted = [(i * step, i * step + piece) for i in range(pieces)]  # char ranges, in order
-    parts: list[list[str]] = [[] for _ in wanted]
-    offset = 0
-    for text, _ in iter_text(span):
-        end = offset + len(text)
-        for i, (lo, hi) in enumerate(wanted):
-            if lo < end and hi > offset:
-                parts[i].append(text[max(lo - offset, 0) : hi - offset])
-        offset = end
-    return [line for part in parts for line in "".join(part).split("\n")[1:-1]]
-
-
-def sample_text(text: str, sample_chars: int, pieces: int = 64) -> list[str]:
-    """Lines from `pieces` evenly spaced places of a text, about sample_chars characters in
-    all (all of it when shorter), the partial first and last line of each place dropped."""
-    if len(text) <= sample_chars:
-        return text.split("\n")
-    step, piece = len(text) // pieces, sample_chars // pieces
-    return [
-        line for i in range(pieces) for line in text[i * step : i * step + piece].split("\n")[1:-1]
-    ]
-
-
-def line_boundary(path: Path, offset: int) -> int:
-    """The offset of the first line start at or after `offset` (the file size if none)."""
-    size = path.stat().st_size
-    if offset <= 0:
-        return 0
-    with open(path, "rb") as f:
-        f.seek(offset - 1)
-        while True:
-            block = f.read(1 << 16)
-            if not block:
-                return size
-            nl = block.find(b"\n")
-            if nl >= 0:
-                return min(size, f.tell() - len(block) + nl + 1)
-
-
-def split_tail(path: Path, valid_frac: float, test_frac: float) -> dict[str, Span]:
-    """Hold out the last lines of a file: train | valid | test, cut at line ends only."""
-    size = path.stat().st_size
-    test_start = line_boundary(path, round(size * (1 - test_frac))) if test_frac else size
-    valid_start = (
-        line_boundary(path, round(size * (1 - test_frac - valid_frac)))
-        if valid_frac
-        else test_start
-    )
-    spans = {"train": Span(path, 0, valid_start)}
-    if valid_frac:
-        spans["valid"] = Span(path, valid_start, test_start)
-    if test_frac:
-        spans["test"] = Span(path, test_start, size)
-    for name, span in spans.items():
-        if span.size == 0:
-            raise RnngenError(
-                f"{name_of(path)} has too few lines to hold out a {name} split; "
-                "give a longer corpus, or --valid FILE (and --test FILE)"
-            )
-    return spans
 
 
 def file_sha256(path: Path) -> str:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnngen.atomic import write_text
+from rnngen.corpus.cache import cache_root
 from rnngen.corpus.provenance import Provenance
-from rnngen.corpus.store import cache_root
 from rnngen.corpus.textio import make_dir
 from rnngen.errors import RnngenError, parse_json
 from rnngen.scoring.mixture import check_weight, fit_weight

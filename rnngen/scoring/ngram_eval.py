@@ -73,7 +73,7 @@ def ngram_report(
 
 
 def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) -> dict:
-    from rnngen.corpus.textio import open_lines
+    from rnngen.corpus.stdin import open_lines
     from rnngen.ngram.kenlm import fit_sentences, score_sentences, write_arpa
     from rnngen.scoring.trained_on import ngram_work_dir
 
@@ -98,15 +98,9 @@ def _words(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) 
 
 def _tokens(train: Path, test: Path, order: int, kind, vocab_size, arpa, memory) -> dict:
     from rnngen.config import TokenizerConfig
+    from rnngen.corpus.splits import sample_chars, sample_text
     from rnngen.corpus.store import encode_to_file
-    from rnngen.corpus.textio import (
-        Span,
-        is_stream,
-        iter_text,
-        read_text,
-        sample_chars,
-        sample_text,
-    )
+    from rnngen.corpus.textio import Span, is_stream, iter_text, read_text
     from rnngen.corpus.tokenizer import train_tokenizer
     from rnngen.ngram import KneserNey
     from rnngen.ngram.budget import check_memory

@@ -19,14 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from rnngen.atomic import remove_stale_temporaries
+from rnngen.corpus.cache import cache_root, cached_dir_of
 from rnngen.corpus.provenance import Provenance
-from rnngen.corpus.store import (
-    cache_root,
-    cached_dir_of,
-    encode_to_file,
-    is_tokenized_dir,
-    load_tokenized,
-)
+from rnngen.corpus.store import encode_to_file, is_tokenized_dir, load_tokenized
 from rnngen.corpus.textio import (
     Span,
     check_file,

@@ -2,7 +2,7 @@
 stdin) tokenized through the cache into what the Trainer reads, with its provenance.
 
 Tokenizing is the slow part of a first run and the same for every later run on the same
-text and settings, so it goes through the token cache (rnngen/data.py); under torchrun rank
+text and settings, so it goes through the token cache (corpus/cache.py); under torchrun rank
 0 fills the cache while the others wait, then every rank reads it, and the ranks check that
 they hold the same data before any of them trains on it.
 """
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnngen.config import TokenizerConfig
-from rnngen.errors import RnngenError, contradiction
+from rnngen.errors import RnngenError
 
 if TYPE_CHECKING:  # distributed imports torch, which `rnngen tokenize` never needs
     from rnngen.corpus.tokenizer import Tokenizer
@@ -63,8 +63,10 @@ def prepare_data(
     A `tokenizer` given (a base checkpoint's, to fine-tune it) is used instead of training
     one, so `kind` and `vocab_size` are unused; a tokenized directory must then have been
     made with that same tokenizer."""
-    from rnngen.corpus.store import cached_tokenize, is_tokenized_dir, load_tokenized
-    from rnngen.corpus.textio import spool_stdin
+    from rnngen.corpus.cache import cached_tokenize
+    from rnngen.corpus.splits import resolve_spans
+    from rnngen.corpus.stdin import spool_stdin
+    from rnngen.corpus.store import is_tokenized_dir, load_tokenized
     from rnngen.training.distributed import Group
 
     group = group or Group()
@@ -121,46 +123,3 @@ def prepare_data(
     chars_per_token = splits["valid"]["chars"] / max(splits["valid"]["tokens"], 1)
     return TrainingData(tokenizer, train_ids, valid_ids, corpus_data.meta, source,
                         chars_per_token)  # fmt: skip
-
-
-def check_held_out(valid, test, valid_frac: float | None, test_frac: float | None) -> None:
-    """A held-out file and a share of the corpus for the same split contradict each other
-    (checked before any work, by train as well as here)."""
-    for name, file, share in (("valid", valid, valid_frac), ("test", test, test_frac)):
-        if file is not None and share:  # a share of 0 says what the file says
-            why = "the file is the held-out text, a share would hold out the corpus's last lines"
-            raise contradiction(f"--{name}", f"--{name}-frac", why)
-
-
-def resolve_spans(
-    corpus: Path,
-    valid: Path | None,
-    test: Path | None,
-    valid_frac: float | None,
-    test_frac: float | None,
-):
-    """The byte spans of train/valid/test: given files, else the corpus's last lines."""
-    from rnngen.corpus.textio import Span, check_file, split_tail
-
-    # Checked before resolve(), which would raise on a symlink loop; resolved so that
-    # provenance works from any directory.
-    check_held_out(valid, test, valid_frac, test_frac)
-    corpus = check_file(corpus).resolve()
-    valid = check_file(valid, "validation file").resolve() if valid is not None else None
-    test = check_file(test, "test file").resolve() if test is not None else None
-    if valid_frac is None:
-        valid_frac = 0.0 if valid is not None else 0.05
-    if test_frac is None:
-        test_frac = 0.0 if (test is not None or valid is not None) else 0.05
-    for name, value in (("--valid-frac", valid_frac), ("--test-frac", test_frac)):
-        if not 0.0 <= value < 0.5:
-            raise RnngenError(f"{name} must be at least 0 and below 0.5, got {value}")
-    spans = split_tail(
-        corpus, 0.0 if valid is not None else valid_frac, 0.0 if test is not None else test_frac
-    )
-    if valid is not None:
-        spans["valid"] = Span(valid, 0, valid.stat().st_size)
-    if test is not None:
-        spans["test"] = Span(test, 0, test.stat().st_size)
-    order = ["train", "valid", "test"]
-    return {name: spans[name] for name in order if name in spans}

@@ -1,6 +1,6 @@
 """What a user gives a training run, turned into configs: the same for `rnngen train` and
 `rnngen.train(...)`, so that an option means one thing whichever way it arrives. (The
-corpus's own options, its splits and tokenizer, are the data phase's: rnngen/train_data.py.)
+corpus's own options, its splits and tokenizer, are the data phase's: training/data.py.)
 
 Stdlib only (automatic sizing's table is imported when a size is named), so the CLI can
 check its options before importing torch: a typo fails in milliseconds, before any work.
@@ -189,7 +189,7 @@ def check_run(time_budget, options: dict, log, sample_every: int) -> tuple:
     """Every option of a training run checked, before any work (and before torch is imported:
     a typo fails in milliseconds): (TrainConfig, model options, corpus options, the options
     given). Pops the corpus options from `options`."""
-    from rnngen.training.data import check_held_out
+    from rnngen.corpus.splits import check_held_out
     from rnngen.training.loggers import parse_specs
 
     given = {k: v for k, v in options.items() if v is not None}  # before defaults fill in
