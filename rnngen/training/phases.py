@@ -30,7 +30,7 @@ class Placement:
     device: torch.device  # cuda:LOCAL_RANK under torchrun
     precision: str
     group: Group
-    threads: ThreadPlan | None = None  # CPU threads (rnngen/threads.py); None on a GPU
+    threads: ThreadPlan | None = None  # CPU threads (rnngen/threads/); None on a GPU
 
 
 def connect(config: TrainConfig, group: Group | None = None,
