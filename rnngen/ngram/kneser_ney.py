@@ -57,8 +57,9 @@ import numpy as np
 from rnngen.errors import RnngenError, parse_json
 from rnngen.ngram.budget import check_memory, default_memory
 from rnngen.ngram.counting import TokenStream
-from rnngen.ngram.estimate import Level, NGramStats, OrderTable, estimate
+from rnngen.ngram.estimate import NGramStats, estimate
 from rnngen.ngram.external import Plan, Scratch
+from rnngen.ngram.interpolation import Level, OrderTable
 from rnngen.ngram.model_file import read_model, write_model
 
 __all__ = ["FORMAT", "MAX_ORDER", "KneserNey", "NGramStats"]
