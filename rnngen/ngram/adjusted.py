@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from rnngen.ngram.external import Column, RunSet, Scratch, merge
+from rnngen.ngram.external import Column, Scratch
 from rnngen.ngram.keys import Codec, group_starts, rows_between, search
+from rnngen.ngram.runs import RunSet, merge
 
 
 class Tables:
