@@ -42,7 +42,7 @@ from bidirectional import BidirectionalLM, generate, honest_logprobs
 from rnngen.config import ModelConfig, TokenizerConfig, TrainConfig, learning_rate_for
 from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.hardware import resolve_precision
-from rnngen.model import RNNLM
+from rnngen.model import create_model
 from rnngen.ngram import KneserNey
 from rnngen.plot.figures import (
     Curve,
@@ -140,7 +140,7 @@ def train(name: str, budget: float, data: Data):
     train_config = TrainConfig(batch_size=BATCH_SIZE, seq_len=64, lr=LR, warmup_steps=20, clip=clip,
                                time_budget=budget, eval_tokens=EVAL_TOKENS, log_every=1,
                                seed=0)  # fmt: skip
-    model = BidirectionalLM(config) if name == "bidirectional" else RNNLM(config)
+    model = BidirectionalLM(config) if name == "bidirectional" else create_model(config)
     steps, evals, rollbacks, last = [], [], [], None
     for event in Trainer(model, data.train_ids, data.valid_ids, train_config, CPU, PRECISION).run():
         if isinstance(event, Step):

@@ -39,7 +39,7 @@ from rnngen.atomic import describe, write_bytes
 from rnngen.config import TOKENIZER_KINDS, ModelConfig, from_json, to_json
 from rnngen.corpus.tokenizer import Tokenizer, load_tokenizer
 from rnngen.errors import RnngenError, parse_json
-from rnngen.model import RNNLM
+from rnngen.model import RNNLM, create_model
 from rnngen.run_paths import metrics_path, state_path  # noqa: F401 (re-exported)
 
 FORMAT = "rnngen/1"
@@ -127,7 +127,7 @@ def validate_meta(
         if key in meta:
             parse_json(meta[key], key, object_only=True)
     with torch.device("meta"):  # shapes only: a crafted huge config allocates nothing
-        expected = RNNLM(config).state_dict()
+        expected = create_model(config).state_dict()
     if set(layout) != set(expected):
         missing, extra = sorted(set(expected) - set(layout)), sorted(set(layout) - set(expected))
         raise RnngenError(f"the weights do not fit the model (missing {missing}, extra {extra})")
@@ -150,7 +150,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[RNNLM, T
 
     try:
         tensors = load_bytes(Path(path).read_bytes())
-        model = RNNLM(config)
+        model = create_model(config)
         model.load_state_dict(tensors)
     except (KeyError, ValueError, RuntimeError, SafetensorError, OSError) as e:
         raise damaged(str(e)) from None

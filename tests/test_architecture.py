@@ -30,8 +30,8 @@ LAYERS = [
     {"config", "atomic", "arguments", "hardware", "threads", "run_paths"},  # the foundations
     {"corpus"},  # text in, ids out (no torch)
     {"ngram", "synth", "adaptive", "word_vectors"},  # the engines; the model's parts
-    {"model"},
-    {"window", "checkpoint"},  # the model kinds built on RNNLM; the model file
+    {"model"},  # the network: RNNLM, the window LM built on it, their state
+    {"checkpoint"},  # the model file
     {"plot"},  # figures of runs (what training wrote) and of gradient flow
     {"sampling", "scoring"},  # what reads a trained model
     {"training", "onnx_export"},  # what writes one (training validates with scoring)
@@ -43,9 +43,6 @@ LAYERS = [
 # Imports that still run the wrong way, each with the move that removes it. The test fails
 # when one is gone too, so that its line goes with it.
 DEBTS = {
-    # model.py builds a WindowLM for window configs (a circle, lazy import): the factory moves
-    # beside both kinds when model.py is split.
-    ("rnngen.model", "rnngen.window"),
     # api/serving.py starts the HTTP server for `rnngen serve`, so that the CLI has one door;
     # the server (a front end over the API's face) never imports api.serving back.
     ("rnngen.api.serving", "rnngen.serve.app"),

@@ -1,4 +1,4 @@
-"""CPU threads (rnngen/threads.py): the choice as a pure function of measured times, the
+"""CPU threads (rnngen/threads/): the choice as a pure function of measured times, the
 Tuner that adapts the count as a loop runs (with injected times and clock: no timed
 assertions), --threads and OMP_NUM_THREADS on every command, and training that probes
 without changing what it computes."""

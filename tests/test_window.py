@@ -15,9 +15,8 @@ from rnngen.checkpoint import load_model, read_meta, save_model
 from rnngen.config import MAX_WINDOW, ModelConfig, TokenizerConfig, TrainConfig, from_json, to_json
 from rnngen.corpus.tokenizer import train_tokenizer
 from rnngen.errors import RnngenError
-from rnngen.model import RNNLM, state_layout, step_state
+from rnngen.model import RNNLM, WindowLM, create_model, state_layout, step_state
 from rnngen.training.loop import Stopped, Trainer
-from rnngen.window import WindowLM
 
 CPU = torch.device("cpu")
 VOCAB = 17
@@ -27,7 +26,7 @@ def window_model(window: int = 4, **options) -> RNNLM:
     torch.manual_seed(0)
     config = dict(vocab_size=VOCAB, hidden_size=12, embed_size=8, dropout=0.0, model="window",
                   window=window)  # fmt: skip
-    return RNNLM(ModelConfig(**{**config, **options})).eval()
+    return create_model(ModelConfig(**{**config, **options})).eval()
 
 
 def tokens(batch: int, length: int, seed: int = 0) -> torch.Tensor:
@@ -158,7 +157,7 @@ def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, embed_size=8,
                          dropout=0.0, model="window", window=3)  # fmt: skip
-    model = RNNLM(config).eval()
+    model = create_model(config).eval()
     path = tmp_path / "window.safetensors"
     save_model(path, model, tokenizer, {"metrics": {"valid_loss": 1.0}})
     loaded, _, meta = load_model(path)

@@ -1,4 +1,4 @@
-"""Torch's CPU threads while a call works, at a --threads plan (rnngen/threads.py), its
+"""Torch's CPU threads while a call works, at a --threads plan (rnngen/threads/), its
 changes logged: one helper for the CLI's commands and for sampling."""
 
 from __future__ import annotations

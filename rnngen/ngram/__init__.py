@@ -6,6 +6,8 @@ baseline can be checked against KenLM on its own and used without a model.
 
     kneser_ney.py  KneserNey (fit, logprobs, distribution, save/load) and MAX_ORDER
     estimate.py    the estimator both modes share (counts, discounts, interpolation)
+    adjusted.py    its step 2: each order's table, adjusted counts and suffix indices
+    interpolation.py  its step 4: each order's interpolated ln p and backoffs
     kenlm.py       KenLM's sentence mode over whitespace words, and the ARPA writer
 """
 

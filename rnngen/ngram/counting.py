@@ -22,8 +22,9 @@ import numpy as np
 
 from rnngen.errors import RnngenError
 from rnngen.ngram import pages
-from rnngen.ngram.external import RunSet, Scratch
+from rnngen.ngram.external import Scratch
 from rnngen.ngram.keys import Codec, group_starts, sort_rows
+from rnngen.ngram.runs import RunSet
 
 
 class TokenStream:

@@ -2,7 +2,8 @@
 bounded memory.
 
 kenlm-semantics.md (shared/reference) says what is computed; this module says in what order,
-so that no step holds more than a plan's worth of memory (external.py):
+so that no step holds more than a plan's worth of memory (external.py). Step 2 is
+adjusted.py's, step 4 interpolation.py's; this module runs them and step 3 between them:
 
 1. count (counting.py): the top order's n-grams, as sorted runs of packed keys (keys.py),
    merged into one table of distinct n-grams with raw counts (= adjusted counts at the top).
@@ -28,15 +29,15 @@ interpolated; ln gamma of the n-gram as a context (none at the top order). Order
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from rnngen.errors import RnngenError
+from rnngen.ngram.adjusted import Tables, adjusted_tables
 from rnngen.ngram.counting import TokenStream, count
-from rnngen.ngram.external import Column, RunSet, Scratch, merge
-from rnngen.ngram.keys import Codec, group_starts, row_less, rows_between, search
+from rnngen.ngram.external import Column, Scratch
+from rnngen.ngram.interpolation import Level, OrderTable, interpolate
 
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # what KenLM's --discount_fallback uses
 
@@ -55,33 +56,6 @@ class NGramStats:
     sentence_mode: bool  # True when BOS (= vocab_size) may start a context
     memory_budget: int = 0  # bytes the estimator was given (0: not recorded)
     spilled_bytes: int = 0  # bytes it wrote to its scratch directory
-
-
-@dataclass
-class OrderTable:
-    """The n-grams of one order, as stored for lookup (unigrams: dense, keys unused)."""
-
-    keys: np.ndarray  # (n_k,) int64, sorted: prefix_id * radix + last_token
-    logprob: np.ndarray  # (n_k,) float64, ln p(last | prefix), interpolated
-    logbackoff: np.ndarray  # (n_k,) float64, ln gamma(this n-gram as context); (0,) at top order
-
-
-@dataclass
-class Level:
-    """OrderTable's columns for one order k >= 2, as the estimator leaves them."""
-
-    keys: Column
-    logprob: Column
-    logbackoff: Column | None  # None at the top order
-
-    def take(self) -> OrderTable:
-        """The level in memory, each column freed once read."""
-        arrays = []
-        for column in (self.keys, self.logprob, self.logbackoff):
-            arrays.append(np.zeros(0) if column is None else column.read())
-            if column is not None:
-                column.free()
-        return OrderTable(*arrays)
 
 
 def estimate(
@@ -106,9 +80,9 @@ def estimate(
     if order == 1:
         adjusted1 = counts.unigram_counts
         adjusted1[bos] = 0
-        tables = _Tables(order, radix)
+        tables = Tables(order, radix)
     else:
-        tables = _down(counts, order, radix, scratch, count_dtype, index_dtype)
+        tables = adjusted_tables(counts, order, radix, scratch, count_dtype, index_dtype)
         adjusted1 = tables.unigram_adjusted
         adjusted1[bos] = 0  # BOS is never predicted
     kept = [0, radix] + [
@@ -140,7 +114,7 @@ def estimate(
     levels: list[Level] = []
     lower: np.ndarray | Column = lower_prob
     for k in range(2, order + 1):
-        level, lower_next = _interpolate(tables, k, kept, discounts[k], lower, unigram, scratch)
+        level, lower_next = interpolate(tables, k, kept, discounts[k], lower, unigram, scratch)
         if k > 2:
             levels[-1].logbackoff = level.pop_lower_backoff()
             lower.free()
@@ -165,288 +139,6 @@ def estimate(
         spilled_bytes=scratch.written,
     )
     return stats, unigram, levels
-
-
-class _Tables:
-    """Per order k (index k; orders >= 2): sorted keys, adjusted counts, suffix indices."""
-
-    def __init__(self, order: int, radix: int):
-        self.codecs = [None] + [Codec(radix, k) for k in range(1, order + 1)]
-        self.keys: list[Column | None] = [None] * (order + 1)
-        self.adjusted: list[Column | None] = [None] * (order + 1)
-        self.suffix: list[Column | None] = [None] * (order + 1)
-        self.bos_rows = [0] * (order + 1)  # rows starting with BOS: the last ones of an order
-        self.unigram_adjusted: np.ndarray | None = None
-
-    def free_order(self, k: int) -> None:
-        for columns in (self.keys, self.adjusted, self.suffix):
-            if columns[k] is not None:
-                columns[k].free()
-                columns[k] = None
-
-
-def _down(counts, order: int, radix: int, scratch: Scratch, count_dtype, index_dtype) -> _Tables:
-    """Step 2 of the module docstring: every order's table, adjusted counts and s_k."""
-    tables = _Tables(order, radix)
-    codecs = tables.codecs
-    top_keys = Column(scratch, np.uint64, codecs[order].words, f"keys{order}")
-    top_adjusted = Column(scratch, count_dtype, None, f"adjusted{order}")
-    bos_rows = 0
-    for keys, raw in counts.top.merged():
-        top_keys.append(keys)
-        top_adjusted.append(raw)
-        bos_rows += int(np.count_nonzero(codecs[order].first_at_least(keys, radix - 1)))
-    tables.keys[order], tables.adjusted[order], tables.bos_rows[order] = (
-        top_keys,
-        top_adjusted,
-        bos_rows,
-    )
-    for k in range(order, 1, -1):
-        bos_keys = bos_counts = None
-        if k > 2:
-            bos_keys, bos_counts = _columns_of(counts.bos[k - 1], scratch, f"bos{k - 1}")
-            tables.keys[k - 1] = _lower_keys(tables, k, counts.ends[k - 1], bos_keys, scratch)
-            tables.bos_rows[k - 1] = bos_keys.rows
-        suffix, adjusted = _suffixes(tables, k, scratch, count_dtype, index_dtype, bos_counts)
-        tables.suffix[k] = suffix
-        if k > 2:
-            tables.adjusted[k - 1] = adjusted
-            bos_keys.free()
-            bos_counts.free()
-        else:
-            tables.unigram_adjusted = adjusted
-    return tables
-
-
-def _columns_of(runs: RunSet, scratch: Scratch, name: str) -> tuple[Column, Column]:
-    keys = Column(scratch, np.uint64, runs.width, f"{name}-keys")
-    counts = Column(scratch, runs.count_dtype, None, f"{name}-counts")
-    for block_keys, block_counts in runs.merged():
-        keys.append(block_keys)
-        counts.append(block_counts)
-    return keys, counts
-
-
-def _lower_keys(tables: _Tables, k: int, ends: RunSet, bos_keys: Column, scratch) -> Column:
-    """Order k-1's sorted keys: the distinct prefixes of order k's, the end grams, and the
-    BOS grams (already among the first two, but listed for their counts)."""
-    codec, lower = tables.codecs[k], tables.codecs[k - 1]
-    size = scratch.plan.block
-
-    def prefixes() -> Iterator[tuple[np.ndarray, None]]:
-        previous = None
-        for block in tables.keys[k].blocks(size):
-            keys = codec.prefix(block, lower)
-            keys = keys[group_starts(keys)]
-            if previous is not None and (keys[0] == previous).all():
-                keys = keys[1:]
-            if keys.shape[0]:
-                previous = keys[-1].copy()
-                yield keys, None
-
-    def keys_only(blocks) -> Iterator[tuple[np.ndarray, None]]:
-        for keys, _ in blocks:
-            yield keys, None
-
-    out = Column(scratch, np.uint64, lower.words, f"keys{k - 1}")
-    sources = [prefixes(), keys_only(ends.merged()), ((b, None) for b in bos_keys.blocks(size))]
-    for keys, _ in merge(sources, lower.words):
-        out.append(keys)
-    return out
-
-
-def _suffixes(tables: _Tables, k: int, scratch: Scratch, count_dtype, index_dtype, bos_counts):
-    """s_k (each k-gram's suffix's row in order k-1) and order k-1's adjusted counts: how many
-    k-grams have each (k-1)-gram as their suffix, except for the last rows, the (k-1)-grams
-    that start with BOS, whose adjusted count is their raw count (bos_counts).
-
-    The rows of order k-1 are held for random access a slice at a time (plan.table rows);
-    with several slices, each pass fills the k-grams whose suffix falls in its slice and adds
-    to the previous pass's partial column (every k-gram gets its index from exactly one).
-    At k = 2 the suffix is a token id and order 1 is dense: no lookup.
-    """
-    codec, lower, plan = tables.codecs[k], tables.codecs[k - 1], scratch.plan
-    if k == 2:
-        suffix = Column(scratch, index_dtype, None, "suffix2")
-        left = np.zeros(codec.radix, dtype=np.int64)
-        for block in tables.keys[2].blocks(plan.block):
-            last = codec.last(block).astype(np.int64)
-            suffix.append(last)
-            left += np.bincount(last, minlength=codec.radix)
-        return suffix, left
-    table_rows = tables.keys[k - 1].rows
-    slices = [(lo, min(lo + plan.table, table_rows)) for lo in range(0, table_rows, plan.table)]
-    adjusted = Column(scratch, count_dtype, None, f"adjusted{k - 1}")
-    suffix: Column | None = None
-    for lo, hi in slices:
-        table = tables.keys[k - 1].read(lo, hi)
-        left = np.zeros(hi - lo, dtype=np.int64)
-        partial = Column(scratch, index_dtype, None, f"suffix{k}")
-        previous = suffix.blocks(plan.block) if suffix is not None else None
-        for block in tables.keys[k].blocks(plan.block):
-            queries = codec.suffix(block, lower)
-            if len(slices) == 1:
-                found = search(table, queries)
-                partial.append(found)
-            else:
-                inside = rows_between(queries, table[0], table[-1])
-                found = search(table, queries[inside])
-                part = np.zeros(queries.shape[0], dtype=index_dtype)
-                part[inside] = found + lo
-                if previous is not None:
-                    part += next(previous)
-                partial.append(part)
-            left += np.bincount(found, minlength=hi - lo)
-        offset = table_rows - bos_counts.rows  # the first BOS gram's row
-        if max(offset, lo) < hi:
-            left[max(offset, lo) - lo :] = bos_counts.read(max(offset, lo) - offset, hi - offset)
-        if suffix is not None:
-            suffix.free()
-        suffix = partial
-        adjusted.append(left.astype(count_dtype))
-    if suffix is None:
-        suffix = Column(scratch, index_dtype, None, f"suffix{k}")
-    return suffix, adjusted
-
-
-# --- step 4: interpolation ----------------------------------------------------------------------
-
-
-class _Interpolated:
-    def __init__(self, level: Level, lower_backoff: Column | None):
-        self.level = level
-        self._lower_backoff = lower_backoff
-
-    def pop_lower_backoff(self) -> Column | None:
-        backoff, self._lower_backoff = self._lower_backoff, None
-        return backoff
-
-
-def _interpolate(tables: _Tables, k: int, kept: list[int], discounts, lower, unigram, scratch):
-    """Order k's probabilities, and gamma of order k-1's contexts (step 4)."""
-    codec, lower_codec, plan = tables.codecs[k], tables.codecs[k - 1], scratch.plan
-    top = k == len(tables.codecs) - 1
-    radix = codec.radix
-    keys_out = Column(scratch, np.int64, None, f"model-keys{k}")
-    logprob_out = Column(scratch, np.float64, None, f"model-logprob{k}")
-    prob_out = None if top else Column(scratch, np.float64, None, f"prob{k}")
-    backoff_out = None if k == 2 else Column(scratch, np.float64, None, f"model-backoff{k - 1}")
-    n_contexts = kept[k - 1]
-    d_of = np.array((0.0, *discounts))
-    gather, lower_rows = _lower_gather(lower, tables.suffix[k], kept[k], plan, scratch)
-    contexts = None if k == 2 else _Contexts(tables.keys[k - 1], plan.block)
-    next_context = 0
-    for begin, end in _context_blocks(tables.keys[k], codec, lower_codec, kept[k], plan.block):
-        keys = tables.keys[k].read(begin, end)
-        prefix, last = codec.split(keys, lower_codec)
-        starts = group_starts(prefix)  # where each context's n-grams begin
-        sizes = np.diff(np.append(starts, prefix.shape[0]))
-        # (b,) row of each n-gram's context in order k-1 (at k = 2, the token id)
-        distinct = (
-            prefix[starts, 0].astype(np.int64) if k == 2 else contexts.rows_of(prefix[starts])
-        )
-        context = np.repeat(distinct, sizes)
-        raw = tables.adjusted[k].read(begin, end)
-        first_context = int(context[0])
-        local = context - first_context
-        spans = int(local[-1]) + 1
-        a = raw.astype(np.float64)
-        d = d_of[np.minimum(raw, 3)]
-        denom = np.bincount(local, weights=a, minlength=spans)
-        gamma = np.ones(spans)
-        seen = denom > 0
-        gamma[seen] = np.bincount(local, weights=d, minlength=spans)[seen] / denom[seen]
-        prob = gather(begin, end)  # p(x | h'), becoming p(x | h)
-        prob *= gamma[local]
-        a -= d
-        a /= denom[local]
-        prob += a
-        if k == 2:
-            unigram.logbackoff[first_context : first_context + spans] = np.log(gamma)
-        else:
-            backoff_out.append(np.zeros(first_context - next_context))
-            backoff_out.append(np.log(gamma))
-        next_context = first_context + spans
-        keys_out.append(context * radix + last.astype(np.int64))
-        logprob_out.append(np.log(prob))
-        if prob_out is not None:
-            prob_out.append(prob)
-    if backoff_out is not None:
-        backoff_out.append(np.zeros(n_contexts - next_context))
-    if lower_rows is not None:
-        lower_rows.free()
-    level = Level(keys_out, logprob_out, None)
-    return _Interpolated(level, backoff_out), prob_out
-
-
-def _lower_gather(lower, suffix: Column, rows: int, plan, scratch):
-    """A function (begin, end) -> p(x | h') of order k's rows begin..end, through s_k.
-
-    Order k-1's probabilities are gathered from memory when they fit plan.table rows (or
-    are order 1's dense array); otherwise a pass per slice of them fills a column of p(x|h')
-    in order k's order first. Returns it and that column (None if not made)."""
-    if isinstance(lower, np.ndarray) or lower.rows <= plan.table:
-        probs = lower if isinstance(lower, np.ndarray) else lower.read()
-        return (lambda begin, end: probs[suffix.read(begin, end)]), None
-    column: Column | None = None
-    for lo in range(0, lower.rows, plan.table):
-        hi = min(lo + plan.table, lower.rows)
-        probs = lower.read(lo, hi)
-        partial = Column(scratch, np.float64, None, "lower")
-        previous = column.blocks(plan.block, 0, rows) if column is not None else None
-        for begin in range(0, rows, plan.block):
-            index = suffix.read(begin, min(begin + plan.block, rows)).astype(np.int64)
-            inside = (index >= lo) & (index < hi)
-            part = np.zeros(index.size)
-            part[inside] = probs[index[inside] - lo]
-            if previous is not None:
-                part += next(previous)  # exact: every row has one nonzero term
-            partial.append(part)
-        if column is not None:
-            column.free()
-        column = partial
-    return (lambda begin, end: column.read(begin, end).copy()), column
-
-
-def _context_blocks(keys: Column, codec: Codec, lower: Codec, rows: int, size: int):
-    """(begin, end) row ranges of about `size` rows that never split a context."""
-    begin = 0
-    while begin < rows:
-        end = min(begin + size, rows)
-        while end < rows:
-            prefix = codec.prefix(keys.read(begin, end + 1), lower)
-            cut = int(group_starts(prefix)[-1])  # where the context running at `end` starts
-            if cut > 0:
-                end = begin + cut
-                break
-            end = min(begin + 2 * (end - begin), rows)  # one context fills the block: grow it
-        yield begin, end
-        begin = end
-
-
-class _Contexts:
-    """Rows of sorted, nondecreasing query keys in a sorted column, reading it in order."""
-
-    def __init__(self, column: Column, size: int):
-        self.column, self.size = column, size
-        self.base = 0  # row of window[0]
-        self.next = 0  # next row of the column to read
-        self.window = np.zeros((0, column.width), np.uint64)
-
-    def rows_of(self, queries: np.ndarray) -> np.ndarray:
-        last = queries[-1]
-        while self.next < self.column.rows and (
-            self.window.shape[0] == 0 or row_less(self.window[-1], last)
-        ):
-            more = self.column.read(self.next, self.next + self.size)
-            self.next += more.shape[0]
-            self.window = np.concatenate([self.window, more])
-        found = search(self.window, queries)
-        rows = found + self.base
-        drop = int(found[-1])
-        self.window = self.window[drop:]
-        self.base += drop
-        return rows
 
 
 def _histogram(adjusted: np.ndarray) -> np.ndarray:

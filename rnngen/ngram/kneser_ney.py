@@ -13,12 +13,12 @@ Modes
   verify this module against KenLM's own numbers. `rnngen.ngram.kenlm` also writes ARPA files.
 
 Both share one estimator, `rnngen.ngram.estimate` (counts, adjusted counts, discounts,
-interpolation); this module looks its results up, scores, samples, saves and loads. A stream may
-contain the sentence-start marker BOS, whose id is `vocab_size` (one past the last predictable
-id): it is context only, never predicted. Stream mode puts one BOS before the training stream,
-so an n-gram at the very start counts one distinct left context (as a sentence's first word does
-after <s> in KenLM), then drops the n-grams that start with BOS: stream scoring never asks for
-them.
+interpolation); this module looks its results up, scores, samples, saves and loads (the file's
+tables: `rnngen.ngram.model_file`). A stream may contain the sentence-start marker BOS, whose
+id is `vocab_size` (one past the last predictable id): it is context only, never predicted.
+Stream mode puts one BOS before the training stream, so an n-gram at the very start counts
+one distinct left context (as a sentence's first word does after <s> in KenLM), then drops the
+n-grams that start with BOS: stream scoring never asks for them.
 
 Representation
 --------------
@@ -48,25 +48,23 @@ API
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict
 
 import numpy as np
 
-from rnngen.errors import RnngenError, parse_json
+from rnngen.errors import RnngenError
 from rnngen.ngram.budget import check_memory, default_memory
 from rnngen.ngram.counting import TokenStream
-from rnngen.ngram.estimate import Level, NGramStats, OrderTable, estimate
+from rnngen.ngram.estimate import NGramStats, estimate
 from rnngen.ngram.external import Plan, Scratch
-from rnngen.ngram.model_file import read_model, write_model
+from rnngen.ngram.interpolation import Level, OrderTable
+from rnngen.ngram.model_file import FORMAT, read_tables, write_tables
 
 __all__ = ["FORMAT", "MAX_ORDER", "KneserNey", "NGramStats"]
 
 MAX_ORDER = 9
 # The `format` metadata of saved models. /2: tensors 8-byte aligned and memory-mapped on load
 # (the same tensors as /1, which is refused, so that a cache of it is rebuilt).
-FORMAT = "rnngen-ngram/2"
 
 
 class KneserNey:
@@ -133,7 +131,7 @@ class KneserNey:
             )
             if path is not None:
                 try:
-                    _write(path, stats, unigram, levels)
+                    write_tables(path, stats, unigram, levels)
                     return cls.load(path)
                 except RnngenError:
                     if not optional:
@@ -142,7 +140,7 @@ class KneserNey:
                 # Too big to gather in memory: map it from a file that the scratch directory's
                 # removal unlinks (the mapping keeps its pages until the model goes).
                 path = scratch.new_file("model")
-                _write(path, stats, unigram, levels)
+                write_tables(path, stats, unigram, levels)
                 return cls.load(path)
             return cls(stats, unigram, [level.take() for level in levels])
 
@@ -276,49 +274,13 @@ class KneserNey:
     def save(self, path: str | os.PathLike) -> None:
         """Write one safetensors file (never pickle) via a temporary file and os.replace."""
         levels = [Level(level.keys, level.logprob, level.logbackoff) for level in self._levels]
-        _write(path, self.stats, self._unigram, levels)
+        write_tables(path, self.stats, self._unigram, levels)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> KneserNey:
         """Read a file written by `save`, memory-mapped (read-only arrays over the file);
         a missing, foreign, damaged or older-format file is an RnngenError."""
-        meta, tensors = read_model(path)
-        if meta.get("format") != FORMAT:
-            older = str(meta.get("format", "")).startswith("rnngen-ngram/")
-            raise RnngenError(
-                f"{path} is an n-gram model of an older format ({meta.get('format')})"
-                if older
-                else f"{path} is not an rnngen n-gram model (format {meta.get('format')!r})"
-            )
-        try:
-            raw = parse_json(meta["stats"], "its stats")
-            raw["ngram_counts"] = {int(k): v for k, v in raw["ngram_counts"].items()}
-            raw["discounts"] = {int(k): tuple(v) for k, v in raw["discounts"].items()}
-            stats = NGramStats(**raw)
-            unigram = OrderTable(
-                np.arange(0), tensors["unigram_logprob"], tensors["unigram_logbackoff"]
-            )
-            levels = [
-                OrderTable(
-                    tensors[f"keys_{k}"], tensors[f"logprob_{k}"], tensors[f"logbackoff_{k}"]
-                )
-                for k in range(2, stats.order + 1)
-            ]
-            radix = stats.vocab_size + 1
-            if unigram.logprob.size != radix or unigram.logbackoff.size != radix:
-                raise ValueError("unigram tables do not match the vocabulary")
-            for k, level in enumerate(levels, start=2):
-                lower = radix if k == 2 else levels[k - 3].keys.size
-                expected_backoff = 0 if k == stats.order else level.keys.size
-                if level.logprob.size != level.keys.size or (
-                    level.logbackoff.size != expected_backoff
-                ):
-                    raise ValueError(f"order {k}'s tables differ in length")
-                if level.keys.size and not 0 <= int(level.keys[-1]) < lower * radix:
-                    raise ValueError(f"order {k}'s keys are out of range")
-        except (KeyError, TypeError, ValueError, AttributeError, RnngenError) as exc:
-            raise RnngenError(f"n-gram model {path} is damaged: {exc!r}") from None
-        return cls(stats, unigram, levels)
+        return cls(*read_tables(path))
 
 
 class _KeyPart:
@@ -334,22 +296,6 @@ class _KeyPart:
     def __getitem__(self, rows):
         keys = self.keys[rows]
         return keys % self.radix if self.last else keys // self.radix
-
-
-def _write(path, stats: NGramStats, unigram: OrderTable, levels: list) -> None:
-    """The model file: unigram tables, then per order keys, log-probabilities, backoffs."""
-    tensors = [
-        ("unigram_logprob", unigram.logprob),
-        ("unigram_logbackoff", unigram.logbackoff),
-    ]
-    for k, level in enumerate(levels, start=2):
-        backoff = level.logbackoff if level.logbackoff is not None else np.zeros(0)
-        tensors += [
-            (f"keys_{k}", level.keys),
-            (f"logprob_{k}", level.logprob),
-            (f"logbackoff_{k}", backoff),
-        ]
-    write_model(path, {"format": FORMAT, "stats": json.dumps(asdict(stats))}, tensors)
 
 
 def _check_order(order: int) -> None:

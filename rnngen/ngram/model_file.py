@@ -9,6 +9,7 @@ processes that use the same model share its pages. Nothing is ever unpickled.
 
     write_model(path, metadata, tensors)    tensors: (name, array or Column) in file order
     read_model(path) -> (metadata, {name: read-only array})
+    write_tables / read_tables              KneserNey's tables and stats in that file (FORMAT)
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ import json
 import mmap
 import os
 import struct
+from dataclasses import asdict
 
 import numpy as np
 
 from rnngen.atomic import atomic_writer
-from rnngen.errors import RnngenError
+from rnngen.errors import RnngenError, parse_json
 from rnngen.ngram import pages
+from rnngen.ngram.estimate import NGramStats
 from rnngen.ngram.external import Column
+from rnngen.ngram.interpolation import OrderTable
 
 _DTYPES = {"F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 _NAMES = {dtype: name for name, dtype in _DTYPES.items()}
@@ -99,3 +103,62 @@ def read_model(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, np.nd
     except (KeyError, TypeError, ValueError) as exc:
         raise RnngenError(f"n-gram model {path} is damaged: {exc!r}") from None
     return metadata, tensors
+
+
+# --- the Kneser-Ney model in it ----------------------------------------------------------------
+
+FORMAT = "rnngen-ngram/2"
+
+
+def write_tables(path, stats: NGramStats, unigram: OrderTable, levels: list) -> None:
+    """The model file: unigram tables, then per order keys, log-probabilities, backoffs."""
+    tensors = [
+        ("unigram_logprob", unigram.logprob),
+        ("unigram_logbackoff", unigram.logbackoff),
+    ]
+    for k, level in enumerate(levels, start=2):
+        backoff = level.logbackoff if level.logbackoff is not None else np.zeros(0)
+        tensors += [
+            (f"keys_{k}", level.keys),
+            (f"logprob_{k}", level.logprob),
+            (f"logbackoff_{k}", backoff),
+        ]
+    write_model(path, {"format": FORMAT, "stats": json.dumps(asdict(stats))}, tensors)
+
+
+def read_tables(path: str | os.PathLike) -> tuple[NGramStats, OrderTable, list[OrderTable]]:
+    """The tables `write_tables` wrote, memory-mapped (read-only arrays over the file); a
+    missing, foreign, damaged or older-format file is an RnngenError."""
+    meta, tensors = read_model(path)
+    if meta.get("format") != FORMAT:
+        older = str(meta.get("format", "")).startswith("rnngen-ngram/")
+        raise RnngenError(
+            f"{path} is an n-gram model of an older format ({meta.get('format')})"
+            if older
+            else f"{path} is not an rnngen n-gram model (format {meta.get('format')!r})"
+        )
+    try:
+        raw = parse_json(meta["stats"], "its stats")
+        raw["ngram_counts"] = {int(k): v for k, v in raw["ngram_counts"].items()}
+        raw["discounts"] = {int(k): tuple(v) for k, v in raw["discounts"].items()}
+        stats = NGramStats(**raw)
+        unigram = OrderTable(
+            np.arange(0), tensors["unigram_logprob"], tensors["unigram_logbackoff"]
+        )
+        levels = [
+            OrderTable(tensors[f"keys_{k}"], tensors[f"logprob_{k}"], tensors[f"logbackoff_{k}"])
+            for k in range(2, stats.order + 1)
+        ]
+        radix = stats.vocab_size + 1
+        if unigram.logprob.size != radix or unigram.logbackoff.size != radix:
+            raise ValueError("unigram tables do not match the vocabulary")
+        for k, level in enumerate(levels, start=2):
+            lower = radix if k == 2 else levels[k - 3].keys.size
+            expected_backoff = 0 if k == stats.order else level.keys.size
+            if level.logprob.size != level.keys.size or (level.logbackoff.size != expected_backoff):
+                raise ValueError(f"order {k}'s tables differ in length")
+            if level.keys.size and not 0 <= int(level.keys[-1]) < lower * radix:
+                raise ValueError(f"order {k}'s keys are out of range")
+    except (KeyError, TypeError, ValueError, AttributeError, RnngenError) as exc:
+        raise RnngenError(f"n-gram model {path} is damaged: {exc!r}") from None
+    return stats, unigram, levels

@@ -1,21 +1,20 @@
 """The HTTP routes: OpenAI's completions and models, health, scoring, the playground.
 
 A thin layer: each route checks its request (protocol.py), hands the work to the model's
-scheduler (or, for scoring, to a thread) and writes OpenAI's shapes back. Limits answer at
-once rather than slow everyone down: a full queue is 429 with Retry-After, a large body or
-prompt 413; a request past its deadline is cancelled (504, or an error event in a stream).
+scheduler (or, for scoring, to a thread) and writes OpenAI's shapes back (a completion's
+through answers.py). Limits answer at once rather than slow everyone down: a full queue is
+429 with Retry-After, a large body or prompt 413; a request past its deadline is cancelled
+(504, or an error event in a stream).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
-import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -25,9 +24,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from rnngen.errors import RnngenError
-from rnngen.serve.protocol import APIError, Completion, parse_completion, parse_json, parse_score
+from rnngen.serve.answers import collect, stream
+from rnngen.serve.protocol import APIError, parse_completion, parse_json, parse_score
 from rnngen.serve.scheduler import Draining, Job, QueueFull, Scheduler
-from rnngen.serve.stops import StopTrim
 
 log = logging.getLogger("rnngen.serve")
 
@@ -241,128 +240,12 @@ def build_app(server: Server) -> Starlette:
         usage = {"prompt_tokens": sum(prompt_tokens)}
         if c.stream:
             return StreamingResponse(
-                stream(served, job, c, meta, usage, deadline),
+                stream(server, served, job, c, meta, usage, deadline),
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache", "x-request-id": request_id,
                          "x-accel-buffering": "no"},
             )  # fmt: skip
-        return await collect(request, served, job, c, meta, usage, deadline)
-
-    async def collect(request, served, job, c: Completion, meta, usage, deadline) -> Response:
-        """Wait for every choice (or the client leaving, or the deadline); one JSON object."""
-        texts: dict[int, list[str]] = {}
-        finish: dict[int, str] = {}
-        tokens = 0
-        disconnected = asyncio.ensure_future(_disconnect(request))
-        server.jobs.add(job)
-        try:
-            while len(finish) < job.size:
-                waiter = asyncio.ensure_future(job.wake.wait())
-                remaining = deadline - time.monotonic()
-                done, _ = await asyncio.wait({waiter, disconnected}, timeout=max(remaining, 0),
-                                             return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-                waiter.cancel()
-                if disconnected in done:
-                    served.scheduler.cancel(job)
-                    return Response(status_code=499)
-                if not done:
-                    served.scheduler.cancel(job)
-                    raise APIError(504, f"the request took longer than the server's deadline "
-                                   f"({server.limits.deadline:g} s)", type="timeout",
-                                   code="deadline_exceeded")  # fmt: skip
-                if job.error is not None:
-                    raise model_failure(job)
-                for choice, event in job.take():
-                    if hasattr(event, "reason"):
-                        finish[choice] = event.reason
-                        tokens += event.tokens
-                        texts[choice] = [StopTrim.final(event.text, c.stop, event.reason)]
-        finally:
-            disconnected.cancel()
-            server.jobs.discard(job)
-        choices = [{"text": (c.prompts[i // c.n] if c.echo else "") + "".join(texts[i]),
-                    "index": i, "logprobs": None, "finish_reason": _reason(finish[i])}
-                   for i in range(job.size)]  # fmt: skip
-        usage = {**usage, "completion_tokens": tokens,
-                 "total_tokens": usage["prompt_tokens"] + tokens}  # fmt: skip
-        body = {**meta, "object": "text_completion", "choices": choices, "usage": usage}
-        return JSONResponse(body, headers={"x-request-id": meta["id"]})
-
-    def model_failure(job: Job) -> APIError:
-        if isinstance(job.error, TimeoutError):
-            return APIError(503, str(job.error), type="server_error", code="shutting_down")
-        return APIError(500, f"the model failed (request {job.id}); see the server's log",
-                        type="server_error", code="model_failure")  # fmt: skip
-
-    async def stream(served, job, c: Completion, meta, usage, deadline) -> AsyncIterator[str]:
-        """Server-sent events: a chunk per choice with its new text (all that arrived since the
-        last chunk, at most one chunk per `stream_interval`; the first at once), a last chunk
-        per choice with its finish_reason, the usage chunk if asked, then [DONE]."""
-        limits = server.limits
-        trims = [StopTrim(c.stop) for _ in range(job.size)]
-        last_sent = -math.inf  # the first text goes out at once
-        ended = 0
-        tokens = 0
-        server.jobs.add(job)
-
-        def chunk(choices: list[dict], **extra) -> str:
-            body = {**meta, "object": "text_completion", "choices": choices, **extra}
-            return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-        try:
-            if c.echo:
-                yield chunk([{"text": c.prompts[i // c.n], "index": i, "logprobs": None,
-                              "finish_reason": None} for i in range(job.size)])  # fmt: skip
-            while ended < job.size:
-                try:
-                    remaining = deadline - time.monotonic()
-                    await asyncio.wait_for(job.wake.wait(), timeout=max(remaining, 0))
-                except TimeoutError:
-                    served.scheduler.cancel(job)
-                    error = APIError(504, "the request took longer than the server's deadline "
-                                     f"({server.limits.deadline:g} s)", type="timeout",
-                                     code="deadline_exceeded")  # fmt: skip
-                    yield f"data: {json.dumps(error.body())}\n\n"
-                    return
-                # Under load the chunks of all streams together stay under `chunk_rate` a
-                # second: each carries more tokens, and the CPU goes to making them.
-                interval = max(limits.stream_interval, served.scheduler.rows / limits.chunk_rate)
-                wait = last_sent + interval - time.monotonic()
-                if wait > 0 and job.error is None:
-                    await asyncio.sleep(wait)  # let a few more tokens join this chunk
-                if job.error is not None:
-                    served.scheduler.cancel(job)
-                    yield f"data: {json.dumps(model_failure(job).body())}\n\n"
-                    return
-                pieces: dict[int, list[str]] = {}
-                finish: dict[int, str] = {}
-                for choice, event in job.take():
-                    if hasattr(event, "reason"):
-                        finish[choice] = event.reason
-                        tokens += event.tokens
-                    else:
-                        pieces.setdefault(choice, []).append(event.text)
-                out = []
-                for i in sorted(pieces.keys() | finish.keys()):
-                    text = trims[i].feed("".join(pieces.get(i, [])))
-                    if i in finish:
-                        text += trims[i].end(finish[i])
-                    if text or i in finish:
-                        reason = _reason(finish[i]) if i in finish else None
-                        out.append({"text": text, "index": i, "logprobs": None,
-                                    "finish_reason": reason})  # fmt: skip
-                ended += len(finish)
-                if out:
-                    yield chunk(out)
-                    last_sent = time.monotonic()
-            if c.include_usage:
-                total = usage["prompt_tokens"] + tokens
-                yield chunk([], usage={**usage, "completion_tokens": tokens, "total_tokens": total})
-            yield "data: [DONE]\n\n"
-        finally:
-            server.jobs.discard(job)
-            if ended < job.size:
-                served.scheduler.cancel(job)  # the client left, or a deadline: free the slots
+        return await collect(server, request, served, job, c, meta, usage, deadline)
 
     async def playground(request: Request) -> Response:
         from rnngen.serve.playground import PAGE
@@ -386,15 +269,3 @@ def build_app(server: Server) -> Starlette:
         return error_response(error)
 
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
-
-
-def _reason(reason: str) -> str:
-    return "stop" if reason == "stop" else "length"
-
-
-async def _disconnect(request: Request) -> None:
-    """Returns once the client has gone (the body has been read already)."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return

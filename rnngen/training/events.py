@@ -105,7 +105,7 @@ class Rollback:
 
 @dataclass(frozen=True)
 class ThreadsChanged:
-    """Automatic threads moved to another count (rnngen/threads.py): the load changed."""
+    """Automatic threads moved to another count (rnngen/threads/): the load changed."""
 
     step: int
     threads: int

@@ -30,7 +30,7 @@ class Placement:
     device: torch.device  # cuda:LOCAL_RANK under torchrun
     precision: str
     group: Group
-    threads: ThreadPlan | None = None  # CPU threads (rnngen/threads.py); None on a GPU
+    threads: ThreadPlan | None = None  # CPU threads (rnngen/threads/); None on a GPU
 
 
 def connect(config: TrainConfig, group: Group | None = None,
@@ -173,12 +173,12 @@ class TrainingModel:
 
 def build_model(data: TrainingData, plan: ModelPlan, place: Placement) -> TrainingModel:
     from rnngen.adaptive import frequency_order
-    from rnngen.model import RNNLM
+    from rnngen.model import create_model
     from rnngen.training.loop import Trainer
 
     torch.manual_seed(plan.train_config.seed)  # the probe drew from the generator
     with _memory(plan.config, place.device):
-        model = RNNLM(plan.config)
+        model = create_model(plan.config)
         if model.adaptive is not None:  # frequent tokens first (a resumed run loads its own)
             model.adaptive.set_order(frequency_order(data.train_ids, plan.config.vocab_size))
         model = model.to(place.device)

@@ -38,7 +38,7 @@ import torch
 
 from rnngen.config import ModelConfig
 from rnngen.hardware import autocast, fused_adam
-from rnngen.model import RNNLM
+from rnngen.model import create_model
 from rnngen.threads import REJECT
 
 # From the grid and the verification runs in BENCHMARKS.md ("Automatic model size"): the best
@@ -164,7 +164,7 @@ def measure_rates(
     REJECT times the fastest count's is not timed again: beside a busy program, 2 threads can
     take 10x as long as 1, and the probe's time is better spent on the next size."""
     generator = torch.Generator().manual_seed(0)
-    model = RNNLM(config).to(device)
+    model = create_model(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused_adam(device))
     weights = torch.ones(config.vocab_size)  # (V,)
     if config.softmax == "adaptive":  # its cost depends on how often the tail is needed

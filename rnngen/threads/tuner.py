@@ -1,43 +1,13 @@
-"""How many CPU threads torch computes with: fixed, or chosen again and again as the load changes.
-
-torch runs its CPU kernels' parallel loops in OpenMP (libgomp in the Linux wheels). Every
-parallel region ends at a barrier where the threads wait for each other, spinning a while
-before they sleep. When another program holds one of the cores, the thread that lost it
-stalls every region while its partner spins: on 2 cores, beside one busy process, the default
-1x512 LSTM training kept 12-30% of its quiet speed with 2 threads, and 59% adapting
-(BENCHMARKS.md, "Sharing the machine"). A passive wait (OMP_WAIT_POLICY=PASSIVE) cost 12-18%
-on a quiet machine and still lost to 1 thread beside a busy one (issue 29's measurement). So
-rnngen picks the count itself:
-
-- `--threads N`, else OMP_NUM_THREADS, fixes it (`plan_threads`); under torchrun each process
-  gets its share of the cores unless --threads says otherwise (torchrun sets OMP_NUM_THREADS=1
-  by itself, which would leave cores idle).
-- Otherwise a `Tuner` adapts it between 1 and the usable cores. It is told how long each
-  unit of work took (a training step, an evaluation window, a sampled token) and now and then
-  times a few units at a neighbouring count; `choose`, a pure function of those times, moves
-  to another count when it is clearly faster. It starts one below the most and tries more at
-  once (too many threads can cost 30x, too few at most 2x); probes back off while the choice
-  holds, and a sudden slowdown probes fewer threads at once.
-
-The thread count never changes what inference computes (measured bit for bit); gradients may
-round differently at another count for some shapes, so a training run probes with forward
-passes beside its steps, and only a real change of count (the machine's load changed) can
-move its figures, by float rounding. This module imports no torch: the count is applied
-through the `set_threads` callable given to a Tuner (`running` passes torch's).
-"""
+"""The Tuner: the thread count adapted to the load from the measured time of each unit of
+work, and `choose`, the pure function of those times that decides."""
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-from rnngen.errors import RnngenError
 
 # Another count must take this much less time per unit to be chosen: more for more threads,
 # since more threads than the free cores cost up to 30x, and fewer threads at most 2x.
@@ -51,85 +21,6 @@ SLOWDOWN = 1.5  # the last units this much slower than the ones before: probe fe
 EVIDENCE_SECONDS = 1.0  # slow units: this much of their time is evidence enough
 BASELINE = 16  # units kept at the current count
 FIRST_INTERVAL, MAX_INTERVAL = 2.0, 30.0  # seconds between probes, doubling while one holds
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (taskset, cgroups' cpusets), not all the machine's:
-    more threads than cores makes every step slower."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # macOS has no affinity call
-        return os.cpu_count() or 1
-
-
-@dataclass(frozen=True)
-class ThreadPlan:
-    """The thread count a command starts with, whether it adapts, and why."""
-
-    threads: int  # the count to start at; when adaptive, the most it will use
-    adaptive: bool
-    why: str
-
-    def describe(self) -> str:
-        if self.adaptive:
-            return (
-                f"threads: automatic, up to {self.threads} ({self.why}); fewer while other "
-                "programs keep these cores busy (--threads N fixes it)"
-            )
-        return f"threads: {self.threads} ({self.why})"
-
-
-def plan_threads(option: int | str | None = None, *, environ: Mapping[str, str] | None = None,
-                 cores: int | None = None, processes: int = 1) -> ThreadPlan:  # fmt: skip
-    """The plan for `--threads OPTION` (None: not given; "auto": adapt whatever the
-    environment says), OMP_NUM_THREADS in `environ`, `cores` usable cores and `processes`
-    processes of one torchrun job on this machine.
-
-    --threads above the usable cores is an error (more threads than cores is the slowdown
-    this module exists to avoid); OMP_NUM_THREADS above them is lowered to them, since the
-    environment is often inherited from elsewhere (a CI runner's defaults)."""
-    environ = os.environ if environ is None else environ
-    cores = usable_cores() if cores is None else cores
-    auto = isinstance(option, str) and option.strip().lower() == "auto"
-    if option is not None and not auto:
-        count = _count(option, f"--threads must be a whole number from 1 or auto, got {option!r}")
-        if count > cores:
-            raise RnngenError(
-                f"--threads {count}: this process may run on {_cores(cores)}, and more threads "
-                "than cores makes every step slower"
-            )
-        return ThreadPlan(count, False, "--threads")
-    if processes > 1:
-        share = max(1, cores // processes)
-        why = f"torchrun: {_cores(cores)} shared by {processes} processes"
-        return ThreadPlan(share, False, why)
-    raw = environ.get("OMP_NUM_THREADS", "").strip()
-    if raw and not auto:
-        # OpenMP allows a list (one count per nesting level); torch uses the first.
-        first = raw.split(",")[0]
-        count = _count(first, f"OMP_NUM_THREADS={raw!r} is not a number of threads; unset it or "
-                              "give --threads")  # fmt: skip
-        if count > cores:
-            why = f"OMP_NUM_THREADS={raw}, lowered to the {_cores(cores)}"
-            return ThreadPlan(cores, False, why)
-        return ThreadPlan(count, False, f"OMP_NUM_THREADS={raw}")
-    if cores == 1:
-        return ThreadPlan(1, False, "the one usable core")
-    return ThreadPlan(cores, True, "the usable cores")
-
-
-def _count(value: int | str, message: str) -> int:
-    try:
-        count = int(str(value).strip())
-    except ValueError:
-        raise RnngenError(message) from None
-    if count < 1:
-        raise RnngenError(message)
-    return count
-
-
-def _cores(n: int) -> str:
-    return f"{n} core{'s' if n != 1 else ''}"
 
 
 def ladder(most: int) -> tuple[int, ...]:
@@ -354,54 +245,3 @@ class Tuner:
         if self.trial is not None:
             self.trial = None
             self.set_threads(self.current)
-
-
-# -- the tuner of the running command, for the library's loops ------------------------------
-
-_ACTIVE: ContextVar[Tuner | None] = ContextVar("rnngen_threads_tuner", default=None)
-_NOTHING = nullcontext()
-
-
-class _Timed:
-    __slots__ = ("tuner", "units", "kind", "started")
-
-    def __init__(self, tuner: Tuner, units: float, kind: str | None):
-        self.tuner, self.units, self.kind = tuner, units, kind
-
-    def __enter__(self) -> None:
-        self.started = time.perf_counter()
-
-    def __exit__(self, error_type, error, traceback) -> None:
-        if error_type is None:
-            self.tuner.record(time.perf_counter() - self.started, self.units, self.kind)
-
-
-def timed(units: float = 1.0, kind: str | None = None):
-    """`with timed(tokens):` around one unit of a loop's work reports its time to the
-    command's Tuner (see `running`); without one it does nothing, so library callers keep
-    whatever thread count their program set."""
-    tuner = _ACTIVE.get()
-    return _NOTHING if tuner is None else _Timed(tuner, units, kind)
-
-
-@contextmanager
-def running(
-    plan: ThreadPlan, on_change: Callable[[Change], None] | None = None
-) -> Iterator[Tuner | None]:
-    """Run the block at `plan`'s thread count, adapted when the plan is adaptive: library
-    loops inside report their units through `timed`. Restores torch's previous count
-    afterwards. Yields the Tuner, or None."""
-    import torch
-
-    previous = torch.get_num_threads()
-    tuner = None
-    if plan.adaptive:
-        tuner = Tuner(plan.threads, torch.set_num_threads, on_change=on_change)
-    else:
-        torch.set_num_threads(plan.threads)
-    token = _ACTIVE.set(tuner)
-    try:
-        yield tuner
-    finally:
-        _ACTIVE.reset(token)
-        torch.set_num_threads(previous)

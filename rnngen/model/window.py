@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnngen.model import RNNLM, State
+from rnngen.model.rnn import RNNLM
+from rnngen.model.state import State
 
 
 class WindowLM(RNNLM):
