@@ -8,6 +8,8 @@ The API is imported on first use (PEP 562), so `import rnngen` and `rnngen --hel
 and never import torch.
 """
 
+from rnngen.faces import lazy_names
+
 __version__ = "0.1.0"
 
 _API = {
@@ -35,11 +37,4 @@ _API = {
 __all__ = ["__version__", *_API]
 
 
-def __getattr__(name: str):
-    if name in _API:
-        import importlib
-
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value  # looked up once
-        return value
-    raise AttributeError(f"module 'rnngen' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _API)

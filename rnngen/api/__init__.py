@@ -35,6 +35,7 @@ from rnngen.api.figures import PlotResult, plot
 from rnngen.api.language_model import LanguageModel, load, score_line
 from rnngen.api.sampling import Sampling, read_stdin_text, sample, sampler
 from rnngen.api.training import *  # noqa: F403 (train, its events, bits and perplexity)
+from rnngen.faces import lazy_names
 from rnngen.sampling.generate import Done, Piece
 from rnngen.scoring.baseline import check_order, memory_budget
 from rnngen.scoring.lines import LineScore, line_options
@@ -73,11 +74,4 @@ _LAZY |= {name: "rnngen.api.serving"  # `rnngen serve`
 __all__ += list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rnngen.api' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -7,10 +7,9 @@ depend on which of them made it.
     batch.py     SampleBatch: many samples stepped together (sample -n, the server)
 """
 
-from importlib import import_module
+from rnngen.faces import lazy_names
 
-# name -> the module of this package that defines it; imported on first use (PEP 562), so
-# that importing one room of the package never pays for the others.
+# name -> the module of this package that defines it, imported on first use (rnngen.faces).
 _FACE = {
     "SampleConfig": "generate",
     "Piece": "generate",
@@ -20,8 +19,4 @@ _FACE = {
 }
 __all__ = sorted(_FACE)
 
-
-def __getattr__(name: str):
-    if name in _FACE:
-        return getattr(import_module(f"{__name__}.{_FACE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _FACE)

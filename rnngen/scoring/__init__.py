@@ -12,10 +12,9 @@ Every figure eval, score and gradients print comes from here; nothing here train
     gradients.py       how far back the gradient reaches (rnngen gradients)
 """
 
-from importlib import import_module
+from rnngen.faces import lazy_names
 
-# name -> the module of this package that defines it; imported on first use (PEP 562), so
-# that importing one room of the package never pays for the others.
+# name -> the module of this package that defines it, imported on first use (rnngen.faces).
 _FACE = {
     "Score": "logprobs",
     "model_logprobs": "logprobs",
@@ -33,8 +32,4 @@ _FACE = {
 }
 __all__ = sorted(_FACE)
 
-
-def __getattr__(name: str):
-    if name in _FACE:
-        return getattr(import_module(f"{__name__}.{_FACE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _FACE)

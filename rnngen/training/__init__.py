@@ -18,10 +18,9 @@ The loop never saves a checkpoint: it yields events, and run.py keeps the files.
     distributed.py  data-parallel training under torchrun
 """
 
-from importlib import import_module
+from rnngen.faces import lazy_names
 
-# name -> the module of this package that defines it; imported on first use (PEP 562), so
-# that importing one room of the package never pays for the others.
+# name -> the module of this package that defines it, imported on first use (rnngen.faces).
 _FACE = {
     "train": "run",
     "Trainer": "loop",
@@ -39,8 +38,4 @@ _FACE = {
 }
 __all__ = sorted(_FACE)
 
-
-def __getattr__(name: str):
-    if name in _FACE:
-        return getattr(import_module(f"{__name__}.{_FACE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _FACE)
