@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_robust_io import checkpoint, one_error_line  # noqa: F401 (a fixture)
+from test_output_cli import checkpoint, one_error_line  # noqa: F401 (a fixture)
 from typer.testing import CliRunner
 
 from conftest import tiny_text
