@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -87,27 +85,6 @@ def test_eval_errors(trained, tmp_path):
     assert result.returncode == 1 and "--ngram-order" in result.stderr
     result = run_cli("eval", str(trained / "checkpoints" / "synth.state.safetensors"))
     assert result.returncode == 1 and "is a resume file" in result.stderr
-
-
-def test_score_streams_one_json_line_per_input_line(trained):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rnngen", "score"],
-        cwd=trained,
-        text=True,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    process.stdin.write("the cat is here.\n")
-    process.stdin.flush()
-    first = json.loads(process.stdout.readline())  # answered before stdin closes: streaming
-    process.stdin.write("zq xv kj.\n")
-    process.stdin.close()
-    second = json.loads(process.stdout.readline())
-    assert process.wait(timeout=60) == 0
-    assert first["text"] == "the cat is here." and first["tokens"] == len("the cat is here.\n")
-    assert first["logprob"] < 0 and first["ppl"] > 1
-    assert first["logprob"] / first["tokens"] > second["logprob"] / second["tokens"]
 
 
 def test_score_ngram_and_file(trained, tmp_path):

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -217,47 +215,6 @@ def test_scratch_of_a_dead_process_is_removed(tmp_path):
     (stale / "00001-count.bin").write_bytes(b"x")
     KneserNey.fit(np.arange(500) % 9, 3, 9, memory=SPILL_EVERYTHING, scratch_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
-
-
-SIGTERM_CHILD = textwrap.dedent(
-    """
-    import sys, time
-    import numpy as np
-    from rnngen.ngram import KneserNey, external
-    from rnngen.ngram.external import Plan
-
-    original = external.Column.append
-
-    def slow(self, rows):
-        original(self, rows)
-        if self.on_disk:
-            open(sys.argv[2], "w").close()  # spilled: tell the parent, and take our time
-            time.sleep(0.05)
-
-    external.Column.append = slow
-    ids = np.random.default_rng(0).integers(0, 50, 20000)
-    plan = Plan(budget=0, chunk=500, block=200, table=100, store=0, fan_in=2)
-    KneserNey.fit(ids, 5, 50, memory=plan, scratch_dir=sys.argv[1])
-    """
-)
-
-
-def test_sigterm_removes_the_scratch_directory(tmp_path):
-    scratch, ready = tmp_path / "scratch", tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", SIGTERM_CHILD, str(scratch), str(ready)])
-    try:
-        for _ in range(600):
-            if ready.exists() or child.poll() is not None:
-                break
-            subprocess.run(["sleep", "0.05"])
-        assert ready.exists(), "the build never spilled"
-        assert any(p.name.startswith(SCRATCH_PREFIX) for p in scratch.iterdir())
-        child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=60) == -signal.SIGTERM  # ended by SIGTERM, as by default
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert list(scratch.iterdir()) == []
 
 
 # --- the cache ---------------------------------------------------------------------------------

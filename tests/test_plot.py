@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +40,7 @@ def trained(tmp_path_factory) -> Path:
 
 
 def cli(*args: str):
-    """In-process (torch and matplotlib imported once); one real subprocess test remains."""
+    """In-process (torch and matplotlib imported once); a bare `--help`: test_process.py."""
     return CliRunner().invoke(app, list(args))
 
 
@@ -213,17 +211,6 @@ def test_a_bad_output_path_fails_before_writing_anything(trained, tmp_path, outp
 def test_a_bad_reference_is_an_error(trained):
     result = cli("plot", str(trained), "--reference", "5-gram")
     assert result.exit_code == 1 and "NAME=BITS_PER_CHAR" in result.stderr
-
-
-def test_help_imports_neither_torch_nor_matplotlib():
-    code = (
-        "import sys\nfrom rnngen.cli import app\n"
-        "for cmd in (['--help'], ['plot', '--help'], ['gradients', '--help']):\n"
-        "    try:\n        app(cmd, prog_name='rnngen')\n    except SystemExit:\n        pass\n"
-        "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
 
 
 def test_lesson_figures_draw_from_data(tmp_path):

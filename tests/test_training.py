@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import interrupt_once_written, run_cli, tiny_text
+from conftest import run_cli, tiny_text
 from rnngen.checkpoint import atomic_write, load_model, save_model
 from rnngen.config import ModelConfig, TrainConfig
 from rnngen.errors import RnngenError
@@ -417,39 +416,3 @@ def test_unwritable_output(corpus, tmp_path):
         assert result.returncode == 1 and "cannot write" in result.stderr
     finally:
         locked.chmod(0o700)
-
-
-def test_ctrl_c_saves_state_exits_130_and_resumes(corpus, tmp_path):
-    out = tmp_path / "m.safetensors"
-    cmd = [
-        sys.executable,
-        "-m",
-        "rnngen",
-        "train",
-        str(corpus),
-        "-o",
-        str(out),
-        "--time-budget",
-        "5m",
-        "--eval-every",
-        "5",
-        *SMALL[:-1],
-    ]
-    process = interrupt_once_written(cmd, out)
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and "--resume" in stderr and stdout == ""
-    load_model(out)  # the last good checkpoint is loadable
-    result = run_cli(
-        "train",
-        str(corpus),
-        "-o",
-        str(out),
-        "--resume",
-        "--time-budget",
-        "5m",
-        "--max-steps",
-        "30",
-        *SMALL,
-    )
-    assert result.returncode == 0, result.stderr

@@ -1,14 +1,11 @@
 """`rnngen train` against careless and hostile use: nothing lost, nothing half-written, one
-line for every bad input (issue 16: --force, the output lock, SIGTERM, odd paths, options)."""
+line for every bad input (issue 16: --force, the output lock, odd paths, options). SIGTERM,
+Ctrl-C and two real trainers on one output: test_process.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import run_cli, tiny_text
-from rnngen.checkpoint import load_model, state_path
+from rnngen.checkpoint import state_path
 from rnngen.training.files import lock_output
 
 SMALL = ["--layers", "1", "--hidden", "16", "--embed", "16", "--batch-size", "4",
@@ -106,37 +103,6 @@ def test_second_run_on_the_same_output_is_refused(corpus, tmp_path):
     assert not (tmp_path / ".m.safetensors.lock").exists()
     assert train(str(corpus), "-o", str(out), "--max-steps", "3", *SMALL).exit_code == 0
     assert leftovers(tmp_path) == []  # the lock file goes with its run
-
-
-@pytest.mark.slow
-def test_two_real_trainers_on_one_output(corpus, tmp_path):
-    out = tmp_path / "m.safetensors"
-    first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rnngen",
-            "train",
-            str(corpus),
-            "-o",
-            str(out),
-            "--time-budget",
-            "40s",
-            *SMALL,
-        ],  # fmt: skip
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lock = tmp_path / ".m.safetensors.lock"
-    deadline = time.time() + 60
-    while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
-        time.sleep(0.1)
-    second = run_cli("train", str(corpus), "-o", str(out), "--force", *SMALL)
-    first.send_signal(signal.SIGINT)
-    first.communicate(timeout=120)
-    assert second.returncode == 1 and f"being trained by pid {first.pid}" in second.stderr
-    lines = out.with_name("m.metrics.jsonl").read_text().splitlines()
-    assert all(json.loads(line) for line in lines)  # one writer: every line whole
 
 
 # -- item 3: --force keeps the old run's files until the new run has its own ---------------------
@@ -267,45 +233,3 @@ def test_tokenized_directory_without_validation_names_tokenize(corpus, tmp_path)
     out = str(tmp_path / "m.safetensors")
     message = one_line_error(train(str(tokenized), "-o", out, *SMALL), "tokenize")
     assert "give --valid FILE" not in message
-
-
-# -- item 5: SIGTERM saves the state, exits 143, and the run resumes ----------------------------
-
-
-def test_sigterm_saves_state_exits_143_and_resumes(corpus, tmp_path):
-    out = tmp_path / "m.safetensors"
-    command = [sys.executable, "-m", "rnngen", "train", str(corpus), "-o", str(out),
-               "--time-budget", "5m", *SMALL[:-1]]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(tmp_path.glob(".m.metrics.jsonl.*.tmp")):
-        time.sleep(0.1)  # the metrics file opens when training starts: before any evaluation
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
-    assert "Traceback" not in stderr and "--resume" in stderr and stdout == ""
-    assert state_path(out).exists() and not out.exists()  # stopped before its first evaluation
-    assert leftovers(tmp_path) == []
-    result = run_cli("train", str(corpus), "-o", str(out), "--resume", "--max-steps", "4", *SMALL)
-    assert result.returncode == 0, result.stderr
-    load_model(out)
-
-
-@pytest.mark.slow
-def test_two_quick_ctrl_c_end_cleanly(corpus, tmp_path):
-    out = tmp_path / "m.safetensors"
-    command = [sys.executable, "-m", "rnngen", "train", str(corpus), "-o", str(out),
-               "--time-budget", "5m", "--eval-every", "5", *SMALL[:-1]]  # fmt: skip
-    for gap in (0.0005, 0.01, 0.05):
-        for path in tmp_path.glob("m.*"):
-            path.unlink()
-        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-        while not out.exists() and process.poll() is None:
-            time.sleep(0.1)
-        process.send_signal(signal.SIGINT)
-        time.sleep(gap)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 130 and "Traceback" not in stderr, stderr
-        load_model(out)
-        assert leftovers(tmp_path) == []

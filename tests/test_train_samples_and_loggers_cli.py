@@ -115,7 +115,7 @@ def test_an_unwritable_log_dir_is_an_error_before_training(corpus, tmp_path):
 
 def test_a_run_logged_to_tensorboard(corpus, tmp_path):
     pytest.importorskip("tensorboard")
-    from test_train_loggers import accumulator
+    from test_loggers import accumulator
 
     import rnngen
 
@@ -145,7 +145,7 @@ def test_a_run_logged_to_wandb_offline(corpus, tmp_path, monkeypatch):
     finally:
         wandb.teardown()
     [log] = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
-    from test_train_loggers import wandb_records
+    from test_loggers import wandb_records
 
     history = [r["history"] for r in wandb_records(log) if "history" in r]
     logged = [h["trainer/step"] for h in history if "valid/bits_per_char" in h]

@@ -6,24 +6,10 @@ import json
 
 from typer.testing import CliRunner
 
-from conftest import run_cli, run_process
-from rnngen import __version__
+from conftest import run_cli
 from rnngen.cli import app
 
 runner = CliRunner()
-
-
-def test_version_and_help():
-    result = runner.invoke(app, ["--version"])
-    assert result.exit_code == 0 and __version__ in result.stdout
-    result = run_process("--help")  # the real start-up (it imports no torch: cheap)
-    assert result.returncode == 0 and "tokenize" in result.stdout
-
-
-def test_usage_error_exits_2():
-    result = run_process("tokenize", "--no-such-option")  # the real process's exit status
-    assert result.returncode == 2
-    assert result.stdout == ""
 
 
 def test_unknown_command_exits_2():

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_robust_io import checkpoint, one_error_line  # noqa: F401 (a fixture)
+from test_output_cli import checkpoint, one_error_line  # noqa: F401 (a fixture)
 from typer.testing import CliRunner
 
 from conftest import tiny_text
@@ -31,19 +31,6 @@ class NoStdinRunner(CliRunner):
         with super().isolation(*args, **kwargs) as streams:
             sys.stdin = None  # the runner puts its own stdin back afterwards
             yield streams
-
-
-def run_closed_stdin(*args: str, cwd=None):
-    """`python -m rnngen ARGS <&-`: no stdin at all (sys.stdin is None)."""
-    return subprocess.run(
-        [sys.executable, "-m", "rnngen", *args],
-        capture_output=True,
-        text=True,
-        preexec_fn=lambda: os.close(0),
-        cwd=cwd,
-        env={**os.environ, "NO_COLOR": "1"},
-        timeout=300,
-    )
 
 
 # --- stdin ------------------------------------------------------------------------------------
@@ -73,19 +60,11 @@ def test_score_stdin_binary_or_invalid_utf8(checkpoint, data, fragment):  # noqa
     ],
 )
 def test_a_closed_stdin_is_one_line(checkpoint, tmp_path, monkeypatch, args):  # noqa: F811
-    """In process with sys.stdin None, as Python leaves it under `<&-` (one real process below)."""
+    """In process with sys.stdin None, as Python leaves it under `<&-` (real: test_process)."""
     args = [str(checkpoint) if a == "CHECKPOINT" else a for a in args]
     monkeypatch.chdir(tmp_path)
     result = NoStdinRunner().invoke(app, args, env={"NO_COLOR": "1", "OMP_NUM_THREADS": "1"})
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
-    one_error_line(result.stderr, "stdin is closed")
-    assert not [p for p in tmp_path.rglob("*") if "stdin" in p.name]
-
-
-def test_a_closed_stdin_in_a_real_process(tmp_path):
-    """`rnngen tokenize - <&-` (torch-free: a cheap process): the real interpreter's None."""
-    result = run_closed_stdin("tokenize", "-", cwd=tmp_path)
-    assert result.returncode == 1
     one_error_line(result.stderr, "stdin is closed")
     assert not [p for p in tmp_path.rglob("*") if "stdin" in p.name]
 
