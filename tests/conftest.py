@@ -214,3 +214,29 @@ def interrupt_once_written(command: list[str], path: Path, timeout: float = 120)
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     return process
+
+
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """A tiny untrained char model (1x16) beside a little text: for tests of files, streams
+    and errors, where what the model says does not matter."""
+    from rnngen.checkpoint import save_model
+    from rnngen.config import ModelConfig, TokenizerConfig
+    from rnngen.corpus.tokenizer import train_tokenizer
+    from rnngen.model import RNNLM
+
+    tokenizer = train_tokenizer(tiny_text(200).split("\n"), TokenizerConfig(kind="char"))
+    model = RNNLM(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, embed_size=16))
+    path = tmp_path_factory.mktemp("ck") / "tiny.safetensors"
+    save_model(path, model.eval(), tokenizer, {"metrics": {"step": 1}})
+    (path.parent / "text.txt").write_text(tiny_text(60))
+    return path
+
+
+def one_error_line(stderr: str, fragment: str = "") -> None:
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and fragment in lines[0], stderr
+    assert "Traceback" not in stderr, stderr
+
+
+def listing(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_text
+from conftest import listing, one_error_line, untrained_checkpoint
 from rnngen.cli import app
 
 HAS_DEV_FULL = os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)
@@ -27,35 +27,16 @@ def cli(*args: str, input: str | None = None):
     return CliRunner().invoke(app, list(args), input=input)
 
 
-def one_error_line(stderr: str, fragment: str = "") -> None:
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and fragment in lines[0], stderr
-    assert "Traceback" not in stderr, stderr
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from rnngen.checkpoint import save_model
-    from rnngen.config import ModelConfig, TokenizerConfig
-    from rnngen.corpus.tokenizer import train_tokenizer
-    from rnngen.model import RNNLM
-
-    tokenizer = train_tokenizer(tiny_text(200).split("\n"), TokenizerConfig(kind="char"))
-    model = RNNLM(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, embed_size=16))
-    path = tmp_path_factory.mktemp("ck") / "tiny.safetensors"
-    save_model(path, model.eval(), tokenizer, {"metrics": {"step": 1}})
-    (path.parent / "text.txt").write_text(tiny_text(60))
-    return path
+    """An untrained tiny char model (conftest.untrained_checkpoint)."""
+    return untrained_checkpoint(tmp_path_factory)
 
 
 # --- stdout: a full device, a closed pipe ----------------------------------------------------
 
 
 # --- files: a full disk leaves nothing behind -------------------------------------------------
-
-
-def listing(directory: Path) -> set[str]:
-    return {p.name for p in directory.iterdir()}
 
 
 def test_a_cache_path_that_is_a_file_is_one_line(tmp_path, tiny_corpus, monkeypatch):

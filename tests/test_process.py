@@ -27,7 +27,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import interrupt_once_written, run_cli, run_process, tiny_text
+from conftest import (
+    interrupt_once_written,
+    listing,
+    one_error_line,
+    run_cli,
+    run_process,
+    tiny_text,
+    untrained_checkpoint,
+)
 from rnngen import __version__
 from rnngen.checkpoint import load_model, state_path
 from rnngen.ngram.external import SCRATCH_PREFIX
@@ -36,12 +44,6 @@ HAS_DEV_FULL = os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full")
 OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"
 SMALL = ["--layers", "1", "--hidden", "16", "--embed", "16", "--batch-size", "4",
          "--seq-len", "16", "--device", "cpu", "--precision", "fp32", "--quiet"]  # fmt: skip
-
-
-def one_error_line(stderr: str, fragment: str = "") -> None:
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and fragment in lines[0], stderr
-    assert "Traceback" not in stderr, stderr
 
 
 # -- start-up: exit status, and what a command's start imports ---------------------------------
@@ -82,21 +84,8 @@ def test_help_imports_neither_torch_nor_matplotlib():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from rnngen.checkpoint import save_model
-    from rnngen.config import ModelConfig, TokenizerConfig
-    from rnngen.corpus.tokenizer import train_tokenizer
-    from rnngen.model import RNNLM
-
-    tokenizer = train_tokenizer(tiny_text(200).split("\n"), TokenizerConfig(kind="char"))
-    model = RNNLM(ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, embed_size=16))
-    path = tmp_path_factory.mktemp("ck") / "tiny.safetensors"
-    save_model(path, model.eval(), tokenizer, {"metrics": {"step": 1}})
-    (path.parent / "text.txt").write_text(tiny_text(60))
-    return path
-
-
-def listing(directory: Path) -> set[str]:
-    return {p.name for p in directory.iterdir()}
+    """An untrained tiny char model (conftest.untrained_checkpoint)."""
+    return untrained_checkpoint(tmp_path_factory)
 
 
 def run(*args: str, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, fsize=None, cwd=None):
