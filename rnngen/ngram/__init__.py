@@ -5,6 +5,7 @@ Self-contained: nothing here imports torch, sentencepiece or the rest of rnngen 
 baseline can be checked against KenLM on its own and used without a model.
 
     kneser_ney.py  KneserNey (fit, logprobs, distribution, save/load) and MAX_ORDER
+    exportable.py  its tables as an ARPA file lists them (ngram_table, ngram_columns)
     estimate.py    the estimator both modes share (counts, discounts, interpolation)
     adjusted.py    its step 2: each order's table, adjusted counts and suffix indices
     interpolation.py  its step 4: each order's interpolated ln p and backoffs

@@ -43,6 +43,7 @@ API
     model.save(path); KneserNey.load(path)                           # safetensors, atomic
     model.stats: NGramStats       # sizes, discounts, fallback_orders, build_seconds, ...
     model.ngram_table(k)          # order k's n-grams and log-probabilities, for export
+    model.ngram_columns(k)        # the same, computed a chunk of rows at a time (exportable.py)
     model.order, model.vocab_size, model.bos
 """
 
@@ -56,6 +57,7 @@ from rnngen.errors import RnngenError
 from rnngen.ngram.budget import check_memory, default_memory
 from rnngen.ngram.counting import TokenStream
 from rnngen.ngram.estimate import NGramStats, estimate
+from rnngen.ngram.exportable import Exportable
 from rnngen.ngram.external import Plan, Scratch
 from rnngen.ngram.interpolation import Level, OrderTable
 from rnngen.ngram.model_file import FORMAT, read_tables, write_tables
@@ -67,7 +69,7 @@ MAX_ORDER = 9
 # (the same tensors as /1, which is refused, so that a cache of it is rebuilt).
 
 
-class KneserNey:
+class KneserNey(Exportable):
     """A fitted model; build it with `fit` (or `ngram_kenlm.fit_sentences`) or `load`."""
 
     def __init__(self, stats: NGramStats, unigram: OrderTable, levels: list[OrderTable]):
@@ -224,45 +226,6 @@ class KneserNey:
             probs[level.keys[lo:hi] % self._radix] = np.exp(level.logprob[lo:hi])
         return probs
 
-    def ngram_table(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Order k's n-grams as an ARPA file lists them, for export: (prefix, last, lnp, lnbo).
-
-        prefix indexes order k-1's table (for k = 2 it is a token id; for k = 1, -1) and last is
-        the final token id, so n-gram i of order k is the prefix's n-gram followed by last[i].
-        lnp is ln p(last | prefix), interpolated; lnbo is ln gamma of the n-gram as a context,
-        0 where it is never one. Unigrams cover every id < vocab_size, plus BOS (lnp -inf) in
-        sentence mode. All arrays have shape (n_k,).
-        """
-        if k == 1:
-            n = self.vocab_size + int(self.stats.sentence_mode)
-            logprob = self._unigram.logprob[:n].copy()
-            logprob[self.vocab_size :] = -np.inf  # <s> is never predicted
-            return np.full(n, -1), np.arange(n), logprob, self._unigram.logbackoff[:n]
-        level = self._levels[k - 2]
-        top = level.logbackoff.size == 0
-        return (
-            level.keys // self._radix,
-            level.keys % self._radix,
-            level.logprob,
-            np.zeros(level.keys.size) if top else level.logbackoff,
-        )
-
-    def ngram_columns(self, k: int) -> tuple:
-        """ngram_table(k) without computing whole columns: prefix and last are views that
-        divide the keys only of the rows asked for, and the top order's lnbo is None (it has
-        none). What the ARPA writer reads, a chunk of rows at a time, for models of any size.
-        """
-        if k == 1:
-            return self.ngram_table(1)
-        level = self._levels[k - 2]
-        top = k == self.order
-        return (
-            _KeyPart(level.keys, self._radix, last=False),
-            _KeyPart(level.keys, self._radix, last=True),
-            level.logprob,
-            None if top else level.logbackoff,
-        )
-
     def _lookup(self, level: OrderTable, prefix: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Ids of the n-grams (prefix id, token) in level, -1 where absent; shapes (m,)."""
         if level.keys.size == 0:
@@ -281,21 +244,6 @@ class KneserNey:
         """Read a file written by `save`, memory-mapped (read-only arrays over the file);
         a missing, foreign, damaged or older-format file is an RnngenError."""
         return cls(*read_tables(path))
-
-
-class _KeyPart:
-    """keys // radix (prefix) or keys % radix (last) of any rows, computed when asked for."""
-
-    def __init__(self, keys: np.ndarray, radix: int, *, last: bool):
-        self.keys, self.radix, self.last = keys, radix, last
-        self.size = keys.size
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __getitem__(self, rows):
-        keys = self.keys[rows]
-        return keys % self.radix if self.last else keys // self.radix
 
 
 def _check_order(order: int) -> None:

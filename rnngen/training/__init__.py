@@ -7,10 +7,11 @@ The loop never saves a checkpoint: it yields events, and run.py keeps the files.
     sizing.py       the model size a time budget affords (measured throughput)
     options.py      what a user gives a run: defaults, presets, durations
     finetune.py     --init-from: a new run started from a checkpoint's weights
-    loop.py         Trainer: truncated BPTT over contiguous streams, evaluation, rollback
+    loop.py         Trainer: truncated BPTT over contiguous streams, evaluation
     schedule.py     the run's length, progress, learning rate, evaluations, windows
     events.py       what the loop yields (Step, Evaluation, Rollback, ..., TrainResult)
     resume.py       the Trainer's resume state: optimizer tensors, checks, save and load
+    rollback.py     the Trainer's last good state, and the return to it when a step blows up
     resume_file.py  the resume file (NAME.state.safetensors): saved, loaded, its info checked
     files.py        the files of one run (checkpoint, resume state, metrics) and their lock
     loggers.py      the run sent to TensorBoard or Weights & Biases

@@ -5,6 +5,8 @@ writes files: rnngen/training/run.py saves a checkpoint whenever an evaluation i
 so far, and the CLI draws progress from the events. `Trainer.resume_state()` is everything
 needed to continue bit for bit: weights, optimizer moments, RNG, the carried hidden state
 and data position (its side of the resume file, with the load, is resume.py's `Resumable`).
+A non-finite loss or gradient norm, or a loss that explodes, rolls back to the last good
+state with half the learning rate (rollback.py's `Rollbacks`, the Trainer's other base).
 
 The schedule (the run's length and `progress`, the learning rate's warm-up and cosine decay,
 when to evaluate, window lengths, fresh states) is pure arithmetic in schedule.py; the
@@ -27,7 +29,6 @@ score and checkpoints keep (rnngen/training/run.py saves `Trainer.eval_model`).
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ from rnngen.scoring.logprobs import model_logprobs
 from rnngen.training.distributed import Group
 from rnngen.training.events import Evaluation, Finished, Rollback, Step, Stopped, ThreadsChanged
 from rnngen.training.resume import Resumable
+from rnngen.training.rollback import Rollbacks
 from rnngen.training.schedule import (
     EVALS_PER_RUN,
     eval_due,
@@ -57,10 +59,8 @@ from rnngen.training.schedule import (
 
 __all__ = ["Trainer", "Step", "Evaluation", "Rollback", "Stopped", "Finished", "ThreadsChanged"]
 
-MAX_ROLLBACKS = 8
 
-
-class Trainer(Resumable):
+class Trainer(Resumable, Rollbacks):
     def __init__(
         self,
         model: RNNLM,
@@ -268,17 +268,6 @@ class Trainer(Resumable):
         """The streams whose next window starts from a zero state (schedule.fresh_rows)."""
         return fresh_rows(self.streams.shape[0], self.step)
 
-    def _exploded(self, loss: float) -> bool:
-        """A loss far above the recent average (after a few steps to learn that average)."""
-        average = self._loss_average
-        if average is None or self.step < 20:
-            self._loss_average = loss if average is None else 0.9 * average + 0.1 * loss
-            return False
-        if loss > 3 * average + 1:
-            return True
-        self._loss_average = 0.9 * average + 0.1 * loss
-        return False
-
     def _eval_due(self) -> bool:
         due, self.next_eval = eval_due(self.config, self.step, self.progress, self.next_eval)
         return due
@@ -308,37 +297,3 @@ class Trainer(Resumable):
         self.average = AveragedModel(self.model)
         if tensors is not None:
             self.average.load_state_dict(tensors)
-
-    # -- rollback ---------------------------------------------------------------------------
-
-    def _snapshot(self) -> dict:
-        average = None if self.average is None else copy.deepcopy(self.average.state_dict())
-        return {
-            "model": copy.deepcopy(self.model.state_dict()),
-            "average": average,
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "hidden": detach_state(self.hidden),
-            "counters": (self.step, self.epoch, self.position, self.elapsed, self.next_eval),
-        }
-
-    def _roll_back(self, reason: str) -> Rollback:
-        """Return to the last good state with half the learning rate, instead of aborting."""
-        self.rollbacks += 1
-        if self.rollbacks > MAX_ROLLBACKS:
-            raise RnngenError(
-                f"training diverged {MAX_ROLLBACKS} times even after lowering the learning "
-                f"rate ({reason}); try a smaller --lr or --clip"
-            )
-        good = self._good
-        self.model.load_state_dict(good["model"])
-        self.average = None
-        if good["average"] is not None:
-            self._start_average(good["average"])
-        self.optimizer.load_state_dict(good["optimizer"])
-        self.hidden = detach_state(good["hidden"])
-        elapsed = self.elapsed
-        self.step, self.epoch, self.position, _, self.next_eval = good["counters"]
-        self.elapsed = elapsed  # time spent is spent: a budget still ends on time
-        self.lr_scale *= 0.5
-        self.optimizer.zero_grad(set_to_none=True)
-        return Rollback(self.step, reason, self.lr_scale)
