@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+
+# A checkpoint written by an early rnngen (char tokenizer, records its provenance): what
+# every later version must still load, sample, score and eval identically.
+OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TINYSHAKESPEARE = SHARED / "corpora" / "tinyshakespeare"
@@ -240,3 +245,13 @@ def one_error_line(stderr: str, fragment: str = "") -> None:
 
 def listing(directory: Path) -> set[str]:
     return {p.name for p in directory.iterdir()}
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A corpus, a held-out copy of it and the old checkpoint, side by side in tmp_path."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(tiny_text(60))
+    shutil.copy(corpus, tmp_path / "held.txt")
+    shutil.copy(OLD, tmp_path / "m.safetensors")
+    return tmp_path

@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 
 import rnngen
-from conftest import tiny_text
+from conftest import OLD, tiny_text
 from rnngen.arguments import checked
 from rnngen.errors import RnngenError, UsageError
-
-OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import run_cli, tiny_text
+from conftest import OLD, run_cli, tiny_text
 from rnngen.checkpoint import latest_checkpoint, load_model, read_meta, save_model, state_path
 from rnngen.config import ModelConfig, TokenizerConfig, TrainConfig, from_json, to_json
 from rnngen.errors import RnngenError
@@ -29,7 +29,6 @@ from rnngen.training.loop import Trainer
 from rnngen.training.resume_file import load_state, save_state
 
 CPU = torch.device("cpu")
-OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"  # records its provenance
 TRAIN = TrainConfig(batch_size=4, seq_len=8, max_steps=6, warmup_steps=2, log_every=2)
 
 

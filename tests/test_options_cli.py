@@ -4,16 +4,10 @@ other (issue 25). Every case is rnngen's own one-line `error: ...`: exit 1 for a
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 from typer.testing import CliRunner
 
-from conftest import tiny_text
 from rnngen.cli import app
-
-OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"
 
 
 def cli(*args, input: str | None = None):
@@ -25,15 +19,6 @@ def assert_one_error_line(result, fragments: tuple[str, ...], code: int) -> None
     assert result.exit_code == code and result.stdout == "", (result.exit_code, result.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert all(f in lines[0] for f in fragments), lines[0]
-
-
-@pytest.fixture
-def files(tmp_path):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(tiny_text(60))
-    shutil.copy(corpus, tmp_path / "held.txt")
-    shutil.copy(OLD, tmp_path / "m.safetensors")
-    return tmp_path
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (
+    OLD,
     interrupt_once_written,
     listing,
     one_error_line,
@@ -41,7 +42,6 @@ from rnngen.checkpoint import load_model, state_path
 from rnngen.ngram.external import SCRATCH_PREFIX
 
 HAS_DEV_FULL = os.path.exists("/dev/full") and stat.S_ISCHR(os.stat("/dev/full").st_mode)
-OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"
 SMALL = ["--layers", "1", "--hidden", "16", "--embed", "16", "--batch-size", "4",
          "--seq-len", "16", "--device", "cpu", "--precision", "fp32", "--quiet"]  # fmt: skip
 
@@ -290,15 +290,6 @@ def test_a_fifo_given_as_a_checkpoint_fails_at_once(tmp_path):
         lines = stderr.strip().splitlines()
         assert code == 1 and len(lines) == 1, (name, stderr)
         assert "not a regular file" in lines[0] or "is not a tokenized directory" in lines[0]
-
-
-@pytest.fixture
-def files(tmp_path):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(tiny_text(60))
-    shutil.copy(corpus, tmp_path / "held.txt")
-    shutil.copy(OLD, tmp_path / "m.safetensors")
-    return tmp_path
 
 
 UNREADABLE_SCRIPT = """

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import OLD
 from rnngen.checkpoint import load_model, read_meta
 from rnngen.config import SKIPS, ModelConfig, TrainConfig, from_json
 from rnngen.errors import RnngenError
@@ -17,7 +17,6 @@ from rnngen.model import RNNLM, step_state
 from rnngen.training.loop import Stopped, Trainer
 
 CPU = torch.device("cpu")
-OLD = Path(__file__).parent / "fixtures" / "old_char.safetensors"
 VOCAB = 13
 
 
